@@ -1,0 +1,604 @@
+"""The one NinjaAPI at /api/v1/: error mapping, and the campus endpoints (me, spaces, tenants,
+people, leases, tokens). Other apps add their routers here."""
+
+import logging
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, OperationalError, transaction
+from django.http import Http404
+from ninja import Field, NinjaAPI, Query, Router, Schema, Status
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import ConfigDict
+
+from campus.auth import api_auth, caller, get_scoped, is_staff, require_staff, scoped_to_tenant
+from campus.errors import DomainError, Forbidden, Invalid
+from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
+
+log = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="Technocampus API",
+    version="1",
+    description="Rooms, equipment, bookings, doors and usage of the Technocampus. "
+    "Errors are JSON {detail, code}.",
+    auth=api_auth,
+    urls_namespace="api",
+)
+
+
+def error(request, status: int, detail, code: str, **extra):
+    return api.create_response(request, {"detail": detail, "code": code, **extra}, status=status)
+
+
+def _location(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "payload", "query", "path")]
+    return ".".join(parts) or "request"
+
+
+@api.exception_handler(NinjaValidationError)
+def on_invalid_input(request, exc):
+    errors = [
+        {"field": _location(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "Invalid input."
+    return error(request, 422, detail, "invalid", errors=errors)
+
+
+@api.exception_handler(DjangoValidationError)
+def on_model_invalid(request, exc):
+    if hasattr(exc, "error_dict"):
+        errors = [
+            {"field": "request" if field == "__all__" else field, "message": str(m)}
+            for field, messages in exc.message_dict.items()
+            for m in messages
+        ]
+    else:
+        errors = [{"field": "request", "message": str(m)} for m in exc.messages]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return error(request, 422, detail, "invalid", errors=errors)
+
+
+@api.exception_handler(DomainError)
+def on_domain_error(request, exc):
+    return error(request, exc.status, exc.detail, exc.code, **exc.data)
+
+
+@api.exception_handler(AuthenticationError)
+def on_unauthenticated(request, exc):
+    return error(
+        request,
+        401,
+        "Authentication required: sign in or send a valid Bearer token.",
+        "unauthenticated",
+    )
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc):
+    code = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}.get(
+        exc.status_code, "error"
+    )
+    if "CSRF" in exc.message:
+        code = "csrf_failed"
+    return error(request, exc.status_code, exc.message, code)
+
+
+@api.exception_handler(Http404)
+def on_not_found(request, exc):
+    return error(request, 404, "Not found.", "not_found")
+
+
+@api.exception_handler(ObjectDoesNotExist)
+def on_object_missing(request, exc):
+    return error(request, 404, "Not found.", "not_found")
+
+
+@api.exception_handler(IntegrityError)
+def on_integrity_error(request, exc):
+    # Constraints are checked by full_clean() first; this is the race where two requests
+    # passed that check at once. The database kept its invariant; the caller may retry.
+    log.info("integrity error answered 409: %s", exc)
+    return error(
+        request, 409, "This conflicts with data saved meanwhile; reload and retry.", "conflict"
+    )
+
+
+@api.exception_handler(OperationalError)
+def on_database_busy(request, exc):
+    # SQLite's "database is locked" or a PostgreSQL serialisation failure: a retry will do.
+    log.warning("database busy, answered 503: %s", exc)
+    response = error(request, 503, "The database is busy; retry in a moment.", "busy")
+    response["Retry-After"] = "1"
+    return response
+
+
+class In(Schema):
+    """Input schemas refuse unknown fields, so that a typo is a 422 and not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def save_validated(obj, *, features: list[str] | None = None):
+    """Run the model's checks (constraints, cross-level rules), then save: 422 on failure."""
+    obj.full_clean()
+    with transaction.atomic():
+        obj.save()
+        if features is not None:
+            obj.features.set(features_by_code(features))
+    return obj
+
+
+def features_by_code(codes: list[str]) -> list[Feature]:
+    found = list(Feature.objects.filter(code__in=codes))
+    missing = sorted(set(codes) - {f.code for f in found})
+    if missing:
+        raise Invalid(f"features: unknown feature(s) {', '.join(missing)}.", field="features")
+    return found
+
+
+def existing(model, pk: int, field: str):
+    obj = model.objects.filter(pk=pk).first()
+    if obj is None:
+        raise Invalid(f"{field}: no {model._meta.verbose_name} with id {pk}.", field=field)
+    return obj
+
+
+# ---------------------------------------------------------------- me and tokens
+
+campus_router = Router(tags=["campus"])
+
+
+class TenantBrief(Schema):
+    id: int
+    name: str
+    tier: str
+
+
+class MeOut(Schema):
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    language: str
+    tenant: TenantBrief | None
+    roles: list[str]
+
+
+@campus_router.get("/me", response=MeOut, summary="Who am I")
+def me(request):
+    return caller(request)
+
+
+class TokenIn(In):
+    name: str = Field(min_length=1, max_length=80)
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    hint: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+    @staticmethod
+    def resolve_created_at(obj):
+        return obj.created_at.isoformat()
+
+    @staticmethod
+    def resolve_last_used_at(obj):
+        return obj.last_used_at.isoformat() if obj.last_used_at else None
+
+    @staticmethod
+    def resolve_revoked_at(obj):
+        return obj.revoked_at.isoformat() if obj.revoked_at else None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself, shown only this once.")
+
+
+@campus_router.get("/me/tokens", response=list[TokenOut], summary="My API tokens")
+def list_tokens(request):
+    return caller(request).api_tokens.all()
+
+
+@campus_router.post("/me/tokens", response={201: TokenCreated}, summary="Create an API token")
+def create_token(request, payload: TokenIn):
+    token, plaintext = ApiToken.issue(caller(request), payload.name)
+    token.token = plaintext
+    return Status(201, token)
+
+
+@campus_router.post("/me/tokens/{token_id}/revoke", response=TokenOut, summary="Revoke a token")
+def revoke_token(request, token_id: int):
+    token = get_scoped(caller(request).api_tokens.all(), token_id, "token")
+    token.revoke()
+    return token
+
+
+# ---------------------------------------------------------------- spaces
+
+SpaceKind = Space.Kind
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_]{0,19}$"
+
+
+class SpaceOut(Schema):
+    id: int
+    code: str
+    name: str
+    kind: str
+    floor_id: int
+    level: int
+    building: str
+    capacity: int
+    area_m2: float | None
+    features: list[str]
+    bookable: bool
+    is_active: bool
+
+    @staticmethod
+    def resolve_level(obj):
+        return obj.floor.level
+
+    @staticmethod
+    def resolve_building(obj):
+        return obj.floor.building.code
+
+    @staticmethod
+    def resolve_features(obj):
+        return sorted(f.code for f in obj.features.all())
+
+
+class SpaceFilter(Schema):
+    kind: SpaceKind | None = None
+    floor: int | None = Field(None, description="Floor id")
+    level: int | None = Field(None, ge=-5, le=50, description="Floor level (0 = ground floor)")
+    min_capacity: int | None = Field(None, ge=0, le=100000)
+    feature: list[Annotated[str, Field(max_length=40)]] = Field(
+        default_factory=list, description="Feature codes; a space must have all of them"
+    )
+    bookable: bool | None = None
+
+
+class SpaceIn(In):
+    floor_id: int
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1, max_length=120)
+    kind: SpaceKind
+    capacity: int = Field(0, ge=0, le=100000)
+    area_m2: Decimal | None = Field(None, gt=0, max_digits=7, decimal_places=2)
+    features: list[str] = []
+    bookable: bool = False
+    is_active: bool = True
+
+
+class SpacePatch(In):
+    floor_id: int | None = None
+    code: str | None = Field(None, pattern=CODE_PATTERN)
+    name: str | None = Field(None, min_length=1, max_length=120)
+    kind: SpaceKind | None = None
+    capacity: int | None = Field(None, ge=0, le=100000)
+    area_m2: Decimal | None = Field(None, gt=0, max_digits=7, decimal_places=2)
+    features: list[str] | None = None
+    bookable: bool | None = None
+    is_active: bool | None = None
+
+
+def spaces_queryset():
+    return Space.objects.select_related("floor__building").prefetch_related("features")
+
+
+@campus_router.get("/spaces", response=list[SpaceOut], summary="Spaces, with filters")
+@paginate(LimitOffsetPagination)
+def list_spaces(request, filters: Query[SpaceFilter]):
+    qs = spaces_queryset()
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.floor is not None:
+        qs = qs.filter(floor_id=filters.floor)
+    if filters.level is not None:
+        qs = qs.filter(floor__level=filters.level)
+    if filters.min_capacity is not None:
+        qs = qs.filter(capacity__gte=filters.min_capacity)
+    if filters.bookable is not None:
+        qs = qs.filter(bookable=filters.bookable)
+    for code in set(filters.feature):
+        qs = qs.filter(features__code=code)
+    return qs
+
+
+@campus_router.get("/spaces/{space_id}", response=SpaceOut, summary="One space")
+def get_space(request, space_id: int):
+    return get_scoped(spaces_queryset(), space_id, "space")
+
+
+def _apply(obj, data: dict, fk: dict):
+    for name, value in data.items():
+        if name in fk and value is not None:
+            setattr(obj, name, existing(fk[name], value, name).pk)
+        else:
+            setattr(obj, name, value)
+
+
+@campus_router.post("/spaces", response={201: SpaceOut}, summary="Create a space (staff)")
+def create_space(request, payload: SpaceIn):
+    require_staff(request)
+    data = payload.model_dump()
+    features = data.pop("features")
+    space = Space()
+    _apply(space, data, {"floor_id": Floor})
+    save_validated(space, features=features)
+    return Status(201, spaces_queryset().get(pk=space.pk))
+
+
+@campus_router.patch("/spaces/{space_id}", response=SpaceOut, summary="Update a space (staff)")
+def update_space(request, space_id: int, payload: SpacePatch):
+    require_staff(request)
+    space = get_scoped(Space.objects.all(), space_id, "space")
+    data = payload.model_dump(exclude_unset=True)
+    features = data.pop("features", None)
+    _apply(space, _not_null(data, SpacePatch, nullable={"area_m2"}), {"floor_id": Floor})
+    save_validated(space, features=features)
+    return spaces_queryset().get(pk=space.pk)
+
+
+def _not_null(data: dict, schema, nullable: set[str] = frozenset()) -> dict:
+    """A PATCH may clear only the fields that can be empty; `null` elsewhere is a 422."""
+    nulls = [k for k, v in data.items() if v is None and k not in nullable]
+    if nulls:
+        raise Invalid(f"{', '.join(nulls)}: may not be null.", field=nulls[0])
+    return data
+
+
+# ---------------------------------------------------------------- tenants
+
+
+class TenantOut(Schema):
+    id: int
+    name: str
+    tier: str
+    status: str
+    contract_start: date
+    contract_end: date | None
+    contact_email: str
+
+
+class TenantIn(In):
+    name: str = Field(min_length=1, max_length=160)
+    tier: Tenant.Tier
+    status: Tenant.Status = Tenant.Status.ACTIVE
+    contract_start: date
+    contract_end: date | None = None
+    contact_email: Email | None = None
+
+
+class TenantPatch(In):
+    name: str | None = Field(None, min_length=1, max_length=160)
+    tier: Tenant.Tier | None = None
+    status: Tenant.Status | None = None
+    contract_start: date | None = None
+    contract_end: date | None = None
+    contact_email: Email | None = None
+
+
+@campus_router.get(
+    "/tenants", response=list[TenantOut], summary="Tenants (yours, or all for staff)"
+)
+@paginate(LimitOffsetPagination)
+def list_tenants(request):
+    person = caller(request)
+    if is_staff(person):
+        return Tenant.objects.all()
+    return Tenant.objects.filter(pk=person.tenant_id)
+
+
+@campus_router.get("/tenants/{tenant_id}", response=TenantOut, summary="One tenant")
+def get_tenant(request, tenant_id: int):
+    person = caller(request)
+    qs = Tenant.objects.all() if is_staff(person) else Tenant.objects.filter(pk=person.tenant_id)
+    return get_scoped(qs, tenant_id, "tenant")
+
+
+@campus_router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
+def create_tenant(request, payload: TenantIn):
+    require_staff(request)
+    data = payload.model_dump()
+    data["contact_email"] = data["contact_email"] or ""
+    tenant = Tenant()
+    _apply(tenant, data, {})
+    return Status(201, save_validated(tenant))
+
+
+@campus_router.patch("/tenants/{tenant_id}", response=TenantOut, summary="Update a tenant (staff)")
+def update_tenant(request, tenant_id: int, payload: TenantPatch):
+    require_staff(request)
+    tenant = get_scoped(Tenant.objects.all(), tenant_id, "tenant")
+    data = _not_null(
+        payload.model_dump(exclude_unset=True),
+        TenantPatch,
+        nullable={"contract_end", "contact_email"},
+    )
+    if "contact_email" in data:
+        data["contact_email"] = data["contact_email"] or ""
+    _apply(tenant, data, {})
+    return save_validated(tenant)
+
+
+# ---------------------------------------------------------------- people
+
+Language = Annotated[str, Field(pattern="^(fr|en)$")]
+
+
+class PersonOut(Schema):
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    phone: str
+    tenant_id: int | None
+    is_tenant_admin: bool
+    is_facility_staff: bool
+    is_lab_technician: bool
+    is_active: bool
+    language: str
+
+
+class PersonIn(In):
+    email: Email
+    first_name: str = Field(min_length=1, max_length=80)
+    last_name: str = Field(min_length=1, max_length=80)
+    phone: str = Field("", max_length=30)
+    tenant_id: int | None = None
+    is_tenant_admin: bool = False
+    is_facility_staff: bool = False
+    is_lab_technician: bool = False
+    is_active: bool = True
+    language: Language = "fr"
+
+
+class PersonPatch(In):
+    email: Email | None = None
+    first_name: str | None = Field(None, min_length=1, max_length=80)
+    last_name: str | None = Field(None, min_length=1, max_length=80)
+    phone: str | None = Field(None, max_length=30)
+    tenant_id: int | None = None
+    is_tenant_admin: bool | None = None
+    is_facility_staff: bool | None = None
+    is_lab_technician: bool | None = None
+    is_active: bool | None = None
+    language: Language | None = None
+
+
+STAFF_ROLES = ("is_facility_staff", "is_lab_technician")
+
+
+def _check_person_write(person: Person, data: dict, target: Person | None):
+    """Staff manage anyone; a tenant admin, their own tenant's people, without staff roles."""
+    if is_staff(person):
+        return
+    if not person.is_tenant_admin:
+        raise Forbidden(
+            "Only facility staff or a tenant admin may manage people.", code="staff_only"
+        )
+    if target is not None and target.tenant_id != person.tenant_id:
+        raise Forbidden("Only facility staff may do this.", code="staff_only")
+    if any(data.get(role) for role in STAFF_ROLES):
+        raise Forbidden("Only facility staff may grant staff roles.", code="staff_only")
+    if "tenant_id" in data and data["tenant_id"] != person.tenant_id:
+        raise Forbidden("A tenant admin manages only their own tenant's people.", code="staff_only")
+
+
+@campus_router.get(
+    "/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)"
+)
+@paginate(LimitOffsetPagination)
+def list_people(request, tenant: int | None = None):
+    qs = scoped_to_tenant(caller(request), Person.objects.all())
+    if tenant is not None:
+        qs = qs.filter(tenant_id=tenant)
+    return qs
+
+
+@campus_router.get("/people/{person_id}", response=PersonOut, summary="One person")
+def get_person(request, person_id: int):
+    person = caller(request)
+    qs = scoped_to_tenant(person, Person.objects.all())
+    if person_id == person.pk:
+        qs = Person.objects.all()
+    return get_scoped(qs, person_id, "person")
+
+
+@campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
+def create_person(request, payload: PersonIn):
+    data = payload.model_dump()
+    me_ = caller(request)
+    if not is_staff(me_) and data["tenant_id"] is None:
+        data["tenant_id"] = me_.tenant_id
+    _check_person_write(me_, data, None)
+    data["email"] = data["email"].lower()
+    target = Person()
+    _apply(target, data, {"tenant_id": Tenant})
+    target.set_unusable_password()
+    return Status(201, save_validated(target))
+
+
+@campus_router.patch("/people/{person_id}", response=PersonOut, summary="Update a person")
+def update_person(request, person_id: int, payload: PersonPatch):
+    me_ = caller(request)
+    target = get_scoped(scoped_to_tenant(me_, Person.objects.all()), person_id, "person")
+    data = _not_null(payload.model_dump(exclude_unset=True), PersonPatch, nullable={"tenant_id"})
+    _check_person_write(me_, data, target)
+    if "email" in data:
+        data["email"] = data["email"].lower()
+    _apply(target, data, {"tenant_id": Tenant})
+    return save_validated(target)
+
+
+# ---------------------------------------------------------------- leases
+
+
+class LeaseOut(Schema):
+    id: int
+    tenant_id: int
+    space_id: int
+    space_code: str
+    start: date
+    end: date | None
+
+    @staticmethod
+    def resolve_space_code(obj):
+        return obj.space.code
+
+
+class LeaseIn(In):
+    tenant_id: int
+    space_id: int
+    start: date
+    end: date | None = None
+
+
+class LeasePatch(In):
+    start: date | None = None
+    end: date | None = None
+
+
+@campus_router.get(
+    "/leases", response=list[LeaseOut], summary="Leases (your tenant's, or all for staff)"
+)
+@paginate(LimitOffsetPagination)
+def list_leases(request):
+    return scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
+
+
+@campus_router.get("/leases/{lease_id}", response=LeaseOut, summary="One lease")
+def get_lease(request, lease_id: int):
+    qs = scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
+    return get_scoped(qs, lease_id, "lease")
+
+
+@campus_router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")
+def create_lease(request, payload: LeaseIn):
+    require_staff(request)
+    lease = Lease()
+    _apply(lease, payload.model_dump(), {"tenant_id": Tenant, "space_id": Space})
+    return Status(201, save_validated(lease))
+
+
+@campus_router.patch("/leases/{lease_id}", response=LeaseOut, summary="Update a lease (staff)")
+def update_lease(request, lease_id: int, payload: LeasePatch):
+    require_staff(request)
+    lease = get_scoped(Lease.objects.select_related("space"), lease_id, "lease")
+    data = _not_null(payload.model_dump(exclude_unset=True), LeasePatch, nullable={"end"})
+    _apply(lease, data, {})
+    return save_validated(lease)
+
+
+api.add_router("/", campus_router)

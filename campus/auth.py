@@ -1,0 +1,67 @@
+"""Who is calling the API, and what their roles let them do.
+
+Two ways in: the browser session (with Django's CSRF check on unsafe methods) and
+`Authorization: Bearer <token>` with a personal API token. Scoping helpers live here so that
+every list and detail endpoint filters the same way.
+"""
+
+from django.db.models import QuerySet
+from ninja.security import HttpBearer, SessionAuth
+
+from campus.errors import Forbidden, NotFound
+from campus.models import ApiToken, Person
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer tc_…`: a personal API token, looked up by its digest."""
+
+    def authenticate(self, request, token):
+        person = ApiToken.authenticate(token)
+        if person is not None:
+            request.user = person
+        return person
+
+
+class ActiveSessionAuth(SessionAuth):
+    """The signed-in browser session, CSRF-checked on unsafe methods."""
+
+    def authenticate(self, request, key):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.is_active:
+            return user
+        return None
+
+
+api_auth = [TokenAuth(), ActiveSessionAuth()]
+
+
+def caller(request) -> Person:
+    return request.auth
+
+
+def is_staff(person: Person) -> bool:
+    return person.is_active and (person.is_facility_staff or person.is_superuser)
+
+
+def require_staff(request) -> Person:
+    person = caller(request)
+    if not is_staff(person):
+        raise Forbidden("Only facility staff may do this.", code="staff_only")
+    return person
+
+
+def scoped_to_tenant(person: Person, qs: QuerySet, tenant_field: str = "tenant") -> QuerySet:
+    """Staff see everything; anyone else sees only their own tenant's rows (or none)."""
+    if is_staff(person):
+        return qs
+    if person.tenant_id is None:
+        return qs.none()
+    return qs.filter(**{f"{tenant_field}_id": person.tenant_id})
+
+
+def get_scoped(qs: QuerySet, pk: int, what: str):
+    """The object with this id in the caller's scope, or 404 (also for another tenant's)."""
+    obj = qs.filter(pk=pk).first()
+    if obj is None:
+        raise NotFound(f"No {what} with id {pk}.")
+    return obj

@@ -1,0 +1,18 @@
+"""`manage.py seed_demo`: build (or bring up to date) the demo Technocampus. Idempotent."""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from campus import demo
+
+
+class Command(BaseCommand):
+    help = "Create or update the demo Technocampus (building, tenants, people). Safe to re-run."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            logins = demo.build()
+        self.stdout.write(self.style.SUCCESS("Demo campus ready."))
+        self.stdout.write(f"Demo logins (password: {demo.DEMO_PASSWORD}):")
+        for email, roles in logins.items():
+            self.stdout.write(f"  {email:55} {roles}")

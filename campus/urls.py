@@ -1,0 +1,18 @@
+"""URLs: the back-office (Django admin), the API, language switching, the portal's home."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from campus.api import api
+
+admin.site.site_header = "Technocampus"
+admin.site.site_title = "Technocampus"
+admin.site.index_title = "Back-office"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+]

@@ -1,0 +1,172 @@
+"""The cast every test shares, on a small campus.
+
+Acme (a member tenant) leases office B-1.01: alice is its tenant admin, bob a member.
+Globex (a non-member) leases B-1.02: charlie works there, an outsider to Acme.
+sam is facility staff, tina a lab technician.
+
+Services: tests marked `postgres` need DATABASE_URL on PostgreSQL, tests marked `mqtt` a real
+broker at MQTT_TEST_URL (default mqtt://127.0.0.1:1883). Without them they are skipped, unless
+REQUIRE_SERVICES names them (CI does): then a missing service is a failure, not a skip.
+"""
+
+import os
+import socket
+from datetime import date
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import translation
+
+from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
+
+REQUIRED = {s.strip() for s in os.environ.get("REQUIRE_SERVICES", "").split(",") if s.strip()}
+MQTT_TEST_URL = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
+
+
+def _missing(service: str, why: str):
+    if service in REQUIRED:
+        pytest.fail(f"{service} is required (REQUIRE_SERVICES) but {why}")
+    pytest.skip(f"needs {service}: {why}")
+
+
+def mqtt_reachable() -> bool:
+    parts = urlsplit(MQTT_TEST_URL)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 1883), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _services(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _missing("postgres", f"the database is {connection.vendor}")
+    if request.node.get_closest_marker("mqtt") and not mqtt_reachable():
+        _missing("mqtt", f"no broker answers at {MQTT_TEST_URL}")
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Assertions read English messages; the French pages have tests of their own.
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def campus(db):
+    """A site, building B with a ground floor and a first floor, a few spaces and features."""
+    site = Site.objects.create(name="Test campus", slug="test")
+    building = Building.objects.create(site=site, code="B", name="Main")
+    ground = Floor.objects.create(building=building, level=0, name="Ground")
+    first = Floor.objects.create(building=building, level=1, name="First")
+    projector = Feature.objects.create(code="projector", name="Projector")
+    esd = Feature.objects.create(code="esd-floor", name="ESD floor")
+    spaces = {
+        "office_acme": Space.objects.create(
+            floor=first, code="B-1.01", name="Office 1", kind="office", capacity=4
+        ),
+        "office_globex": Space.objects.create(
+            floor=first, code="B-1.02", name="Office 2", kind="office", capacity=4
+        ),
+        "meeting": Space.objects.create(
+            floor=first, code="B-1.50", name="Loire", kind="meeting_room", capacity=8, bookable=True
+        ),
+        "big_meeting": Space.objects.create(
+            floor=ground,
+            code="B-0.03",
+            name="Maine",
+            kind="meeting_room",
+            capacity=20,
+            bookable=True,
+        ),
+        "lab": Space.objects.create(
+            floor=ground, code="B-0.10", name="EMC lab", kind="lab", capacity=6, bookable=True
+        ),
+    }
+    spaces["meeting"].features.add(projector)
+    spaces["big_meeting"].features.add(projector)
+    spaces["lab"].features.add(esd)
+    return {"site": site, "building": building, "ground": ground, "first": first, **spaces}
+
+
+@pytest.fixture
+def acme(campus):
+    tenant = Tenant.objects.create(name="Acme", tier="member", contract_start=date(2024, 1, 1))
+    Lease.objects.create(tenant=tenant, space=campus["office_acme"], start=date(2024, 1, 1))
+    return tenant
+
+
+@pytest.fixture
+def globex(campus):
+    tenant = Tenant.objects.create(
+        name="Globex", tier="non_member", contract_start=date(2024, 1, 1)
+    )
+    Lease.objects.create(tenant=tenant, space=campus["office_globex"], start=date(2024, 1, 1))
+    return tenant
+
+
+def _person(email, first, **extra):
+    return Person.objects.create_user(
+        email, "pw-" + first, first_name=first, last_name="Test", **extra
+    )
+
+
+@pytest.fixture
+def alice(acme):
+    return _person("alice@acme.test", "Alice", tenant=acme, is_tenant_admin=True)
+
+
+@pytest.fixture
+def bob(acme):
+    return _person("bob@acme.test", "Bob", tenant=acme)
+
+
+@pytest.fixture
+def charlie(globex):
+    return _person("charlie@globex.test", "Charlie", tenant=globex)
+
+
+@pytest.fixture
+def sam(campus):
+    return _person("sam@campus.test", "Sam", is_facility_staff=True)
+
+
+@pytest.fixture
+def tina(campus):
+    return _person("tina@campus.test", "Tina", is_lab_technician=True)
+
+
+def api_client(person: Person) -> Client:
+    """A client that calls the API with a fresh personal token of this person."""
+    _token, plaintext = ApiToken.issue(person, "tests")
+    return Client(headers={"Authorization": f"Bearer {plaintext}"})
+
+
+@pytest.fixture
+def as_alice(alice):
+    return api_client(alice)
+
+
+@pytest.fixture
+def as_bob(bob):
+    return api_client(bob)
+
+
+@pytest.fixture
+def as_charlie(charlie):
+    return api_client(charlie)
+
+
+@pytest.fixture
+def as_sam(sam):
+    return api_client(sam)
+
+
+@pytest.fixture
+def as_tina(tina):
+    return api_client(tina)
