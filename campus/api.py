@@ -602,3 +602,13 @@ def update_lease(request, lease_id: int, payload: LeasePatch):
 
 
 api.add_router("/", campus_router)
+
+
+def _add_app_routers():
+    # Imported here: the apps' routers import helpers from this module.
+    from bookings.api import router as bookings_router
+
+    api.add_router("/", bookings_router)
+
+
+_add_app_routers()

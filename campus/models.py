@@ -193,6 +193,17 @@ class Tenant(models.Model):
     contract_start = models.DateField(_("contract start"))
     contract_end = models.DateField(_("contract end"), null=True, blank=True)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    included_minutes_per_month = models.PositiveIntegerField(
+        _("included booking minutes per month"),
+        default=0,
+        help_text=_("Room time included in the contract, deducted from the monthly statement."),
+    )
+    monthly_quota_minutes = models.PositiveIntegerField(
+        _("monthly booking quota (minutes)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: no quota."),
+    )
 
     class Meta:
         verbose_name = _("tenant")

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from bookings import views as booking_views
 from campus.api import api
 
 admin.site.site_header = "Technocampus"
@@ -15,4 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("calendar/person/<str:token>.ics", booking_views.person_feed, name="person-feed"),
+    path("calendar/resource/<str:token>.ics", booking_views.resource_feed, name="resource-feed"),
 ]

@@ -1,0 +1,631 @@
+"""The one place that writes bookings: book, move, cancel, approve, reject, check in, release.
+
+Every path (portal, API, admin, recurring series, approvals, periodic jobs) calls these
+functions. The conflict rule (invariant 1) is enforced here under a per-resource lock, so
+that the caller gets the list of conflicting slots, and again by PostgreSQL's exclusion
+constraint, so that no code path can ever store an overlap. On SQLite the IMMEDIATE
+transaction serialises writers instead.
+
+Lock order: resources by ascending id, taken as late as possible, then re-check (pretix's
+pattern). Deadlocks and serialisation failures are retried, then answered "busy", never 500.
+"""
+
+import logging
+import time as clock
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from bookings import policy as rules
+from bookings.models import (
+    ACTIVE,
+    HOLDING,
+    Booking,
+    BookingPolicy,
+    Closure,
+    Resource,
+    Status,
+)
+from campus.errors import Conflict, DomainError, Forbidden, NotFound
+from campus.models import Person
+
+log = logging.getLogger(__name__)
+
+CHECK_IN_OPENS_BEFORE = timedelta(minutes=15)
+RETRIES = 4
+
+
+def building_tz() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+class SlotTaken(Conflict):
+    """The slot overlaps other bookings; `conflicts` lists them (start, end, resource)."""
+
+    code = "conflict"
+
+
+class QuotaExceeded(DomainError):
+    status = 422
+    code = "quota_exceeded"
+
+
+class InvalidState(DomainError):
+    status = 409
+    code = "invalid_state"
+
+
+class Busy(DomainError):
+    status = 503
+    code = "busy"
+
+
+# ------------------------------------------------------------------ loading facts
+
+
+def policy_for(resource: Resource) -> BookingPolicy:
+    """The resource's own policy, else its kind's default, else the built-in defaults."""
+    if resource.policy_id:
+        return resource.policy
+    default = BookingPolicy.objects.filter(default_for_kind=resource.kind).first()
+    return default or BookingPolicy(name="built-in")
+
+
+def closed_days(policy: BookingPolicy, first: date, last: date) -> frozenset[date]:
+    qs = Closure.objects.filter(start_date__lte=last, end_date__gte=first)
+    if not policy.closed_on_public_holidays:
+        qs = qs.filter(is_public_holiday=False)
+    days = set()
+    for closure in qs:
+        day = max(closure.start_date, first)
+        while day <= min(closure.end_date, last):
+            days.add(day)
+            day += timedelta(days=1)
+    return frozenset(days)
+
+
+def blocked_range(resource: Resource, pol: BookingPolicy, start: datetime, end: datetime):
+    before = pol.buffer_before_minutes + resource.warm_up_minutes
+    after = pol.buffer_after_minutes + resource.cool_down_minutes
+    return start - timedelta(minutes=before), end + timedelta(minutes=after)
+
+
+def is_staff(person: Person) -> bool:
+    return person.is_active and (person.is_facility_staff or person.is_superuser)
+
+
+def check_rules(
+    person: Person,
+    resource: Resource,
+    start: datetime,
+    end: datetime,
+    attendees: int,
+    now: datetime,
+) -> BookingPolicy:
+    """Apply the resource's policy to one request; returns the policy."""
+    from labs.rules import is_qualified, requires_qualification  # labs builds on bookings
+
+    if not resource.is_active:
+        raise rules.PolicyRefused(
+            _("This resource cannot be booked at the moment."), code="unavailable"
+        )
+    pol = policy_for(resource)
+    needs_qualification = requires_qualification(resource)
+    qualified = False
+    if needs_qualification or pol.who_may_book == "qualified":
+        qualified = is_qualified(person.pk, resource, start, end)
+    tz = building_tz()
+    who = rules.Requester(
+        is_staff=is_staff(person),
+        has_tenant=person.tenant_id is not None,
+        tenant_active=person.tenant_id is None or person.tenant.status == "active",
+        qualified=qualified,
+    )
+    request = rules.Request(start=start, end=end, attendees=attendees, capacity=resource.capacity)
+    days = closed_days(pol, start.astimezone(tz).date(), end.astimezone(tz).date())
+    rules.check(pol, request, who, now, tz, days, qualification_required=needs_qualification)
+    return pol
+
+
+def price_cents(resource: Resource, tenant, start: datetime, end: datetime) -> int:
+    """Hourly price times duration, rounded half up to the cent (integer arithmetic)."""
+    minutes = int((end - start) / timedelta(minutes=1))
+    return (resource.price_per_hour_cents(tenant) * minutes + 30) // 60
+
+
+def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    local = moment.astimezone(building_tz())
+    first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following
+
+
+def check_quota(
+    person: Person, resource: Resource, start: datetime, end: datetime, exclude_pk=None
+):
+    tenant = person.tenant
+    if tenant is None or tenant.monthly_quota_minutes is None or not resource.uses_credits:
+        return
+    first, following = month_bounds(start)
+    used = booked_minutes(tenant.pk, first, following, exclude_pk=exclude_pk)
+    wanted = int((end - start) / timedelta(minutes=1))
+    if used + wanted > tenant.monthly_quota_minutes:
+        left = max(0, tenant.monthly_quota_minutes - used)
+        raise QuotaExceeded(
+            _(
+                "This booking would exceed your company's monthly quota: %(left)s of %(quota)s "
+                "minutes left this month."
+            )
+            % {"left": left, "quota": tenant.monthly_quota_minutes},
+            quota_minutes=tenant.monthly_quota_minutes,
+            left_minutes=left,
+        )
+
+
+def booked_minutes(tenant_id: int, first: datetime, following: datetime, exclude_pk=None) -> int:
+    qs = Booking.objects.filter(
+        tenant_id=tenant_id,
+        resource__uses_credits=True,
+        start__gte=first,
+        start__lt=following,
+        status__in=[*HOLDING, Status.RELEASED],
+    )
+    if exclude_pk:
+        qs = qs.exclude(pk=exclude_pk)
+    total = 0
+    for start, end in qs.values_list("start", "end"):
+        total += int((end - start) / timedelta(minutes=1))
+    return total
+
+
+# ------------------------------------------------------------------ locking and conflicts
+
+
+def lock_resources(ids) -> None:
+    """Row-lock the resources in id order: one booking writer per resource at a time.
+
+    Without it, 50 racers on one slot could all reach the exclusion constraint together and
+    deadlock among themselves (shared/design.md). On SQLite this is a no-op: the IMMEDIATE
+    transaction already holds the database's write lock.
+    """
+    list(
+        Resource.objects.select_for_update()
+        .filter(pk__in=sorted(ids))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def conflicts_for(resource_ids, blocked_start, blocked_end, statuses, exclude=()):
+    return list(
+        Booking.objects.filter(
+            resource_id__in=resource_ids,
+            status__in=statuses,
+            blocked_start__lt=blocked_end,
+            blocked_end__gt=blocked_start,
+        )
+        .exclude(pk__in=list(exclude))
+        .select_related("resource")
+        .order_by("start")
+    )
+
+
+def describe(conflicts) -> list[dict]:
+    return [
+        {
+            "resource": b.resource.code,
+            "start": b.start.isoformat(),
+            "end": b.end.isoformat(),
+            "status": b.status,
+            "booking_id": b.pk,
+        }
+        for b in conflicts
+    ]
+
+
+def slot_taken(conflicts) -> SlotTaken:
+    tz = building_tz()
+    first = conflicts[0]
+    return SlotTaken(
+        _("%(res)s is already booked from %(start)s to %(end)s.")
+        % {
+            "res": first.resource.code,
+            "start": first.start.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
+            "end": first.end.astimezone(tz).strftime("%H:%M"),
+        },
+        conflicts=describe(conflicts),
+    )
+
+
+def just_taken(resource_ids, start, end) -> SlotTaken:
+    taken = conflicts_for(resource_ids, start, end, ACTIVE)
+    if taken:
+        return slot_taken(taken)
+    return SlotTaken(_("This slot was taken a moment ago; please pick another."), conflicts=[])
+
+
+def with_retries(write: Callable):
+    """Run a locked write; deadlocks, serialisation failures and "database is locked" retry."""
+    for attempt in range(RETRIES):
+        try:
+            return write()
+        except OperationalError as e:
+            if attempt == RETRIES - 1:
+                log.warning("booking write gave up after %s attempts: %s", RETRIES, e)
+                raise Busy(_("The booking system is busy; please retry.")) from e
+            clock.sleep(0.02 * (2**attempt))
+    return None  # unreachable
+
+
+# ------------------------------------------------------------------ book
+
+
+@dataclass
+class Slot:
+    """One wanted booking, as given by a caller."""
+
+    resource: Resource
+    start: datetime
+    end: datetime
+    title: str = ""
+    attendees: int = 1
+
+
+def book(
+    person: Person,
+    slot: Slot,
+    *,
+    now: datetime | None = None,
+    series=None,
+    occurrence_start: datetime | None = None,
+    notify: bool = True,
+    by: Person | None = None,
+    is_maintenance: bool = False,
+) -> Booking:
+    """Book a resource (and its companions, atomically) or raise a refusal.
+
+    The booking is pending when the policy asks for approval (unless staff book), else
+    confirmed. Raises SlotTaken (409) with the conflicting slots, PolicyRefused or NotAllowed
+    (422/403), QuotaExceeded (422), Busy (503). `by` is who acts when it is not the booker
+    (staff booking for someone from the back-office): the rules are checked for them.
+    """
+    now = now or timezone.now()
+    acting = by or person
+    resource = slot.resource
+    if slot.start.tzinfo is None or slot.end.tzinfo is None:
+        raise rules.PolicyRefused(_("Times must carry a time zone."), code="naive_time")
+    resources = [resource, *resource.companions.all()]
+    policies = {}
+    for res in resources:
+        policies[res.pk] = check_rules(
+            acting, res, slot.start, slot.end, slot.attendees if res.pk == resource.pk else 1, now
+        )
+    if not is_maintenance:
+        check_quota(person, resource, slot.start, slot.end)
+    pending = policies[resource.pk].approval_required and not is_staff(acting)
+    status = Status.PENDING if pending else Status.CONFIRMED
+    tenant = person.tenant
+    group = uuid.uuid4() if len(resources) > 1 else None
+
+    def write():
+        with transaction.atomic():
+            lock_resources(r.pk for r in resources)
+            made = []
+            for res in resources:
+                b_start, b_end = blocked_range(res, policies[res.pk], slot.start, slot.end)
+                # A request for approval may queue beside other requests, not beside
+                # confirmed bookings; a direct booking may not overlap either.
+                taken = conflicts_for([res.pk], b_start, b_end, ACTIVE if pending else HOLDING)
+                if taken:
+                    raise slot_taken(taken)
+                made.append(
+                    Booking(
+                        resource=res,
+                        person=person,
+                        tenant=tenant,
+                        title=slot.title[:160],
+                        attendees=slot.attendees,
+                        start=slot.start,
+                        end=slot.end,
+                        blocked_start=b_start,
+                        blocked_end=b_end,
+                        status=status,
+                        series=series,
+                        occurrence_start=occurrence_start if res.pk == resource.pk else None,
+                        group=group,
+                        created_at=now,
+                        is_maintenance=is_maintenance,
+                        price_cents=0
+                        if is_maintenance
+                        else price_cents(res, tenant, slot.start, slot.end),
+                    )
+                )
+            try:
+                with transaction.atomic():
+                    for booking in made:
+                        booking.save(force_insert=True)
+            except IntegrityError as e:
+                # The exclusion constraint caught what the check could not see.
+                log.info("exclusion constraint refused a booking: %s", e)
+                raise just_taken([r.pk for r in resources], slot.start, slot.end) from e
+            return made[0]
+
+    booking = with_retries(write)
+    if notify:
+        from bookings import notify as notifications
+
+        transaction.on_commit(lambda: notifications.booking_changed(booking, "created"))
+    return booking
+
+
+# ------------------------------------------------------------------ state changes
+
+
+def _locked(booking_id: int) -> Booking:
+    booking = (
+        Booking.objects.select_for_update()
+        .select_related("resource", "person")
+        .filter(pk=booking_id)
+        .first()
+    )
+    if booking is None:
+        raise NotFound(_("No such booking."))
+    return booking
+
+
+def move(
+    person: Person,
+    booking: Booking,
+    start: datetime,
+    end: datetime,
+    *,
+    title: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Move a booking (and its companions) to a new time, re-checking every rule."""
+    now = now or timezone.now()
+    if booking.status not in HOLDING:
+        raise InvalidState(_("Only a pending or confirmed booking can be moved."))
+    if booking.status == Status.CHECKED_IN:
+        raise InvalidState(_("A booking in progress cannot be moved."))
+    siblings = _group_of(booking)
+    policies = {
+        b.pk: check_rules(person, b.resource, start, end, b.attendees, now) for b in siblings
+    }
+    owner = booking.person
+    check_quota(owner, booking.resource, start, end, exclude_pk=booking.pk)
+
+    def write():
+        with transaction.atomic():
+            lock_resources(b.resource_id for b in siblings)
+            fresh = [_locked(b.pk) for b in siblings]
+            for b in fresh:
+                if b.status not in (Status.PENDING, Status.CONFIRMED):
+                    raise InvalidState(_("This booking changed meanwhile; reload it."))
+                b_start, b_end = blocked_range(b.resource, policies[b.pk], start, end)
+                statuses = ACTIVE if b.status == Status.PENDING else HOLDING
+                taken = conflicts_for(
+                    [b.resource_id], b_start, b_end, statuses, exclude=[x.pk for x in fresh]
+                )
+                if taken:
+                    raise slot_taken(taken)
+                b.start, b.end, b.blocked_start, b.blocked_end = start, end, b_start, b_end
+                b.price_cents = price_cents(b.resource, b.tenant, start, end)
+                if title is not None:
+                    b.title = title[:160]
+            try:
+                with transaction.atomic():
+                    for b in fresh:
+                        b.save()
+            except IntegrityError as e:
+                raise just_taken([b.resource_id for b in fresh], start, end) from e
+            return next(b for b in fresh if b.pk == booking.pk)
+
+    moved = with_retries(write)
+    from bookings import notify as notifications
+
+    transaction.on_commit(lambda: notifications.booking_changed(moved, "moved"))
+    transaction.on_commit(
+        lambda: offer_freed_slot(booking.resource_id, booking.start, booking.end, now)
+    )
+    return moved
+
+
+def _group_of(booking: Booking) -> list[Booking]:
+    if booking.group is None:
+        return [booking]
+    return list(
+        Booking.objects.filter(group=booking.group)
+        .select_related("resource")
+        .order_by("resource_id")
+    )
+
+
+def cancel(
+    person: Person, booking: Booking, *, now: datetime | None = None, reason: str = ""
+) -> Booking:
+    """Cancel a booking and its companions; late cancellations are charged per policy.
+
+    Staff cancellations are never charged (the facility cancelled, not the tenant).
+    """
+    now = now or timezone.now()
+
+    def write():
+        with transaction.atomic():
+            group = _group_of(booking)
+            lock_resources(b.resource_id for b in group)
+            fresh = [_locked(b.pk) for b in group]
+            for b in fresh:
+                if b.status not in HOLDING:
+                    raise InvalidState(
+                        _("This booking is already %(s)s.") % {"s": b.get_status_display()}
+                    )
+                if b.status == Status.CHECKED_IN:
+                    raise InvalidState(_("A booking in progress cannot be cancelled."))
+                pol = policy_for(b.resource)
+                late = now > b.start - timedelta(hours=pol.free_cancellation_hours)
+                if late and not is_staff(person) and b.status == Status.CONFIRMED:
+                    b.charge_cents = b.price_cents * pol.late_cancellation_percent // 100
+                b.status = Status.CANCELLED
+                b.cancelled_at = now
+                b.note = reason[:250]
+                b.save(update_fields=["status", "cancelled_at", "charge_cents", "note"])
+            return next(b for b in fresh if b.pk == booking.pk)
+
+    cancelled = with_retries(write)
+    _after_release(cancelled, "cancelled", now)
+    return cancelled
+
+
+def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> Booking:
+    """Confirm a pending request; the competing requests that overlap it are rejected."""
+    now = now or timezone.now()
+    rejected: list[Booking] = []
+
+    def write():
+        with transaction.atomic():
+            lock_resources([booking.resource_id])
+            b = _locked(booking.pk)
+            if b.status != Status.PENDING:
+                raise InvalidState(_("Only a pending booking can be approved."))
+            taken = conflicts_for([b.resource_id], b.blocked_start, b.blocked_end, ACTIVE)
+            if taken:
+                raise slot_taken(taken)
+            b.status = Status.CONFIRMED
+            b.decided_by = staff
+            b.save(update_fields=["status", "decided_by"])
+            for other in conflicts_for(
+                [b.resource_id], b.blocked_start, b.blocked_end, [Status.PENDING], exclude=[b.pk]
+            ):
+                other.status = Status.REJECTED
+                other.decided_by = staff
+                other.note = _("Another request for this slot was approved.")
+                other.save(update_fields=["status", "decided_by", "note"])
+                rejected.append(other)
+            return b
+
+    approved = with_retries(write)
+    from bookings import notify as notifications
+
+    transaction.on_commit(lambda: notifications.booking_changed(approved, "approved"))
+    for other in rejected:
+        transaction.on_commit(lambda o=other: notifications.booking_changed(o, "rejected"))
+    return approved
+
+
+def reject(staff: Person, booking: Booking, *, note: str = "") -> Booking:
+    def write():
+        with transaction.atomic():
+            b = _locked(booking.pk)
+            if b.status != Status.PENDING:
+                raise InvalidState(_("Only a pending booking can be rejected."))
+            b.status = Status.REJECTED
+            b.decided_by = staff
+            b.note = note[:250]
+            b.save(update_fields=["status", "decided_by", "note"])
+            return b
+
+    rejected = with_retries(write)
+    _after_release(rejected, "rejected", timezone.now())
+    return rejected
+
+
+def check_in(person: Person, booking: Booking, *, now: datetime | None = None) -> Booking:
+    """Mark a booking as used: from 15 minutes before its start until its end. Idempotent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        b = _locked(booking.pk)
+        if b.status == Status.CHECKED_IN:
+            return b
+        if b.status != Status.CONFIRMED:
+            raise InvalidState(_("Only a confirmed booking can be checked in."))
+        if not (b.start - CHECK_IN_OPENS_BEFORE <= now < b.end):
+            raise InvalidState(
+                _("Check-in opens 15 minutes before the start."), code="check_in_closed"
+            )
+        b.status = Status.CHECKED_IN
+        b.checked_in_at = now
+        b.save(update_fields=["status", "checked_in_at"])
+        return b
+
+
+def release_no_shows(now: datetime | None = None) -> list[Booking]:
+    """Release confirmed bookings whose check-in window passed unused. Safe to run anywhere,
+    any number of times at once: each release is a conditional update."""
+    now = now or timezone.now()
+    released = []
+    candidates = Booking.objects.filter(
+        status=Status.CONFIRMED,
+        start__lte=now,
+        end__gt=now - timedelta(days=1),
+    ).select_related("resource__policy")
+    for b in candidates:
+        window = policy_for(b.resource).checkin_window_minutes
+        if window == 0 or now < b.start + timedelta(minutes=window):
+            continue
+        if Booking.objects.filter(pk=b.pk, status=Status.CONFIRMED).update(
+            status=Status.RELEASED, note=_("Released: nobody checked in.")
+        ):
+            b.status = Status.RELEASED
+            released.append(b)
+            _after_release(b, "released", now, freed_from=now)
+    return released
+
+
+def _after_release(booking: Booking, what: str, now: datetime, freed_from: datetime | None = None):
+    from bookings import notify as notifications
+
+    transaction.on_commit(lambda: notifications.booking_changed(booking, what))
+    start = max(booking.start, freed_from) if freed_from else booking.start
+    transaction.on_commit(lambda: offer_freed_slot(booking.resource_id, start, booking.end, now))
+
+
+def offer_freed_slot(resource_id: int, start: datetime, end: datetime, now: datetime):
+    from bookings.waitlist import offer_freed_slot as offer
+
+    offer(resource_id, start, end, now=now)
+
+
+def get_visible(person: Person, booking_id: int) -> Booking:
+    """A booking the person may see: their own, their tenant's, or any for staff; else 404."""
+    qs = Booking.objects.select_related("resource", "person", "tenant")
+    if not is_staff(person):
+        scope = Q(person=person)
+        if person.tenant_id:
+            scope |= Q(tenant_id=person.tenant_id)
+        if person.is_lab_technician:
+            scope |= Q(resource__kind="equipment")
+        qs = qs.filter(scope)
+    booking = qs.filter(pk=booking_id).first()
+    if booking is None:
+        raise NotFound(_("No booking with id %(id)s.") % {"id": booking_id})
+    return booking
+
+
+def require_may_change(person: Person, booking: Booking):
+    """The booker, a tenant admin of the same tenant, or staff may change a booking."""
+    if is_staff(person) or booking.person_id == person.pk:
+        return
+    if person.is_tenant_admin and booking.tenant_id == person.tenant_id:
+        return
+    raise Forbidden(_("Only the person who booked, their tenant admin or staff can do this."))
+
+
+def total_charge(tenant_id: int, first: datetime, following: datetime) -> int:
+    return (
+        Booking.objects.filter(
+            tenant_id=tenant_id,
+            start__gte=first,
+            start__lt=following,
+            status=Status.CANCELLED,
+        ).aggregate(total=Sum("charge_cents"))["total"]
+        or 0
+    )

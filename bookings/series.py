@@ -1,0 +1,249 @@
+"""Recurring bookings (invariant 2): a django-scheduler Event + Rule, expanded in the
+building's time zone, each occurrence booked (or refused) on its own through `engine.book`.
+
+django-scheduler stores the rule and expands it; it is not the booking store (shared/design.md
+measured why). We always pass it windows in the building's time zone, so that a weekly 09:00
+meeting stays at 09:00 local time across daylight-saving changes.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from schedule.models import Calendar, Event, Rule
+
+from bookings.engine import (
+    Slot,
+    book,
+    building_tz,
+    cancel,
+    is_staff,
+    policy_for,
+)
+from bookings.models import HOLDING, Booking, BookingSeries, Status
+from campus.errors import DomainError
+from campus.models import Person
+
+FREQUENCIES = {"daily": "DAILY", "weekly": "WEEKLY", "monthly": "MONTHLY"}
+WEEKDAY_CODES = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+MAX_OCCURRENCES = 500
+STAFF_HORIZON_DAYS = 366
+
+
+class SeriesRefused(DomainError):
+    """No occurrence could be booked, or one could not and the caller wanted all or nothing."""
+
+    status = 409
+    code = "series_conflict"
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """An RFC 5545 recurrence: daily, weekly or monthly, every `interval`, on ISO weekdays,
+    ending after `count` occurrences or on the local date `until` (inclusive), or never."""
+
+    freq: str
+    interval: int = 1
+    weekdays: tuple[int, ...] = ()
+    count: int | None = None
+    until: date | None = None
+
+    def until_moment(self) -> datetime | None:
+        if self.until is None:
+            return None
+        return datetime.combine(self.until, time(23, 59, 59), tzinfo=building_tz())
+
+    def rrule(self) -> str:
+        parts = [f"FREQ={FREQUENCIES[self.freq]}"]
+        if self.interval != 1:
+            parts.append(f"INTERVAL={self.interval}")
+        if self.weekdays:
+            parts.append("BYDAY=" + ",".join(WEEKDAY_CODES[d - 1] for d in sorted(self.weekdays)))
+        if self.count:
+            parts.append(f"COUNT={self.count}")
+        if self.until:
+            utc = self.until_moment().astimezone(UTC)
+            parts.append(f"UNTIL={utc:%Y%m%dT%H%M%SZ}")
+        return ";".join(parts)
+
+    def scheduler_params(self) -> str:
+        """django-scheduler's Rule.params syntax: `interval:2;byweekday:0,2;count:10`."""
+        params = [f"interval:{self.interval}"]
+        if self.weekdays:
+            params.append("byweekday:" + ",".join(str(d - 1) for d in sorted(self.weekdays)))
+        if self.count:
+            params.append(f"count:{self.count}")
+        return ";".join(params)
+
+
+@dataclass
+class Refusal:
+    start: datetime
+    end: datetime
+    code: str
+    detail: str
+    conflicts: list = field(default_factory=list)
+
+
+@dataclass
+class SeriesResult:
+    series: BookingSeries | None
+    booked: list[Booking]
+    refused: list[Refusal]
+
+
+def _calendar() -> Calendar:
+    calendar, _created = Calendar.objects.get_or_create(
+        slug="bookings", defaults={"name": "Bookings"}
+    )
+    return calendar
+
+
+def occurrences(event: Event, window_start: datetime, window_end: datetime):
+    """(start, end) of each occurrence in the window, expanded in the building's time zone."""
+    tz = building_tz()
+    found = event.get_occurrences(window_start.astimezone(tz), window_end.astimezone(tz))
+    return [(o.start, o.end) for o in found if not o.cancelled]
+
+
+def horizon_for(person: Person, slot: Slot, now: datetime) -> datetime:
+    days = STAFF_HORIZON_DAYS if is_staff(person) else policy_for(slot.resource).max_advance_days
+    return now + timedelta(days=days)
+
+
+def book_series(
+    person: Person,
+    first: Slot,
+    recurrence: Recurrence,
+    *,
+    skip_conflicts: bool = True,
+    now: datetime | None = None,
+) -> SeriesResult:
+    """Book every occurrence within the horizon; report each refusal with its reason.
+
+    With skip_conflicts=False the series is all or nothing: one refusal books none.
+    """
+    now = now or timezone.now()
+    if recurrence.freq not in FREQUENCIES:
+        raise SeriesRefused(_("Unknown frequency."), code="invalid")
+    with transaction.atomic():
+        rule = Rule.objects.create(
+            name=recurrence.rrule()[:32],
+            description=recurrence.rrule(),
+            frequency=FREQUENCIES[recurrence.freq],
+            params=recurrence.scheduler_params(),
+        )
+        event = Event.objects.create(
+            start=first.start,
+            end=first.end,
+            title=(first.title or first.resource.name)[:255],
+            calendar=_calendar(),
+            rule=rule,
+            end_recurring_period=recurrence.until_moment(),
+            creator=person,
+        )
+        horizon = horizon_for(person, first, now)
+        series = BookingSeries.objects.create(
+            event=event,
+            resource=first.resource,
+            person=person,
+            tenant=person.tenant,
+            title=first.title[:160],
+            rrule=recurrence.rrule(),
+            skip_conflicts=skip_conflicts,
+            materialised_until=horizon,
+        )
+        result = _materialise(person, series, first, first.start, horizon, now)
+        if result.refused and not skip_conflicts:
+            transaction.set_rollback(True)
+            raise SeriesRefused(
+                _("%(n)s of the occurrences cannot be booked; nothing was booked.")
+                % {"n": len(result.refused)},
+                refused=[_refusal_dict(r) for r in result.refused],
+            )
+        if not result.booked:
+            transaction.set_rollback(True)
+            raise SeriesRefused(
+                _("None of the occurrences can be booked."),
+                refused=[_refusal_dict(r) for r in result.refused],
+            )
+    from bookings import notify
+
+    transaction.on_commit(lambda: notify.series_created(series, result))
+    return result
+
+
+def _materialise(person, series, template: Slot, window_start, window_end, now) -> SeriesResult:
+    booked, refused = [], []
+    for start, end in occurrences(series.event, window_start, window_end)[:MAX_OCCURRENCES]:
+        if start < window_start:
+            continue
+        slot = Slot(template.resource, start, end, template.title, template.attendees)
+        try:
+            with transaction.atomic():
+                booked.append(
+                    book(person, slot, now=now, series=series, occurrence_start=start, notify=False)
+                )
+        except DomainError as e:
+            refused.append(Refusal(start, end, e.code, e.detail, e.data.get("conflicts", [])))
+    return SeriesResult(series, booked, refused)
+
+
+def _refusal_dict(r: Refusal) -> dict:
+    return {
+        "start": r.start.isoformat(),
+        "end": r.end.isoformat(),
+        "code": r.code,
+        "detail": r.detail,
+        "conflicts": r.conflicts,
+    }
+
+
+def extend_series(now: datetime | None = None) -> int:
+    """Book the occurrences that entered the horizon since last time; returns how many.
+
+    The horizon moves by compare-and-set, so that concurrent runs never book twice (and the
+    unique (series, occurrence) constraint stands behind it).
+    """
+    now = now or timezone.now()
+    count = 0
+    for series in BookingSeries.objects.select_related("event", "resource", "person"):
+        if series.event.end_recurring_period and series.event.end_recurring_period < now:
+            continue
+        horizon = horizon_for(series.person, Slot(series.resource, now, now), now)
+        old = series.materialised_until
+        if horizon <= old:
+            continue
+        if not BookingSeries.objects.filter(pk=series.pk, materialised_until=old).update(
+            materialised_until=horizon
+        ):
+            continue
+        template = Slot(series.resource, series.event.start, series.event.end, series.title)
+        result = _materialise(
+            series.person, series, template, old + timedelta(seconds=1), horizon, now
+        )
+        count += len(result.booked)
+    return count
+
+
+def cancel_following(person: Person, booking: Booking, *, now: datetime | None = None):
+    """Cancel this occurrence and every later one; the series ends before this occurrence."""
+    now = now or timezone.now()
+    series = booking.series
+    if series is None:
+        return [cancel(person, booking, now=now)]
+    cut = booking.occurrence_start or booking.start
+    with transaction.atomic():
+        event = series.event
+        event.end_recurring_period = cut - timedelta(seconds=1)
+        event.save(update_fields=["end_recurring_period"])
+        rrule = ";".join(
+            p for p in series.rrule.split(";") if not p.startswith(("COUNT=", "UNTIL="))
+        )
+        until = (cut - timedelta(seconds=1)).astimezone(UTC)
+        series.rrule = f"{rrule};UNTIL={until:%Y%m%dT%H%M%SZ}"
+        series.save(update_fields=["rrule"])
+        later = series.bookings.filter(status__in=HOLDING, occurrence_start__gte=cut)
+        return [cancel(person, b, now=now) for b in later.exclude(status=Status.CHECKED_IN)]
