@@ -112,7 +112,7 @@ def free_slots(resource: Resource, day: date) -> list[tuple[datetime, datetime]]
             s = _ceil(cursor, step, midnight)
             e = _floor(gap_end, step, midnight)
             if e - s >= minimum:
-                slots.append((s, e))
+                slots.append((s.astimezone(tz), e.astimezone(tz)))
             cursor = max(cursor, t_end)
             if cursor >= closes:
                 break

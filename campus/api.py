@@ -81,6 +81,8 @@ def on_unauthenticated(request, exc):
 
 @api.exception_handler(HttpError)
 def on_http_error(request, exc):
+    if exc.status_code == 400:  # a body that is not JSON: invalid input like any other
+        return error(request, 422, "The request body is not valid JSON.", "invalid")
     code = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}.get(
         exc.status_code, "error"
     )

@@ -4,6 +4,8 @@ Everything a first-time user needs runs in this one process tree, on SQLite unle
 DATABASE_URL says otherwise.
 """
 
+import threading
+
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -31,4 +33,12 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"  API docs      {url}/api/v1/docs\n")
         if not no_serve:
+            self.start_jobs()
             call_command("runserver", addrport, use_reloader=False)
+
+    def start_jobs(self):
+        """Periodic jobs in a background thread: no cron to set up for a first run."""
+        from bookings.management.commands.run_jobs import run_loop
+
+        stop = threading.Event()
+        threading.Thread(target=run_loop, args=(stop, 30.0), name="jobs", daemon=True).start()
