@@ -3,7 +3,6 @@
 import base64
 import hashlib
 import secrets
-from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from access import decision, protocol
+from access.mqtt import broker_from_url
 from campus.models import Lease, Person, Space
 
 validate_device_id = RegexValidator(
@@ -334,7 +334,10 @@ class Controller(models.Model):
 
 def backend_mqtt_user() -> str:
     """The backend's MQTT login, from settings.MQTT_URL (empty without one)."""
-    return unquote(urlsplit(settings.MQTT_URL or "").username or "")
+    try:
+        return broker_from_url(settings.MQTT_URL).username
+    except ValueError:
+        return ""
 
 
 class DoorKind(models.TextChoices):
