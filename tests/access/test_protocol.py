@@ -452,3 +452,10 @@ def test_a_malformed_entry_is_refused():
         snapshot([entry(1, h="XYZ")])
     with pytest.raises(ProtocolError, match="'flags'"):
         snapshot([entry(1, flags=["vip"])])
+
+
+def test_the_vectors_printed_in_docs_mqtt_md():
+    assert credential_hash("04:a1:b2:c3", "k") == "bf0487d0f34975ab092729b5ac5d374c"
+    assert allowlist_hash([], {}) == (
+        "sha256:5504d92842438214e51ebe2326545b06545b1876fc8f75ddc35030c4f63ea7ba"
+    )
