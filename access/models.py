@@ -1,0 +1,686 @@
+"""Badges, visitor passes, controllers, doors, the site mode and the append-only audit log."""
+
+import base64
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from access import decision, protocol
+from access.mqtt import broker_from_url
+from campus.models import Lease, Person, Space
+
+validate_device_id = RegexValidator(
+    rf"\A{protocol.ID_PATTERN.pattern}\Z",
+    _("Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."),
+)
+validate_uid_hash = RegexValidator(
+    rf"\A{protocol.HASH_PATTERN.pattern}\Z",
+    _("A credential hash is 32 lower-case hexadecimal characters."),
+)
+
+
+def validate_schedule(value):
+    if value is None:
+        return
+    try:
+        decision.parse_schedule(value)
+    except ValueError as e:
+        raise ValidationError(
+            _("Invalid weekly schedule: %(error)s"), params={"error": e}, code="schedule"
+        ) from None
+
+
+# --- Mosquitto passwords ---------------------------------------------------------------------
+
+MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd uses; checked against mosquitto 2.0
+MOSQUITTO_SALT_BYTES = 12
+
+
+def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
+    """A password in Mosquitto 2's own format: `$7$<iterations>$<b64 salt>$<b64 PBKDF2-SHA512>`."""
+    salt = secrets.token_bytes(MOSQUITTO_SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, MOSQUITTO_ITERATIONS)
+    b64 = base64.b64encode
+    return f"$7${MOSQUITTO_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+# --- visitors and badges ---------------------------------------------------------------------
+
+
+class VisitorPass(models.Model):
+    """A visitor expected by a host: who, when, and the space visited (if any).
+
+    The visitor's badge is a Credential of kind "visitor" pointing here; during the window it
+    opens the perimeter and the visited space (access.decision).
+    """
+
+    visitor_name = models.CharField(_("visitor"), max_length=160)
+    visitor_company = models.CharField(_("company"), max_length=160, blank=True)
+    host = models.ForeignKey(
+        Person, models.PROTECT, related_name="hosted_visits", verbose_name=_("host")
+    )
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    space = models.ForeignKey(
+        Space,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="visitor_passes",
+        verbose_name=_("space visited"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("visitor pass")
+        verbose_name_plural = _("visitor passes")
+        ordering = ["-start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gt=F("start")),
+                name="visitor_pass_ends_after_start",
+                violation_error_message=_("A visit must end after it starts."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.visitor_name} ({self.start:%Y-%m-%d})"
+
+    def clean(self):
+        errors = {}
+        if self.host_id and not self.host.is_active:
+            errors["host"] = _("The host must be an active person.")
+        # A host may send a visitor into their own tenant's office, never into another's.
+        if (
+            self.space_id
+            and self.host_id
+            and self.start
+            and self.space.kind in Space.LEASABLE_KINDS
+        ):
+            host = self.host
+            staff = host.is_facility_staff or host.is_superuser
+            day = timezone.localdate(self.start)
+            leased = Lease.objects.filter(tenant_id=host.tenant_id, space_id=self.space_id)
+            if not staff and not any(lease.covers(day) for lease in leased):
+                errors["space"] = _("The host's tenant does not lease this space.")
+        if errors:
+            raise ValidationError(errors)
+
+    def to_facts(self) -> decision.VisitorFacts:
+        return decision.VisitorFacts(self.start, self.end, self.space_id)
+
+
+class Credential(models.Model):
+    """A badge, known only by the HMAC of its UID (protocol v1 `cred.h`), never the UID itself.
+
+    A person's badge has a holder; a visitor badge has a visitor pass; a spare badge or a master
+    card kept in a key box may have neither. `override` marks staff master cards: they open every
+    door, lockdown included, and are the only ones the offline cache still honours after its
+    `valid_until`.
+    """
+
+    class Kind(models.TextChoices):
+        BADGE = "badge", _("badge")
+        VISITOR = "visitor", _("visitor badge")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        SUSPENDED = "suspended", _("suspended")
+        LOST = "lost", _("lost")
+        RETURNED = "returned", _("returned")
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.BADGE)
+    uid_hash = models.CharField(
+        _("UID hash"),
+        max_length=32,
+        unique=True,
+        validators=[validate_uid_hash],
+        help_text=_("HMAC of the badge UID under the site's credential key; the UID is not kept."),
+    )
+    uid_hint = models.CharField(
+        _("UID ends with"), max_length=4, blank=True, help_text=_("Last 4 hex digits of the UID.")
+    )
+    label = models.CharField(
+        _("label"), max_length=40, blank=True, help_text=_("Number printed on the badge.")
+    )
+    holder = models.ForeignKey(
+        Person,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credentials",
+        verbose_name=_("holder"),
+    )
+    visitor_pass = models.OneToOneField(
+        VisitorPass,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credential",
+        verbose_name=_("visitor pass"),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
+    )
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    override = models.BooleanField(
+        _("master card"),
+        default=False,
+        help_text=_("Opens every door, also during a lockdown. Facility staff only."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("credential")
+        verbose_name_plural = _("credentials")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["badge", "visitor"]),
+                name="credential_kind_valid",
+                violation_error_message=_("Unknown kind of credential."),
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "suspended", "lost", "returned"]),
+                name="credential_status_valid",
+                violation_error_message=_("Unknown credential status."),
+            ),
+            models.CheckConstraint(
+                condition=Q(uid_hash__regex=r"^[0-9a-f]{32}$"),
+                name="credential_uid_hash_format",
+                violation_error_message=_(
+                    "A credential hash is 32 lower-case hexadecimal characters."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="visitor") & Q(visitor_pass__isnull=False, holder__isnull=True))
+                | (Q(kind="badge") & Q(visitor_pass__isnull=True)),
+                name="credential_visitor_has_pass",
+                violation_error_message=_(
+                    "A visitor badge belongs to a visitor pass and to no person; "
+                    "a person's badge has no visitor pass."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(override=False) | Q(kind="badge"),
+                name="credential_override_is_a_badge",
+                violation_error_message=_("A visitor badge cannot be a master card."),
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True)
+                | Q(valid_until__isnull=True)
+                | Q(valid_until__gt=F("valid_from")),
+                name="credential_validity_ordered",
+                violation_error_message=_(
+                    "A credential must be valid until after it is valid from."
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        who = self.holder or self.visitor_pass or _("unassigned")
+        return f"…{self.uid_hint or self.uid_hash[:6]} ({who})"
+
+    @staticmethod
+    def hash_uid(uid: str) -> str:
+        """The hash a reader sends for this UID; ValueError if the UID is not hex."""
+        return protocol.credential_hash(uid, settings.CREDENTIAL_KEY)
+
+    def set_uid(self, uid: str):
+        """Store the hash and the 4-digit hint of a UID read from the badge; the UID is dropped."""
+        self.uid_hash = self.hash_uid(uid)
+        self.uid_hint = protocol.uid_hint(uid)
+
+    def clean(self):
+        errors = {}
+        # Master cards open everything, lockdown included: only facility staff may hold one.
+        if (
+            self.override
+            and self.holder_id
+            and not (self.holder.is_facility_staff or self.holder.is_superuser)
+        ):
+            errors["override"] = _("Only facility staff may hold a master card.")
+        if self.visitor_pass_id:
+            visit = self.visitor_pass
+            self.valid_from = self.valid_from or visit.start
+            self.valid_until = self.valid_until or visit.end
+            if self.valid_from < visit.start or self.valid_until > visit.end:
+                errors["valid_until"] = _("A visitor badge is valid only during the visit.")
+        if errors:
+            raise ValidationError(errors)
+
+    def to_facts(self) -> decision.CredentialFacts:
+        return decision.CredentialFacts(
+            status=self.status,
+            kind=self.kind,
+            override=self.override,
+            valid_from=self.valid_from,
+            valid_until=self.valid_until,
+        )
+
+
+# --- controllers and doors -------------------------------------------------------------------
+
+
+class Controller(models.Model):
+    """A door or equipment controller on MQTT. Its id is its MQTT user name and its topic level
+    (campus/v1/ctrl/{id}/…), so that the broker's ACL confines it to its own subtree.
+
+    Only the Mosquitto hash of its MQTT password is kept (`set_mqtt_password`): enough to write
+    the broker's password file again at any time, never enough to log in as the device.
+    """
+
+    id = models.CharField(_("id"), max_length=64, primary_key=True, validators=[validate_device_id])
+    name = models.CharField(_("name"), max_length=120)
+    is_active = models.BooleanField(
+        _("in service"), default=True, help_text=_("Out of service: no MQTT login.")
+    )
+    online = models.BooleanField(_("online"), default=False, editable=False)
+    last_seen = models.DateTimeField(_("last seen"), null=True, blank=True, editable=False)
+    last_heartbeat = models.DateTimeField(
+        _("last heartbeat"), null=True, blank=True, editable=False
+    )
+    firmware = models.CharField(_("firmware"), max_length=64, blank=True, editable=False)
+    acl_version = models.PositiveBigIntegerField(
+        _("allow-list version applied"), null=True, blank=True, editable=False
+    )
+    mqtt_password_hash = models.CharField(
+        _("MQTT password hash"), max_length=200, blank=True, editable=False
+    )
+    mqtt_password_set_at = models.DateTimeField(
+        _("MQTT password set"), null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("controller")
+        verbose_name_plural = _("controllers")
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(id=""),
+                name="controller_id_not_empty",
+                violation_error_message=_("A controller needs an id."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.id} — {self.name}"
+
+    def clean(self):
+        if self.id and self.id == backend_mqtt_user():
+            raise ValidationError({"id": _("This id is the backend's MQTT login.")})
+
+    def set_mqtt_password(self) -> str:
+        """Give the controller a new random MQTT password; returned once, kept as a hash.
+
+        Run `manage.py mosquitto_config` afterwards so that the broker learns it.
+        """
+        plaintext = secrets.token_urlsafe(24)
+        self.mqtt_password_hash = mosquitto_hash(plaintext)
+        self.mqtt_password_set_at = timezone.now()
+        if not self._state.adding:
+            self.save(update_fields=["mqtt_password_hash", "mqtt_password_set_at"])
+        return plaintext
+
+
+def backend_mqtt_user() -> str:
+    """The backend's MQTT login, from settings.MQTT_URL (empty without one)."""
+    try:
+        return broker_from_url(settings.MQTT_URL).username
+    except ValueError:
+        return ""
+
+
+class DoorKind(models.TextChoices):
+    """Which access rules apply at a door (access.decision)."""
+
+    PERIMETER = "perimeter", _("perimeter")
+    FLOOR = "floor", _("floor")
+    OFFICE = "office", _("office")
+    LAB = "lab", _("lab")
+    TECHNICAL = "technical", _("technical room")
+    COMMON = "common", _("common area")
+
+
+class Door(models.Model):
+    """A door wired to a controller. Its kind picks the access rules; its schedule (the
+    protocol's weekly list, in building-local time, empty = never, null = always) is when tenant
+    members pass it; `mode` is the desired state the controller receives, retained and versioned.
+    """
+
+    Kind = DoorKind
+
+    class Direction(models.TextChoices):
+        IN = "in", _("entry")
+        OUT = "out", _("exit")
+        BOTH = "both", _("entry and exit")
+
+    class Mode(models.TextChoices):
+        NORMAL = "normal", _("normal")
+        PASSAGE = "passage", _("held open")
+        LOCKDOWN = "lockdown", _("lockdown")
+
+    id = models.CharField(_("id"), max_length=64, primary_key=True, validators=[validate_device_id])
+    name = models.CharField(_("name"), max_length=120)
+    controller = models.ForeignKey(
+        Controller, models.PROTECT, related_name="doors", verbose_name=_("controller")
+    )
+    space = models.ForeignKey(
+        Space,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="doors",
+        verbose_name=_("space"),
+        help_text=_("The space this door leads into."),
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=DoorKind.choices)
+    schedule = models.JSONField(
+        _("schedule"),
+        null=True,
+        blank=True,
+        validators=[validate_schedule],
+        help_text=_(
+            'When tenants may pass, in local time: [[1, "07:00", "20:00"], …] with 1 = Monday. '
+            "Empty: at any time; []: never."
+        ),
+    )
+    pulse_ms = models.PositiveIntegerField(
+        _("unlock pulse (ms)"), default=4000, help_text=_("How long a grant releases the lock.")
+    )
+    direction = models.CharField(
+        _("reader direction"),
+        max_length=4,
+        choices=Direction.choices,
+        blank=True,
+        help_text=_("Perimeter doors only: which way the reader counts people."),
+    )
+    mode = models.CharField(
+        _("mode"), max_length=10, choices=Mode.choices, default=Mode.NORMAL, editable=False
+    )
+    mode_version = models.PositiveBigIntegerField(_("mode version"), default=0, editable=False)
+    is_active = models.BooleanField(_("in service"), default=True)
+
+    class Meta:
+        verbose_name = _("door")
+        verbose_name_plural = _("doors")
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=DoorKind.values),
+                name="door_kind_valid",
+                violation_error_message=_("Unknown kind of door."),
+            ),
+            models.CheckConstraint(
+                condition=Q(mode__in=["normal", "passage", "lockdown"]),
+                name="door_mode_valid",
+                violation_error_message=_("Unknown door mode."),
+            ),
+            models.CheckConstraint(
+                condition=Q(pulse_ms__gte=100) & Q(pulse_ms__lte=60000),
+                name="door_pulse_range",
+                violation_error_message=_("The unlock pulse lasts 100 ms to 60 s."),
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="perimeter") & Q(direction__in=["in", "out", "both"]))
+                | (~Q(kind="perimeter") & Q(direction="")),
+                name="door_direction_only_on_perimeter",
+                violation_error_message=_(
+                    "A perimeter door says which way its reader counts; other doors do not."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="perimeter") | Q(space__isnull=True),
+                name="door_perimeter_has_no_space",
+                violation_error_message=_("A perimeter door leads into the building, not a space."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.id} — {self.name}"
+
+    # Door kind → the kinds of space it may lead into (None: no space needed).
+    SPACE_KINDS = {
+        DoorKind.OFFICE: Space.LEASABLE_KINDS,
+        DoorKind.LAB: (Space.Kind.LAB,),
+        DoorKind.TECHNICAL: (Space.Kind.TECHNICAL,),
+        DoorKind.COMMON: (
+            Space.Kind.COMMON,
+            Space.Kind.MEETING_ROOM,
+            Space.Kind.AUDITORIUM,
+            Space.Kind.DESK,
+        ),
+        DoorKind.FLOOR: (Space.Kind.COMMON,),
+    }
+
+    def clean(self):
+        allowed = self.SPACE_KINDS.get(self.kind)
+        if self.kind in (DoorKind.OFFICE, DoorKind.LAB, DoorKind.TECHNICAL) and not self.space_id:
+            raise ValidationError({"space": _("This kind of door needs the space it leads into.")})
+        if self.space_id and allowed is not None and self.space.kind not in allowed:
+            raise ValidationError(
+                {
+                    "space": _("A %(door)s door cannot lead into a %(space)s.")
+                    % {"door": self.get_kind_display(), "space": self.space.get_kind_display()}
+                }
+            )
+
+    def to_facts(self) -> decision.DoorFacts:
+        return decision.DoorFacts(self.kind, self.space_id, self.schedule)
+
+    def set_mode(self, mode: str, *, actor: Person | None = None) -> int:
+        """Change the desired mode; the version grows so that devices apply only the latest."""
+        if mode not in self.Mode.values:
+            raise ValueError(f"unknown door mode {mode!r}")
+        with transaction.atomic():
+            Door.objects.filter(pk=self.pk).update(mode=mode, mode_version=F("mode_version") + 1)
+            self.refresh_from_db(fields=["mode", "mode_version"])
+            AuditEvent.objects.create(
+                kind=AuditEvent.Kind.COMMAND,
+                controller=self.controller_id,
+                door=self.pk,
+                result=mode,
+                reason="door_mode",
+                actor=actor,
+                detail={"ver": self.mode_version},
+            )
+        return self.mode_version
+
+
+class SiteMode(models.Model):
+    """The whole site's mode, one row: lockdown on or off, versioned for the retained
+    `site/mode` message. In lockdown only master cards open and remote unlocks are refused."""
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    lockdown = models.BooleanField(_("lockdown"), default=False)
+    version = models.PositiveBigIntegerField(_("version"), default=0, editable=False)
+    changed_at = models.DateTimeField(_("changed"), null=True, blank=True, editable=False)
+    changed_by = models.ForeignKey(
+        Person,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("changed by"),
+    )
+
+    class Meta:
+        verbose_name = _("site mode")
+        verbose_name_plural = _("site mode")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(id=1),
+                name="site_mode_singleton",
+                violation_error_message=_("There is only one site mode."),
+            ),
+        ]
+
+    def __str__(self):
+        return str(_("lockdown")) if self.lockdown else str(_("normal"))
+
+    @classmethod
+    def current(cls) -> "SiteMode":
+        return cls.objects.get_or_create(pk=cls.SINGLETON)[0]
+
+    @classmethod
+    def set_lockdown(cls, on: bool, *, actor: Person | None = None) -> "SiteMode":
+        """Turn lockdown on or off, bump the version and log who did it; no-op if unchanged."""
+        with transaction.atomic():
+            cls.objects.get_or_create(pk=cls.SINGLETON)
+            mode = cls.objects.select_for_update().get(pk=cls.SINGLETON)
+            if mode.lockdown == on:
+                return mode
+            mode.lockdown = on
+            mode.version += 1
+            mode.changed_at = timezone.now()
+            mode.changed_by = actor
+            mode.save()
+            AuditEvent.objects.create(
+                kind=AuditEvent.Kind.LOCKDOWN,
+                result="on" if on else "off",
+                actor=actor,
+                detail={"ver": mode.version},
+            )
+        return mode
+
+
+# --- the audit log ---------------------------------------------------------------------------
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised on any attempt to change or delete audit rows outside the retention purge."""
+
+
+class AuditQuerySet(models.QuerySet):
+    """Audit rows are inserted, read, and purged by age; nothing else."""
+
+    def update(self, **kwargs):
+        raise AppendOnlyError("the audit log is append-only")
+
+    def delete(self):
+        raise AppendOnlyError("the audit log is append-only; see purge_audit_events()")
+
+    def record(self, events: list["AuditEvent"]) -> None:
+        """Insert a batch; a replayed decision (controller, req_id) or device event
+        (controller, seq) already logged is skipped, so that QoS 1 redeliveries log once."""
+        self.bulk_create(events, ignore_conflicts=True)
+
+
+class AuditEvent(models.Model):
+    """One line of the append-only audit log: a decision, a door event, a remote command, a
+    lockdown change or an admin change of access rights, with who, what, when and why.
+
+    Ids of controllers and doors are kept as text, so that a line outlives what it names.
+    Rows are never updated; they are deleted only by `purge_audit_events` (retention).
+    """
+
+    class Kind(models.TextChoices):
+        DECISION = "decision", _("access decision")
+        DOOR_EVENT = "door_event", _("door event")
+        COMMAND = "command", _("command")
+        LOCKDOWN = "lockdown", _("lockdown")
+        RIGHTS_CHANGE = "rights_change", _("change of access rights")
+
+    ts = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    controller = models.CharField(_("controller"), max_length=64, blank=True)
+    door = models.CharField(_("door"), max_length=64, blank=True)
+    equipment = models.CharField(_("equipment"), max_length=64, blank=True)
+    credential = models.ForeignKey(
+        Credential,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        verbose_name=_("credential"),
+    )
+    uid_hash = models.CharField(_("UID hash"), max_length=32, blank=True)
+    person = models.ForeignKey(
+        Person,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        verbose_name=_("person"),
+    )
+    result = models.CharField(_("result"), max_length=20, blank=True)
+    reason = models.CharField(_("reason"), max_length=40, blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
+    actor = models.ForeignKey(
+        Person,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_actions",
+        verbose_name=_("done by"),
+    )
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    req_id = models.CharField(_("request id"), max_length=64, null=True, blank=True)
+    seq = models.PositiveBigIntegerField(_("device sequence"), null=True, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit log")
+        ordering = ["-ts", "-id"]
+        indexes = [
+            models.Index(fields=["door", "ts"], name="audit_door_ts"),
+            models.Index(fields=["person", "ts"], name="audit_person_ts"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=["decision", "door_event", "command", "lockdown", "rights_change"]
+                ),  # fmt: skip
+                name="audit_kind_valid",
+                violation_error_message=_("Unknown kind of audit event."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="decision") | Q(result__in=["grant", "deny"]),
+                name="audit_decision_result",
+                violation_error_message=_("A decision is a grant or a deny."),
+            ),
+            models.UniqueConstraint(
+                fields=["controller", "req_id"],
+                condition=Q(kind="decision", req_id__isnull=False),
+                name="audit_decision_once_per_request",
+                violation_error_message=_("This request was already logged."),
+            ),
+            models.UniqueConstraint(
+                fields=["controller", "seq"],
+                condition=Q(kind="door_event", seq__isnull=False),
+                name="audit_device_event_once",
+                violation_error_message=_("This device event was already logged."),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.ts:%Y-%m-%d %H:%M:%S} {self.kind} {self.result} {self.reason}".strip()
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("the audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("the audit log is append-only; see purge_audit_events()")
+
+
+def purge_audit_events(before) -> int:
+    """Retention: delete audit rows older than `before`; the one way rows ever leave the log."""
+    old = AuditEvent.objects.filter(ts__lt=before)
+    deleted, _by_model = models.QuerySet.delete(old)
+    return deleted
