@@ -279,6 +279,25 @@ class Slot:
     attendees: int = 1
 
 
+def counted(write):
+    """Count bookings created and refused (by refusal code) for /metrics."""
+
+    def wrapper(*args, **kwargs):
+        from campus.ops import BOOKINGS_CREATED, BOOKINGS_REFUSED
+
+        try:
+            booking = write(*args, **kwargs)
+        except DomainError as e:
+            BOOKINGS_REFUSED.labels(e.code).inc()
+            raise
+        BOOKINGS_CREATED.labels(booking.resource.kind).inc()
+        return booking
+
+    wrapper.__doc__, wrapper.__name__ = write.__doc__, write.__name__
+    return wrapper
+
+
+@counted
 def book(
     person: Person,
     slot: Slot,

@@ -8,17 +8,28 @@ every list and detail endpoint filters the same way.
 from django.db.models import QuerySet
 from ninja.security import HttpBearer, SessionAuth
 
-from campus.errors import Forbidden, NotFound
+from campus.errors import DomainError, Forbidden, NotFound
 from campus.models import ApiToken, Person
+from campus.ops import TOKENS, client_ip
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    code = "too_many_attempts"
 
 
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer tc_…`: a personal API token, looked up by its digest."""
 
     def authenticate(self, request, token):
+        ip = client_ip(request)
+        if TOKENS.blocked(f"ip:{ip}"):
+            raise TooManyAttempts("Too many invalid tokens from your address; wait 5 minutes.")
         person = ApiToken.authenticate(token)
-        if person is not None:
-            request.user = person
+        if person is None:
+            TOKENS.fail(f"ip:{ip}")
+            return None
+        request.user = person
         return person
 
 

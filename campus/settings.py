@@ -108,7 +108,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "campus.ops.OpsMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = ["campus.ops.ThrottledModelBackend"]
+# Behind a reverse proxy, the client's address is the last X-Forwarded-For hop it added.
+USE_X_FORWARDED_FOR = envbool("USE_X_FORWARDED_FOR", "False")
 
 ROOT_URLCONF = "campus.urls"
 WSGI_APPLICATION = "campus.wsgi.application"
@@ -227,12 +232,21 @@ if not DEBUG:
     SECURE_REFERRER_POLICY = "same-origin"
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+    # HSTS preload commits the whole domain to HTTPS in browsers for good: the facility's IT
+    # decides it (SECURE_HSTS_PRELOAD=1), so the check that nags about it is silenced.
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT is plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "campus.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

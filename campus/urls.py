@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from bookings import views as booking_views
+from campus import ops
 from campus.api import api
 
 admin.site.site_header = "Technocampus"
@@ -14,6 +15,9 @@ admin.site.index_title = "Back-office"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
     path("admin/", admin.site.urls),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("calendar/person/<str:token>.ics", booking_views.person_feed, name="person-feed"),

@@ -15,6 +15,7 @@ from datetime import date
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.utils import translation
@@ -53,6 +54,7 @@ def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Assertions read English messages; the French pages have tests of their own.
     settings.LANGUAGE_CODE = "en"
+    cache.clear()  # brute-force counters must not leak from one test into another
     with translation.override("en"):
         yield
 
