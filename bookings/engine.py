@@ -109,9 +109,14 @@ def check_rules(
     end: datetime,
     attendees: int,
     now: datetime,
+    maintenance: bool = False,
 ) -> BookingPolicy:
-    """Apply the resource's policy to one request; returns the policy."""
-    from labs.rules import is_qualified, requires_qualification  # labs builds on bookings
+    """Apply the resource's policy to one request; returns the policy.
+
+    A maintenance window (staff or a lab technician blocking the resource) skips the
+    calendar, qualification and unattended-run rules: only conflicts apply to it.
+    """
+    from labs.rules import check_unattended, is_qualified, requires_qualification
 
     if not resource.is_active:
         raise rules.PolicyRefused(
@@ -119,12 +124,12 @@ def check_rules(
         )
     pol = policy_for(resource)
     needs_qualification = requires_qualification(resource)
-    qualified = False
-    if needs_qualification or pol.who_may_book == "qualified":
+    qualified = maintenance
+    if not maintenance and (needs_qualification or pol.who_may_book == "qualified"):
         qualified = is_qualified(person.pk, resource, start, end)
     tz = building_tz()
     who = rules.Requester(
-        is_staff=is_staff(person),
+        is_staff=is_staff(person) or maintenance,
         has_tenant=person.tenant_id is not None,
         tenant_active=person.tenant_id is None or person.tenant.status == "active",
         qualified=qualified,
@@ -132,6 +137,8 @@ def check_rules(
     request = rules.Request(start=start, end=end, attendees=attendees, capacity=resource.capacity)
     days = closed_days(pol, start.astimezone(tz).date(), end.astimezone(tz).date())
     rules.check(pol, request, who, now, tz, days, qualification_required=needs_qualification)
+    if not who.is_staff:
+        check_unattended(resource, start, end)
     return pol
 
 
@@ -325,11 +332,19 @@ def book(
     policies = {}
     for res in resources:
         policies[res.pk] = check_rules(
-            acting, res, slot.start, slot.end, slot.attendees if res.pk == resource.pk else 1, now
+            acting,
+            res,
+            slot.start,
+            slot.end,
+            slot.attendees if res.pk == resource.pk else 1,
+            now,
+            maintenance=is_maintenance,
         )
     if not is_maintenance:
         check_quota(person, resource, slot.start, slot.end)
-    pending = policies[resource.pk].approval_required and not is_staff(acting)
+    pending = (
+        policies[resource.pk].approval_required and not is_staff(acting) and not is_maintenance
+    )
     status = Status.PENDING if pending else Status.CONFIRMED
     tenant = person.tenant
     group = uuid.uuid4() if len(resources) > 1 else None
@@ -469,11 +484,17 @@ def _group_of(booking: Booking) -> list[Booking]:
 
 
 def cancel(
-    person: Person, booking: Booking, *, now: datetime | None = None, reason: str = ""
+    person: Person,
+    booking: Booking,
+    *,
+    now: datetime | None = None,
+    reason: str = "",
+    charge: bool = True,
 ) -> Booking:
     """Cancel a booking and its companions; late cancellations are charged per policy.
 
-    Staff cancellations are never charged (the facility cancelled, not the tenant).
+    Staff cancellations are never charged (the facility cancelled, not the tenant), nor are
+    those with `charge=False` (a lab technician's maintenance window, labs.maintenance).
     """
     now = now or timezone.now()
 
@@ -491,7 +512,7 @@ def cancel(
                     raise InvalidState(_("A booking in progress cannot be cancelled."))
                 pol = policy_for(b.resource)
                 late = now > b.start - timedelta(hours=pol.free_cancellation_hours)
-                if late and not is_staff(person) and b.status == Status.CONFIRMED:
+                if late and charge and not is_staff(person) and b.status == Status.CONFIRMED:
                     b.charge_cents = b.price_cents * pol.late_cancellation_percent // 100
                 b.status = Status.CANCELLED
                 b.cancelled_at = now

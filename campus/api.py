@@ -609,8 +609,10 @@ api.add_router("/", campus_router)
 def _add_app_routers():
     # Imported here: the apps' routers import helpers from this module.
     from bookings.api import router as bookings_router
+    from labs.api import router as labs_router
 
     api.add_router("/", bookings_router)
+    api.add_router("/", labs_router)
 
 
 _add_app_routers()

@@ -1,23 +1,81 @@
-"""The one qualification rule (invariant 4): is this person qualified for this resource at t.
+"""The one qualification rule (invariant 4): is this person qualified for this machine at t.
 
-Booking an equipment, opening its lab's door and powering it all ask this function.
+Booking an equipment (`bookings.engine` calls `is_qualified`), opening its lab's door and
+powering it (the access decision loads `qualified_targets`) and the portal all answer with
+`in_force`, a pure function of a qualification's dates. Renewal on use moves `valid_until`
+when a session starts (`record_use`), so that reading stays a date comparison.
+
+The equipment time rule that is not a calendar rule lives here too: a machine that may not
+run unattended is booked only within its lab's opening hours (`check_unattended`).
 """
 
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
+from bookings.engine import building_tz, policy_for
+from bookings.models import BookingPolicy, Resource
+from bookings.policy import PolicyRefused, within_opening_hours
 from labs.models import Equipment, Qualification
 
 
-def qualification_filter(at_start: datetime, at_end: datetime | None = None) -> Q:
-    """Qualifications in force over [at_start, at_end] (one instant when at_end is None)."""
+@dataclass(frozen=True)
+class QualificationFacts:
+    """A qualification as the rule needs it: its target and its dates (aware datetimes)."""
+
+    equipment_id: int | None
+    equipment_class: str
+    valid_from: datetime
+    valid_until: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, q: Qualification) -> "QualificationFacts":
+        return cls(q.equipment_id, q.equipment_class, q.valid_from, q.valid_until, q.revoked_at)
+
+
+def in_force(q, at_start: datetime, at_end: datetime | None = None) -> bool:
+    """True when the qualification holds over [at_start, at_end] (one instant if no end).
+
+    Revoked at T means not in force from T on; `valid_until` is the last instant in force.
+    """
     until = at_end or at_start
     return (
-        (Q(revoked_at__isnull=True) | Q(revoked_at__gt=until))
-        & Q(valid_from__lte=at_start)
-        & (Q(valid_until__isnull=True) | Q(valid_until__gte=until))
+        q.valid_from <= at_start
+        and (q.valid_until is None or q.valid_until >= until)
+        and (q.revoked_at is None or q.revoked_at > until)
     )
+
+
+def covers(
+    facts: Iterable,
+    equipment_ids: set[int],
+    classes: set[str],
+    at_start: datetime,
+    at_end: datetime | None = None,
+) -> bool:
+    """Pure: does one of these qualifications cover one of the machines (by id or class)?"""
+    return any(
+        (q.equipment_id in equipment_ids or (q.equipment_class and q.equipment_class in classes))
+        and in_force(q, at_start, at_end)
+        for q in facts
+    )
+
+
+def _targets(resource) -> tuple[set[int], set[str]]:
+    """The machines a resource stands for: itself, or every machine of a lab space."""
+    if resource.kind == Resource.Kind.EQUIPMENT:
+        rows = Equipment.objects.filter(resource_id=resource.pk)
+    elif resource.space_id is not None:
+        rows = Equipment.objects.filter(location_id=resource.space_id)
+    else:
+        return set(), set()
+    pairs = list(rows.values_list("pk", "equipment_class"))
+    return {pk for pk, _c in pairs}, {c for _pk, c in pairs}
 
 
 def is_qualified(
@@ -27,20 +85,89 @@ def is_qualified(
 
     For a lab space, a qualification on any equipment located in that lab counts.
     """
-    equipment = Equipment.objects.filter(resource=resource).first()
-    if equipment is not None:
-        target = Q(equipment=equipment) | Q(equipment_class=equipment.equipment_class)
-    elif resource.space_id is not None:
-        in_lab = Equipment.objects.filter(location_id=resource.space_id)
-        classes = in_lab.values("equipment_class")
-        target = Q(equipment__in=in_lab) | Q(equipment_class__in=classes)
-    else:
+    ids, classes = _targets(resource)
+    if not ids:
         return False
-    return Qualification.objects.filter(
-        target, qualification_filter(at_start, at_end), person_id=person_id
-    ).exists()
+    rows = Qualification.objects.filter(
+        Q(equipment_id__in=ids) | Q(equipment_class__in=classes), person_id=person_id
+    )
+    return covers([QualificationFacts.of(q) for q in rows], ids, classes, at_start, at_end)
+
+
+def qualified_targets(person_id: int, at: datetime) -> tuple[frozenset[int], frozenset[int]]:
+    """For the access decision: the machines a person may power at `at`, and the lab spaces
+    those machines stand in (whose doors the qualification opens)."""
+    facts = [QualificationFacts.of(q) for q in Qualification.objects.filter(person_id=person_id)]
+    live = [q for q in facts if in_force(q, at)]
+    if not live:
+        return frozenset(), frozenset()
+    direct = {q.equipment_id for q in live if q.equipment_id}
+    classes = {q.equipment_class for q in live if q.equipment_class}
+    rows = Equipment.objects.filter(Q(pk__in=direct) | Q(equipment_class__in=classes))
+    pairs = list(rows.values_list("pk", "location_id"))
+    return frozenset(pk for pk, _s in pairs), frozenset(s for _pk, s in pairs)
 
 
 def requires_qualification(resource) -> bool:
     """Equipment always needs a qualification; a space only when its policy says so."""
     return resource.kind == "equipment"
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same local wall-clock time `months` later (clamped to the month's last day)."""
+    local = moment.astimezone(building_tz())
+    month_index = local.month - 1 + months
+    year, month = local.year + month_index // 12, month_index % 12 + 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day)
+
+
+def record_use(person_id: int, equipment: Equipment, at: datetime) -> int:
+    """A use of the machine at `at`: every qualification of that person covering it and in
+    force then is marked used, and those renewed on use run at least N months from `at`.
+
+    An expired or revoked qualification is never revived. Returns how many were renewed.
+    """
+    rows = Qualification.objects.filter(
+        Q(equipment_id=equipment.pk) | Q(equipment_class=equipment.equipment_class),
+        person_id=person_id,
+    )
+    renewed = 0
+    for q in rows:
+        if not in_force(q, at):
+            continue
+        q.last_used_at = at
+        fields = ["last_used_at"]
+        if q.renew_on_use_months and q.valid_until is not None:
+            extended = add_months(at, q.renew_on_use_months)
+            if extended > q.valid_until:
+                q.valid_until = extended
+                fields.append("valid_until")
+                renewed += 1
+        q.save(update_fields=fields)
+    return renewed
+
+
+def day_hours(equipment: Equipment) -> list:
+    """The lab's opening hours: its resource's policy, else the default policy for labs."""
+    lab = Resource.objects.filter(space_id=equipment.location_id).select_related("policy").first()
+    if lab is not None:
+        return policy_for(lab).opening_hours
+    default = BookingPolicy.objects.filter(default_for_kind=Resource.Kind.LAB).first()
+    return default.opening_hours if default else []
+
+
+def check_unattended(resource, start: datetime, end: datetime) -> None:
+    """Refuse a run outside the lab's opening hours on a machine not allowed to run alone."""
+    if resource.kind != Resource.Kind.EQUIPMENT:
+        return
+    equipment = Equipment.objects.filter(resource_id=resource.pk).first()
+    if equipment is None or equipment.unattended_allowed:
+        return
+    tz = building_tz()
+    hours = day_hours(equipment)
+    if not within_opening_hours(hours, start.astimezone(tz), end.astimezone(tz)):
+        raise PolicyRefused(
+            _("This machine may not run unattended: book it within the lab's opening hours."),
+            code="overnight_not_allowed",
+        )

@@ -1,16 +1,22 @@
 """The demo campus and the management commands."""
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core import serializers
 from django.core.management import call_command
+from django.utils import timezone
 
+from bookings.models import Booking, BookingPolicy, Resource
 from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
+from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
 
 pytestmark = pytest.mark.django_db
 
 MODELS = [Site, Building, Floor, Feature, Space, Tenant, Lease]
+MODELS += [BookingPolicy, Resource, Booking]
+MODELS += [Equipment, StatusChange, Qualification, Incident, UsageSession]
 
 
 def snapshot():
@@ -46,6 +52,12 @@ def test_the_demo_builds_a_realistic_campus_and_a_second_run_changes_nothing():
     assert Tenant.objects.filter(tier="non_member").exists()
     assert Person.objects.filter(is_lab_technician=True).exists()
     assert "admin@technocampus.demo" in out.getvalue()
+    assert Equipment.objects.filter(location__kind="lab").count() == 16
+    assert Resource.objects.get(code="EQ-CEM-01").companions.get().code == "B-0.10-CTRL"
+    assert Booking.objects.filter(is_maintenance=True, status="confirmed").count() == 1
+    assert UsageSession.objects.filter(energy_wh__gt=0).count() > 10
+    assert Qualification.objects.filter(valid_until__lte=timezone.now() + timedelta(days=14))
+    assert Equipment.objects.filter(status="to_check").exists()
 
 
 def test_issue_token_prints_a_working_token(bob):
@@ -73,3 +85,11 @@ def test_the_admin_accepts_a_demo_login(client):
     for model in ["space", "tenant", "person", "lease", "apitoken"]:
         assert client.get(f"/admin/campus/{model}/").status_code == 200, model
     assert client.get("/admin/campus/person/add/").status_code == 200
+    for model in ["equipment", "qualification", "incident", "usagesession", "statuschange"]:
+        assert client.get(f"/admin/labs/{model}/").status_code == 200, model
+    assert client.get("/admin/labs/equipment/add/").status_code == 200
+    assert client.get("/admin/labs/incident/add/").status_code == 200
+    assert (
+        client.get(f"/admin/labs/equipment/{Equipment.objects.first().pk}/change/").status_code
+        == 200
+    )

@@ -10,8 +10,13 @@ class Command(BaseCommand):
     help = "Create or update the demo Technocampus (building, tenants, people). Safe to re-run."
 
     def handle(self, *args, **options):
+        from bookings import demo as bookings_demo
+        from labs import demo as labs_demo
+
         with transaction.atomic():
             logins = demo.build()
+            bookings_demo.build()
+            labs_demo.build()
         self.stdout.write(self.style.SUCCESS("Demo campus ready."))
         self.stdout.write(f"Demo logins (password: {demo.DEMO_PASSWORD}):")
         for email, roles in logins.items():

@@ -1,0 +1,627 @@
+"""Lab endpoints: equipment, qualifications, maintenance windows, incidents, usage sessions
+and the monthly usage statement (JSON and CSV).
+
+Every write goes through the labs functions (`rules`, `maintenance`, `sessions`) and, for
+maintenance windows, the booking engine. Another tenant's objects answer 404.
+"""
+
+from datetime import datetime
+
+from django.db.models import Q
+from django.http import HttpResponse
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import model_validator
+
+from bookings import availability, engine
+from bookings.api import BookingOut, aware, booking_queryset
+from bookings.models import HOLDING
+from campus.api import In, existing, save_validated
+from campus.auth import caller, get_scoped, is_staff
+from campus.errors import Forbidden, Invalid, NotFound
+from campus.models import Person, Tenant
+from labs import maintenance, sessions, usage
+from labs.maintenance import is_lab_staff, require_lab_staff
+from labs.models import Equipment, Incident, Qualification, UsageSession
+from labs.rules import in_force
+
+router = Router(tags=["labs"])
+
+
+class ControllerManaged(sessions.SessionRefused):
+    code = "controller_managed"
+
+
+# ------------------------------------------------------------------ equipment
+
+
+class SlotOut(Schema):
+    start: datetime
+    end: datetime
+
+
+class LabBrief(Schema):
+    id: int
+    code: str
+    name: str
+
+
+class EquipmentOut(Schema):
+    id: int
+    code: str
+    name: str
+    resource_id: int
+    equipment_class: str
+    model_name: str
+    location: LabBrief
+    status: str
+    controller_kind: str
+    energy_metering: bool
+    unattended_allowed: bool
+    check_after_use: bool
+    assisted: bool = Field(description="A lab technician approves each booking")
+    warm_up_minutes: int
+    cool_down_minutes: int
+    companions: list[str]
+    price_per_hour_cents: int
+    next_free_slot: SlotOut | None
+
+    @staticmethod
+    def resolve_code(obj):
+        return obj.resource.code
+
+    @staticmethod
+    def resolve_name(obj):
+        return obj.resource.name
+
+    @staticmethod
+    def resolve_assisted(obj):
+        return engine.policy_for(obj.resource).approval_required
+
+    @staticmethod
+    def resolve_warm_up_minutes(obj):
+        return obj.resource.warm_up_minutes
+
+    @staticmethod
+    def resolve_cool_down_minutes(obj):
+        return obj.resource.cool_down_minutes
+
+    @staticmethod
+    def resolve_companions(obj):
+        return sorted(c.code for c in obj.resource.companions.all())
+
+    @staticmethod
+    def resolve_price_per_hour_cents(obj, context):
+        return obj.resource.price_per_hour_cents(context["request"].auth.tenant)
+
+    @staticmethod
+    def resolve_next_free_slot(obj):
+        if not obj.is_usable or not obj.resource.is_active:
+            return None
+        found = availability.next_free_slot(obj.resource, timezone.now())
+        return {"start": found[0], "end": found[1]} if found else None
+
+
+class StatusChangeOut(Schema):
+    old_status: str
+    new_status: str
+    at: datetime
+    by_id: int | None
+    reason: str
+
+
+class EquipmentDetail(EquipmentOut):
+    open_incidents: int
+    status_history: list[StatusChangeOut]
+
+    @staticmethod
+    def resolve_open_incidents(obj):
+        return obj.incidents.filter(closed_at__isnull=True).count()
+
+    @staticmethod
+    def resolve_status_history(obj):
+        return list(obj.status_history.all()[:20])
+
+
+def equipment_queryset():
+    return Equipment.objects.select_related("resource__policy", "location").prefetch_related(
+        "resource__companions"
+    )
+
+
+class EquipmentFilter(Schema):
+    equipment_class: str | None = Field(None, max_length=60)
+    lab: int | None = Field(None, description="Space id of the lab")
+    status: Equipment.Status | None = None
+
+
+@router.get(
+    "/equipment", response=list[EquipmentOut], summary="Equipment, with status and next free slot"
+)
+@paginate(LimitOffsetPagination)
+def list_equipment(request, filters: Query[EquipmentFilter]):
+    qs = equipment_queryset().filter(resource__is_active=True)
+    if filters.equipment_class:
+        qs = qs.filter(equipment_class=filters.equipment_class)
+    if filters.lab is not None:
+        qs = qs.filter(location_id=filters.lab)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    return qs.order_by("resource__code")
+
+
+@router.get("/equipment/{equipment_id}", response=EquipmentDetail, summary="One machine")
+def get_equipment(request, equipment_id: int):
+    return get_scoped(equipment_queryset(), equipment_id, "equipment")
+
+
+@router.post(
+    "/equipment/{equipment_id}/sign-off",
+    response=EquipmentDetail,
+    summary="Sign a machine “to check” back into service (technicians)",
+)
+def sign_off_equipment(request, equipment_id: int):
+    person = caller(request)
+    require_lab_staff(person)
+    equipment = get_scoped(equipment_queryset(), equipment_id, "equipment")
+    maintenance.sign_off(person, equipment)
+    return equipment_queryset().get(pk=equipment.pk)
+
+
+# ------------------------------------------------------------------ qualifications
+
+
+class QualificationOut(Schema):
+    id: int
+    person_id: int
+    person_name: str
+    equipment_id: int | None
+    equipment_code: str | None
+    equipment_class: str
+    valid_from: datetime
+    valid_until: datetime | None
+    renew_on_use_months: int | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    trained_by_id: int | None
+    note: str
+    in_force: bool
+
+    @staticmethod
+    def resolve_person_name(obj):
+        return obj.person.get_full_name()
+
+    @staticmethod
+    def resolve_equipment_code(obj):
+        return obj.equipment.resource.code if obj.equipment_id else None
+
+    @staticmethod
+    def resolve_in_force(obj):
+        return in_force(obj, timezone.now())
+
+
+class QualificationIn(In):
+    person_id: int
+    equipment_id: int | None = None
+    equipment_class: str = Field("", max_length=60, pattern=r"^[-a-z0-9_]*$")
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    renew_on_use_months: int | None = Field(None, ge=1, le=120)
+    note: str = Field("", max_length=250)
+
+    @model_validator(mode="after")
+    def target(self):
+        if (self.equipment_id is None) == (not self.equipment_class):
+            raise ValueError("give an equipment_id or an equipment_class, not both")
+        self.valid_from = aware(self.valid_from) if self.valid_from else None
+        self.valid_until = aware(self.valid_until) if self.valid_until else None
+        return self
+
+
+def qualifications_visible(person: Person):
+    qs = Qualification.objects.select_related("person", "equipment__resource")
+    if is_lab_staff(person):
+        return qs
+    if person.is_tenant_admin:
+        return qs.filter(Q(person=person) | Q(person__tenant_id=person.tenant_id))
+    return qs.filter(person=person)
+
+
+class QualificationFilter(Schema):
+    person: int | None = None
+    equipment: int | None = None
+    valid_now: bool | None = None
+
+
+@router.get(
+    "/qualifications",
+    response=list[QualificationOut],
+    summary="Qualifications (yours; your tenant's for tenant admins; all for technicians)",
+)
+@paginate(LimitOffsetPagination)
+def list_qualifications(request, filters: Query[QualificationFilter]):
+    qs = qualifications_visible(caller(request))
+    if filters.person is not None:
+        qs = qs.filter(person_id=filters.person)
+    if filters.equipment is not None:
+        eq = Equipment.objects.filter(pk=filters.equipment).first()
+        cls = eq.equipment_class if eq else None
+        qs = qs.filter(Q(equipment_id=filters.equipment) | Q(equipment_class=cls))
+    rows = qs.order_by("person__last_name", "valid_from", "pk")
+    if filters.valid_now is not None:
+        now = timezone.now()
+        rows = [q for q in rows if in_force(q, now) == filters.valid_now]
+    return rows
+
+
+@router.post(
+    "/qualifications",
+    response={201: QualificationOut},
+    summary="Record a training (technicians and staff)",
+)
+def create_qualification(request, payload: QualificationIn):
+    person = caller(request)
+    require_lab_staff(person)
+    q = Qualification(
+        person=existing(Person, payload.person_id, "person_id"),
+        equipment=existing(Equipment, payload.equipment_id, "equipment_id")
+        if payload.equipment_id is not None
+        else None,
+        equipment_class=payload.equipment_class,
+        valid_from=payload.valid_from or timezone.now(),
+        valid_until=payload.valid_until,
+        renew_on_use_months=payload.renew_on_use_months,
+        note=payload.note,
+        trained_by=person,
+    )
+    save_validated(q)
+    return Status(201, qualifications_visible(person).get(pk=q.pk))
+
+
+@router.post(
+    "/qualifications/{qualification_id}/revoke",
+    response=QualificationOut,
+    summary="Revoke a qualification now (technicians and staff)",
+)
+def revoke_qualification(request, qualification_id: int):
+    person = caller(request)
+    require_lab_staff(person)
+    q = get_scoped(qualifications_visible(person), qualification_id, "qualification")
+    if q.revoked_at is not None:
+        raise maintenance.LabStateError("This qualification is already revoked.")
+    q.revoked_at, q.revoked_by = timezone.now(), person
+    q.save(update_fields=["revoked_at", "revoked_by"])
+    return q
+
+
+# ------------------------------------------------------------------ maintenance windows
+
+
+class MaintenanceIn(In):
+    equipment_id: int
+    start: datetime
+    end: datetime
+    title: str = Field("", max_length=160)
+
+    @model_validator(mode="after")
+    def period(self):
+        self.start, self.end = aware(self.start), aware(self.end)
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class OfferOut(Schema):
+    booking_id: int
+    slots: list[SlotOut]
+
+
+class MaintenanceOut(Schema):
+    window: BookingOut
+    affected: list[BookingOut]
+    offers: list[OfferOut]
+
+
+class WindowFilter(Schema):
+    equipment: int | None = None
+    start_from: datetime | None = Field(None, alias="from")
+    start_to: datetime | None = Field(None, alias="to")
+
+
+@router.get(
+    "/maintenance-windows", response=list[BookingOut], summary="Maintenance windows of machines"
+)
+@paginate(LimitOffsetPagination)
+def list_maintenance_windows(request, filters: Query[WindowFilter]):
+    qs = booking_queryset().filter(
+        is_maintenance=True, status__in=HOLDING, resource__kind="equipment"
+    )
+    if filters.equipment is not None:
+        qs = qs.filter(resource__equipment__pk=filters.equipment)
+    if filters.start_from:
+        qs = qs.filter(end__gt=aware(filters.start_from))
+    if filters.start_to:
+        qs = qs.filter(start__lt=aware(filters.start_to))
+    return qs.order_by("start", "pk")
+
+
+@router.post(
+    "/maintenance-windows",
+    response={201: MaintenanceOut},
+    summary="Block a machine for maintenance; bookings in the way are cancelled and offered "
+    "other slots (technicians and staff)",
+)
+def create_maintenance_window(request, payload: MaintenanceIn):
+    person = caller(request)
+    require_lab_staff(person)
+    equipment = existing(Equipment, payload.equipment_id, "equipment_id")
+    result = maintenance.schedule_maintenance(
+        person, equipment, payload.start, payload.end, title=payload.title
+    )
+    ids = [b.pk for b in result.affected]
+    return Status(
+        201,
+        {
+            "window": booking_queryset().get(pk=result.window.pk),
+            "affected": list(booking_queryset().filter(pk__in=ids).order_by("start", "pk")),
+            "offers": [
+                {"booking_id": pk, "slots": [{"start": s, "end": e} for s, e in slots]}
+                for pk, slots in result.offers.items()
+            ],
+        },
+    )
+
+
+# ------------------------------------------------------------------ incidents
+
+
+class IncidentOut(Schema):
+    id: int
+    equipment_id: int
+    equipment_code: str
+    reported_by_id: int
+    tenant_id: int | None
+    severity: str
+    description: str
+    reported_at: datetime
+    closed_at: datetime | None
+    closed_by_id: int | None
+    resolution: str
+
+    @staticmethod
+    def resolve_equipment_code(obj):
+        return obj.equipment.resource.code
+
+
+class IncidentIn(In):
+    equipment_id: int
+    severity: Incident.Severity
+    description: str = Field(min_length=1, max_length=4000)
+
+
+class CloseIn(In):
+    resolution: str = Field("", max_length=250)
+
+
+def incidents_visible(person: Person):
+    qs = Incident.objects.select_related("equipment__resource")
+    if is_lab_staff(person):
+        return qs
+    scope = Q(reported_by=person)
+    if person.tenant_id:
+        scope |= Q(tenant_id=person.tenant_id)
+    return qs.filter(scope)
+
+
+@router.get(
+    "/incidents", response=list[IncidentOut], summary="Incidents (your tenant's, or all for staff)"
+)
+@paginate(LimitOffsetPagination)
+def list_incidents(request, equipment: int | None = None, open: bool | None = None):
+    qs = incidents_visible(caller(request))
+    if equipment is not None:
+        qs = qs.filter(equipment_id=equipment)
+    if open is not None:
+        qs = qs.filter(closed_at__isnull=open)
+    return qs
+
+
+@router.get("/incidents/{incident_id}", response=IncidentOut, summary="One incident")
+def get_incident(request, incident_id: int):
+    return get_scoped(incidents_visible(caller(request)), incident_id, "incident")
+
+
+@router.post("/incidents", response={201: IncidentOut}, summary="Report a problem on a machine")
+def create_incident(request, payload: IncidentIn):
+    equipment = existing(Equipment, payload.equipment_id, "equipment_id")
+    incident = maintenance.report_incident(
+        caller(request), equipment, payload.severity, payload.description
+    )
+    return Status(201, incident)
+
+
+@router.post(
+    "/incidents/{incident_id}/close",
+    response=IncidentOut,
+    summary="Close an incident (technicians and staff)",
+)
+def close_incident(request, incident_id: int, payload: CloseIn | None = None):
+    person = caller(request)
+    require_lab_staff(person)
+    incident = get_scoped(incidents_visible(person), incident_id, "incident")
+    return maintenance.close_incident(
+        person, incident, resolution=(payload or CloseIn()).resolution
+    )
+
+
+# ------------------------------------------------------------------ sessions
+
+
+class SessionOut(Schema):
+    id: int
+    equipment_id: int
+    equipment_code: str
+    person_id: int
+    tenant_id: int | None
+    booking_id: int | None
+    started_at: datetime
+    stopped_at: datetime | None
+    stop_reason: str
+    energy_wh: int | None
+    source: str
+
+    @staticmethod
+    def resolve_equipment_code(obj):
+        return obj.equipment.resource.code
+
+
+class SessionIn(In):
+    equipment_id: int
+
+
+class StopIn(In):
+    energy_wh: int | None = Field(None, ge=0, le=10**9)
+
+
+def sessions_visible(person: Person):
+    qs = UsageSession.objects.select_related("equipment__resource")
+    if is_lab_staff(person):
+        return qs
+    scope = Q(person=person)
+    if person.tenant_id:
+        scope |= Q(tenant_id=person.tenant_id)
+    return qs.filter(scope)
+
+
+class SessionFilter(Schema):
+    equipment: int | None = None
+    open: bool | None = None
+    tenant: int | None = None
+
+
+@router.get(
+    "/sessions", response=list[SessionOut], summary="Usage sessions (your tenant's, or all)"
+)
+@paginate(LimitOffsetPagination)
+def list_sessions(request, filters: Query[SessionFilter]):
+    qs = sessions_visible(caller(request))
+    if filters.equipment is not None:
+        qs = qs.filter(equipment_id=filters.equipment)
+    if filters.open is not None:
+        qs = qs.filter(stopped_at__isnull=filters.open)
+    if filters.tenant is not None:
+        qs = qs.filter(tenant_id=filters.tenant)
+    return qs
+
+
+@router.post(
+    "/sessions",
+    response={201: SessionOut},
+    summary="Start using a machine that has no controller",
+)
+def start_session(request, payload: SessionIn):
+    equipment = existing(Equipment, payload.equipment_id, "equipment_id")
+    if equipment.controller_kind != Equipment.ControllerKind.NONE:
+        raise ControllerManaged("This machine starts with a badge at its controller.")
+    session = sessions.start_session(caller(request), equipment, source="api")
+    return Status(201, sessions_visible(caller(request)).get(pk=session.pk))
+
+
+@router.post("/sessions/{session_id}/stop", response=SessionOut, summary="Stop a session")
+def stop_session(request, session_id: int, payload: StopIn | None = None):
+    person = caller(request)
+    session = get_scoped(sessions_visible(person), session_id, "session")
+    mine = session.person_id == person.pk or (
+        person.is_tenant_admin and session.tenant_id == person.tenant_id
+    )
+    if not mine and not is_lab_staff(person):
+        raise Forbidden("Only the user, their tenant admin or a technician may stop it.")
+    sessions.stop_session(
+        session,
+        reason="manual" if mine else "staff",
+        energy_wh=(payload or StopIn()).energy_wh,
+        by=person,
+    )
+    return sessions_visible(person).get(pk=session.pk)
+
+
+# ------------------------------------------------------------------ usage statements
+
+
+class UsageQuery(Schema):
+    tenant: int | None = Field(None, description="Tenant id; tenant admins may omit it")
+    month: str = Field(..., pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
+
+
+class LineOut(Schema):
+    day: str
+    kind: str
+    resource: str
+    name: str
+    basis: str
+    minutes: int
+    energy_wh: int
+    unit_price_cents: int
+    amount_cents: int
+    booking_id: int | None
+
+
+class StatementOut(Schema):
+    tenant_id: int
+    tenant: str
+    tier: str
+    month: str
+    included_minutes: int
+    lines: list[LineOut]
+    totals: dict[str, int]
+
+
+def _statement(request, q: UsageQuery) -> usage.Statement:
+    person = caller(request)
+    if is_staff(person):
+        if q.tenant is None:
+            raise Invalid("tenant: required for staff.", field="tenant")
+        tenant = Tenant.objects.filter(pk=q.tenant).first()
+    elif person.is_tenant_admin:
+        # Another tenant's statement is as unknown to a tenant admin as a missing one.
+        same = q.tenant is None or q.tenant == person.tenant_id
+        tenant = Tenant.objects.filter(pk=person.tenant_id).first() if same else None
+    else:
+        raise Forbidden("Only a tenant admin or facility staff may read usage.", code="forbidden")
+    if tenant is None:
+        raise NotFound(f"No tenant with id {q.tenant}.")
+    try:
+        month = usage.parse_month(q.month)
+    except ValueError as e:
+        raise Invalid(f"month: {e}.", field="month") from e
+    return usage.statement_for(tenant, month)
+
+
+@router.get("/usage", response=StatementOut, summary="Monthly usage statement of a tenant")
+def usage_statement(request, q: Query[UsageQuery]):
+    statement = _statement(request, q)
+    return {
+        **{k: getattr(statement, k) for k in ["tenant_id", "tenant", "tier", "month"]},
+        "included_minutes": statement.included_minutes,
+        "totals": statement.totals,
+        "lines": [{**vars(line), "day": line.day.isoformat()} for line in statement.lines],
+    }
+
+
+class CsvQuery(UsageQuery):
+    decimal: str = Field("point", pattern="^(point|comma)$")
+
+
+@router.get(
+    "/usage.csv",
+    summary="Monthly usage statement as CSV (semicolons, UTF-8 with BOM; decimal=comma)",
+    response={200: None},
+)
+def usage_csv(request, q: Query[CsvQuery]):
+    statement = _statement(request, q)
+    body = usage.to_csv(statement, decimal_comma=q.decimal == "comma")
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    name = f"usage-{statement.tenant_id}-{statement.month}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -1,0 +1,281 @@
+"""Equipment status with its history, incidents, after-use check-off and maintenance windows.
+
+Every status change goes through `set_status`, which writes the history row in the same
+transaction. Maintenance windows are bookings (`is_maintenance`) made by `bookings.engine`;
+placing one over existing bookings cancels them (never charged), tells their owners and
+offers them the next free slots.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from bookings import availability, engine, notify
+from bookings.models import HOLDING, Booking, Status
+from campus.errors import DomainError, Forbidden
+from campus.models import Person
+from labs.models import Equipment, Incident, StatusChange, UsageSession
+
+# How bad a status is: an incident never makes a machine look better than it is.
+SEVERITY = {
+    Equipment.Status.AVAILABLE: 0,
+    Equipment.Status.IN_USE: 0,
+    Equipment.Status.TO_CHECK: 1,
+    Equipment.Status.MAINTENANCE: 2,
+    Equipment.Status.OUT_OF_ORDER: 3,
+}
+OFFERED_SLOTS = 3
+OFFER_SEARCH_DAYS = 14
+
+
+class LabStateError(DomainError):
+    """The machine or record is not in a state that allows this."""
+
+    status = 409
+    code = "invalid_state"
+
+
+def is_lab_staff(person: Person) -> bool:
+    """Facility staff and lab technicians run the labs: qualifications, maintenance, checks."""
+    return person.is_active and (
+        person.is_facility_staff or person.is_superuser or person.is_lab_technician
+    )
+
+
+def require_lab_staff(person: Person) -> None:
+    if not is_lab_staff(person):
+        raise Forbidden(
+            _("Only a lab technician or facility staff may do this."), code="technician_only"
+        )
+
+
+def _locked(equipment: Equipment) -> Equipment:
+    return Equipment.objects.select_for_update().select_related("resource").get(pk=equipment.pk)
+
+
+def set_status(
+    equipment: Equipment,
+    status: str,
+    *,
+    by: Person | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Equipment:
+    """Change a machine's status and record it in its history (no row if unchanged)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        eq = _locked(equipment)
+        if eq.status != status:
+            StatusChange.objects.create(
+                equipment=eq,
+                old_status=eq.status,
+                new_status=status,
+                at=now,
+                by=by,
+                reason=reason[:250],
+            )
+            eq.status = status
+            eq.save(update_fields=["status"])
+    equipment.status = status
+    return eq
+
+
+def settled_status(equipment: Equipment) -> str:
+    """The status a machine returns to once a problem is cleared: its worst open incident,
+    else in use while a session runs, else available."""
+    worst = None
+    for severity in equipment.incidents.filter(closed_at__isnull=True).values_list(
+        "severity", flat=True
+    ):
+        if worst is None or SEVERITY[severity] > SEVERITY[worst]:
+            worst = severity
+    if worst is not None:
+        return worst
+    if UsageSession.objects.filter(equipment=equipment, stopped_at__isnull=True).exists():
+        return Equipment.Status.IN_USE
+    return Equipment.Status.AVAILABLE
+
+
+def report_incident(
+    person: Person,
+    equipment: Equipment,
+    severity: str,
+    description: str,
+    *,
+    now: datetime | None = None,
+) -> Incident:
+    """Anyone may report a problem; the machine goes “to check” or “out of order” (or stays
+    worse) until a technician closes the incident."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        eq = _locked(equipment)
+        incident = Incident.objects.create(
+            equipment=eq,
+            reported_by=person,
+            tenant_id=person.tenant_id,
+            severity=severity,
+            description=description,
+            reported_at=now,
+        )
+        if SEVERITY[severity] > SEVERITY[eq.status]:
+            set_status(
+                eq,
+                severity,
+                by=person,
+                reason=_("Incident #%(n)s") % {"n": incident.pk},
+                now=now,
+            )
+    return incident
+
+
+def close_incident(
+    technician: Person, incident: Incident, *, resolution: str = "", now: datetime | None = None
+) -> Incident:
+    require_lab_staff(technician)
+    now = now or timezone.now()
+    with transaction.atomic():
+        eq = _locked(incident.equipment)
+        updated = Incident.objects.filter(pk=incident.pk, closed_at__isnull=True).update(
+            closed_at=now, closed_by=technician, resolution=resolution[:250]
+        )
+        if not updated:
+            raise LabStateError(_("This incident is already closed."))
+        if eq.status in (Equipment.Status.TO_CHECK, Equipment.Status.OUT_OF_ORDER):
+            set_status(
+                eq,
+                settled_status(eq),
+                by=technician,
+                reason=_("Incident #%(n)s closed") % {"n": incident.pk},
+                now=now,
+            )
+    incident.refresh_from_db()
+    return incident
+
+
+def sign_off(technician: Person, equipment: Equipment, *, now: datetime | None = None):
+    """After-use check-off: a technician signs a machine “to check” back into service."""
+    require_lab_staff(technician)
+    with transaction.atomic():
+        eq = _locked(equipment)
+        if eq.status != Equipment.Status.TO_CHECK:
+            raise LabStateError(_("This machine is not waiting for a check."), code="not_to_check")
+        if eq.incidents.filter(closed_at__isnull=True).exists():
+            raise LabStateError(
+                _("Close the open incidents of this machine first."), code="open_incidents"
+            )
+        return set_status(
+            eq, settled_status(eq), by=technician, reason=_("Checked after use"), now=now
+        )
+
+
+# ------------------------------------------------------------------ maintenance windows
+
+
+@dataclass
+class MaintenanceResult:
+    window: Booking
+    affected: list[Booking]
+    # booking id → the next free (start, end) slots of the same length, after the window
+    offers: dict[int, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+
+
+def affected_bookings(equipment: Equipment, start: datetime, end: datetime) -> list[Booking]:
+    """The holding bookings a window over [start, end] would collide with, on the machine
+    or its companions (the engine books the window on them too); one per companion group,
+    the machine's own when it is in the group."""
+    resources = [equipment.resource, *equipment.resource.companions.all()]
+    by_group: dict = {}
+    for res in resources:
+        b_start, b_end = engine.blocked_range(res, engine.policy_for(res), start, end)
+        for b in engine.conflicts_for([res.pk], b_start, b_end, HOLDING):
+            if b.is_maintenance:
+                continue
+            key = b.group or b.pk
+            if key not in by_group or b.resource_id == equipment.resource_id:
+                by_group[key] = b
+    return sorted(by_group.values(), key=lambda b: (b.start, b.pk))
+
+
+def next_free_slots(resource, duration: timedelta, after: datetime, count: int = OFFERED_SLOTS):
+    """Up to `count` free slots of `duration` on the resource, the first at or after `after`."""
+    offers = []
+    tz = engine.building_tz()
+    day = after.astimezone(tz).date()
+    for i in range(OFFER_SEARCH_DAYS):
+        for s, e in availability.free_slots(resource, day + timedelta(days=i)):
+            s = max(s, after)
+            if e - s >= duration:
+                offers.append((s, s + duration))
+                if len(offers) == count:
+                    return offers
+    return offers
+
+
+def schedule_maintenance(
+    person: Person,
+    equipment: Equipment,
+    start: datetime,
+    end: datetime,
+    *,
+    title: str = "",
+    now: datetime | None = None,
+) -> MaintenanceResult:
+    """Book a maintenance window; bookings in its way are cancelled (free of charge), their
+    owners told, and offered the next free slots. All of it or nothing."""
+    require_lab_staff(person)
+    now = now or timezone.now()
+    title = title or _("Maintenance")
+    with transaction.atomic():
+        affected = affected_bookings(equipment, start, end)
+        for booking in affected:
+            if booking.status == Status.CHECKED_IN:
+                raise LabStateError(
+                    _("A booking in progress is in the way: stop it first."),
+                    code="booking_in_progress",
+                    booking_id=booking.pk,
+                )
+            engine.cancel(person, booking, now=now, reason=title, charge=False)
+        window = engine.book(
+            person,
+            engine.Slot(equipment.resource, start, end, title),
+            now=now,
+            is_maintenance=True,
+            notify=False,
+        )
+        result = MaintenanceResult(window, [Booking.objects.get(pk=b.pk) for b in affected])
+        for booking in result.affected:
+            result.offers[booking.pk] = next_free_slots(
+                booking.resource, booking.end - booking.start, max(end, now)
+            )
+        for booking in result.affected:
+            offers = result.offers[booking.pk]
+            transaction.on_commit(lambda b=booking, o=offers: tell_owner(b, o))
+    return result
+
+
+def tell_owner(booking: Booking, offers: list[tuple[datetime, datetime]]):
+    """E-mail a booker whose booking a maintenance window replaced, with other slots."""
+    person = booking.person
+    tz = engine.building_tz()
+    with translation.override(person.language or settings.LANGUAGE_CODE):
+        local = booking.start.astimezone(tz)
+        subject = _(notify.SUBJECTS["maintenance"]) % {
+            "what": f"{booking.resource.name} {local:%d/%m/%Y %H:%M}"
+        }
+        lines = [
+            subject,
+            "",
+            _("Your booking was cancelled free of charge for a maintenance window."),
+            "",
+        ]
+        if offers:
+            lines.append(_("Next free slots:"))
+            lines += [
+                f"  {s.astimezone(tz):%d/%m/%Y %H:%M} – {e.astimezone(tz):%H:%M}" for s, e in offers
+            ]
+        lines += ["", f"{settings.SITE_URL}/"]
+    notify.send(person.email, subject, "\n".join(lines), None, cancelled=False)
