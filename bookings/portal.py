@@ -194,6 +194,20 @@ def priced(resources, person) -> list[Resource]:
 # ------------------------------------------------------------------ book a room
 
 
+def suggest(resource: Resource, after: datetime) -> dict | None:
+    """The room's next free interval, for the conflict message."""
+    found = availability.next_free_slot(resource, after)
+    if found is None:
+        return None
+    start, end = local(found[0]), local(found[1])
+    ends_at_midnight = end.time() == time(0) and end.date() > start.date()
+    return {
+        "room": resource.name,
+        "start": start,
+        "end_label": "24:00" if ends_at_midnight else f"{end:%H:%M}",
+    }
+
+
 @login_required
 def book(request):
     """Search free rooms (GET) and book one of them (POST, through the engine)."""
@@ -218,8 +232,7 @@ def book(request):
                 error = {"detail": e.detail, "code": e.code, "conflicts": conflicts_of(e)}
                 status = e.status
                 if isinstance(e, engine.SlotTaken):
-                    next_free = availability.next_free_slot(resource, d["start_at"])
-                    next_free = next_free and (resource, local(next_free[0]), local(next_free[1]))
+                    next_free = suggest(resource, d["start_at"])
             else:
                 if booking.status == Status.PENDING:
                     text = _("Request sent: %(what)s. It awaits staff approval.")
@@ -246,7 +259,9 @@ def book(request):
             min_capacity=d["capacity"],
             features=[f.code for f in d["feature"]],
         )
-        free = priced([r for r in free if r.kind != ResourceKind.EQUIPMENT], person)
+        # The smallest room that fits first: big rooms stay free for big meetings.
+        rooms = [r for r in free if r.kind != ResourceKind.EQUIPMENT]
+        free = priced(sorted(rooms, key=lambda r: (r.capacity, r.code)), person)
     context = {
         "form": form,
         "free": free,

@@ -34,12 +34,12 @@ def test_a_search_lists_the_free_rooms_that_fit(bob, rooms, bobs_booking):
     client = signed_in(bob)
     assert free_rooms(client.get("/book/", search())) == ["B-0.03"]
     later = search(start="14:00", end="15:00")
-    assert free_rooms(client.get("/book/", later)) == ["B-0.03", "B-1.50"]
+    assert free_rooms(client.get("/book/", later)) == ["B-1.50", "B-0.03"]  # best fit first
     assert free_rooms(client.get("/book/", {**later, "capacity": "10"})) == ["B-0.03"]
     assert free_rooms(client.get("/book/", {**later, "kind": "auditorium"})) == []
     assert free_rooms(client.get("/book/", {**later, "feature": "projector"})) == [
-        "B-0.03",
         "B-1.50",
+        "B-0.03",
     ]
 
 
@@ -79,7 +79,7 @@ def test_a_conflict_shows_the_taken_slot_and_keeps_the_form(charlie, rooms, bobs
     body = response.content.decode()
     assert "B-1.50 is already booked from" in body
     assert "Taken slots:" in body and "10:00–11:00" in body
-    assert "Salle Loire is next free on" in body
+    assert "Salle Loire is next free on" in body and "from 11:00 to 24:00" in body
     assert "Bob" not in body  # who booked is not disclosed to another tenant
     for kept in ['value="10:30"', 'value="11:30"', 'value="6"', 'value="Our demo"']:
         assert kept in body
