@@ -6,6 +6,7 @@ Who sees what is the engine's rule too (`get_visible`, `require_may_change`): an
 tenant's booking is a 404, an action one may not take a 403.
 """
 
+from collections import defaultdict
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from functools import wraps
@@ -29,7 +30,7 @@ from bookings.models import HOLDING, Booking, Resource, ResourceKind, Status
 from bookings.policy import within_opening_hours
 from campus.auth import is_staff
 from campus.errors import DomainError, Forbidden, NotFound
-from campus.models import Feature, Floor
+from campus.models import Feature, Floor, Space
 
 ROOM_KINDS = [(k, label) for k, label in ResourceKind.choices if k != ResourceKind.EQUIPMENT]
 STEP = timedelta(minutes=15)
@@ -184,10 +185,17 @@ def conflicts_of(error: DomainError) -> list[dict]:
 
 
 def priced(resources, person) -> list[Resource]:
+    """The facts a free room shows: its price for this person, approval, features."""
+    policies = availability._policies(resources)
+    names = defaultdict(list)
+    for space_id, name in Space.features.through.objects.filter(
+        space_id__in=[r.space_id for r in resources if r.space_id]
+    ).values_list("space_id", "feature__name"):
+        names[space_id].append(name)
     for r in resources:
         r.hourly_price = Decimal(r.price_per_hour_cents(person.tenant)) / 100
-        r.needs_approval = engine.policy_for(r).approval_required
-        r.feature_names = [f.name for f in r.space.features.all()] if r.space else []
+        r.needs_approval = policies[r.pk].approval_required
+        r.feature_names = sorted(names[r.space_id])
     return resources
 
 
@@ -295,9 +303,13 @@ def day_grid(request):
         busy = availability.busy_ranges(
             [r.pk for r in resources], at(day, time(0)), at(day + timedelta(days=1), time(0))
         )
+        policies = availability._policies(resources)
+        closed_by_policy = {}
         for r in resources:
-            pol = engine.policy_for(r)
-            closed = day in engine.closed_days(pol, day, day)
+            pol = policies[r.pk]
+            if pol.pk not in closed_by_policy:
+                closed_by_policy[pol.pk] = day in engine.closed_days(pol, day, day)
+            closed = closed_by_policy[pol.pk]
             cells = []
             for s in slots:
                 e = s + timedelta(minutes=30)
