@@ -122,7 +122,9 @@ AUTH_USER_MODEL = "campus.Person"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # First, so that the portal's base.html, 403.html and 404.html win over the ones
+        # django-scheduler and the admin ship in their app template folders.
+        "DIRS": [BASE_DIR / "campus" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -199,7 +201,12 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "static")))
 
-LOGIN_URL = "admin:login"
+# The portal's sign-in page; the admin keeps its own (admin:login).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+# Password-reset links in e-mails stay valid for one day.
+PASSWORD_RESET_TIMEOUT = 24 * 3600
 
 NINJA_PAGINATION_PER_PAGE = 100
 NINJA_PAGINATION_MAX_LIMIT = 1000

@@ -5,10 +5,13 @@ Globex (a non-member) leases B-1.02: charlie works there, an outsider to Acme.
 sam is facility staff, tina a lab technician.
 
 Services: tests marked `postgres` need DATABASE_URL on PostgreSQL, tests marked `mqtt` a real
-broker at MQTT_TEST_URL (default mqtt://127.0.0.1:1883). Without them they are skipped, unless
-REQUIRE_SERVICES names them (CI does): then a missing service is a failure, not a skip.
+broker at MQTT_TEST_URL (default mqtt://127.0.0.1:1883), tests marked `browser` Debian's
+Chromium at /usr/bin/chromium and the playwright package (which never downloads a browser
+here). Without them they are skipped, unless REQUIRE_SERVICES names them (CI does): then a
+missing service is a failure, not a skip.
 """
 
+import importlib.util
 import os
 import socket
 from datetime import date
@@ -24,6 +27,7 @@ from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Sit
 
 REQUIRED = {s.strip() for s in os.environ.get("REQUIRE_SERVICES", "").split(",") if s.strip()}
 MQTT_TEST_URL = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
+CHROMIUM = "/usr/bin/chromium"
 
 
 def _missing(service: str, why: str):
@@ -41,12 +45,23 @@ def mqtt_reachable() -> bool:
         return False
 
 
+def browser_missing() -> str | None:
+    """Why browser tests cannot run here, or None."""
+    if not os.path.exists(CHROMIUM):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (uv sync)"
+    return None
+
+
 @pytest.fixture(autouse=True)
 def _services(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         _missing("postgres", f"the database is {connection.vendor}")
     if request.node.get_closest_marker("mqtt") and not mqtt_reachable():
         _missing("mqtt", f"no broker answers at {MQTT_TEST_URL}")
+    if request.node.get_closest_marker("browser") and (why := browser_missing()):
+        _missing("browser", why)
 
 
 @pytest.fixture(autouse=True)

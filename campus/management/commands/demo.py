@@ -28,6 +28,7 @@ class Command(BaseCommand):
         host, _, port = addrport.rpartition(":")
         url = f"http://{host or '127.0.0.1'}:{port}"
         self.stdout.write(self.style.SUCCESS(f"\nTechnocampus is starting on {url}/"))
+        self.stdout.write(f"  portal        {url}/")
         self.stdout.write(
             f"  back-office   {url}/admin/   (any demo login above, password {demo.DEMO_PASSWORD})"
         )
