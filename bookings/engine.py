@@ -526,31 +526,41 @@ def cancel(
 
 
 def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> Booking:
-    """Confirm a pending request; the competing requests that overlap it are rejected."""
+    """Confirm a pending request (with its companion bookings); the competing requests that
+    overlap any of them are rejected, with their own companions."""
     now = now or timezone.now()
     rejected: list[Booking] = []
 
     def write():
         with transaction.atomic():
-            lock_resources([booking.resource_id])
-            b = _locked(booking.pk)
-            if b.status != Status.PENDING:
+            group = _group_of(booking)
+            lock_resources(b.resource_id for b in group)
+            fresh = [_locked(b.pk) for b in group]
+            if any(b.status != Status.PENDING for b in fresh):
                 raise InvalidState(_("Only a pending booking can be approved."))
-            taken = conflicts_for([b.resource_id], b.blocked_start, b.blocked_end, ACTIVE)
-            if taken:
-                raise slot_taken(taken)
-            b.status = Status.CONFIRMED
-            b.decided_by = staff
-            b.save(update_fields=["status", "decided_by"])
-            for other in conflicts_for(
-                [b.resource_id], b.blocked_start, b.blocked_end, [Status.PENDING], exclude=[b.pk]
-            ):
-                other.status = Status.REJECTED
-                other.decided_by = staff
-                other.note = _("Another request for this slot was approved.")
-                other.save(update_fields=["status", "decided_by", "note"])
-                rejected.append(other)
-            return b
+            for b in fresh:
+                taken = conflicts_for([b.resource_id], b.blocked_start, b.blocked_end, ACTIVE)
+                if taken:
+                    raise slot_taken(taken)
+            mine = {b.pk for b in fresh}
+            for b in fresh:
+                b.status = Status.CONFIRMED
+                b.decided_by = staff
+                b.save(update_fields=["status", "decided_by"])
+            for b in fresh:
+                competing = conflicts_for(
+                    [b.resource_id], b.blocked_start, b.blocked_end, [Status.PENDING], exclude=mine
+                )
+                for other in competing:
+                    for sibling in _group_of(other):
+                        if sibling.status == Status.PENDING and sibling.pk not in mine:
+                            sibling.status = Status.REJECTED
+                            sibling.decided_by = staff
+                            sibling.note = _("Another request for this slot was approved.")
+                            sibling.save(update_fields=["status", "decided_by", "note"])
+                            rejected.append(sibling)
+                            mine.add(sibling.pk)
+            return next(b for b in fresh if b.pk == booking.pk)
 
     approved = with_retries(write)
     from bookings import notify as notifications
@@ -562,16 +572,19 @@ def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> 
 
 
 def reject(staff: Person, booking: Booking, *, note: str = "") -> Booking:
+    """Decline a pending request and its companion bookings."""
+
     def write():
         with transaction.atomic():
-            b = _locked(booking.pk)
-            if b.status != Status.PENDING:
+            fresh = [_locked(b.pk) for b in _group_of(booking)]
+            if any(b.status != Status.PENDING for b in fresh):
                 raise InvalidState(_("Only a pending booking can be rejected."))
-            b.status = Status.REJECTED
-            b.decided_by = staff
-            b.note = note[:250]
-            b.save(update_fields=["status", "decided_by", "note"])
-            return b
+            for b in fresh:
+                b.status = Status.REJECTED
+                b.decided_by = staff
+                b.note = note[:250]
+                b.save(update_fields=["status", "decided_by", "note"])
+            return next(b for b in fresh if b.pk == booking.pk)
 
     rejected = with_retries(write)
     _after_release(rejected, "rejected", timezone.now())

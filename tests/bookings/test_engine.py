@@ -248,3 +248,23 @@ def test_the_policy_of_a_kind_applies_unless_a_resource_has_its_own(room, room_p
     own = BookingPolicy.objects.create(name="Special")
     room.policy = own
     assert engine.policy_for(room) == own
+
+
+def test_approving_a_request_confirms_its_companions_and_rejecting_declines_them(
+    bob, charlie, sam, auditorium, big_room
+):
+    auditorium.companions.add(big_room)
+    first = book(bob, Slot(auditorium, at(10, 14), at(10, 16)), now=NOW)
+    competing = book(charlie, Slot(auditorium, at(10, 15), at(10, 17)), now=NOW)
+    engine.approve(sam, first, now=NOW)
+    assert set(Booking.objects.filter(group=first.group).values_list("status", flat=True)) == {
+        "confirmed"
+    }
+    assert set(Booking.objects.filter(group=competing.group).values_list("status", flat=True)) == {
+        "rejected"
+    }
+    later = book(charlie, Slot(auditorium, at(11, 15), at(11, 17)), now=NOW)
+    engine.reject(sam, later)
+    assert set(Booking.objects.filter(group=later.group).values_list("status", flat=True)) == {
+        "rejected"
+    }
