@@ -107,3 +107,95 @@ def build() -> dict[str, Resource]:
             },
         )
     return resources
+
+
+# (resource code, local hour, duration in minutes, title) per weekday 1–5, booked by the
+# tenants in turn: a believable week of meetings.
+WEEK = {
+    1: [
+        ("B-1.50", 9, 60, "Point hebdo"),
+        ("B-0.04", 14, 120, "Revue de conception"),
+        ("B-2.52", 10, 90, "Entretien client"),
+    ],
+    2: [
+        ("B-1.51", 9, 30, "Daily"),
+        ("B-0.03", 11, 60, "Démo prototype"),
+        ("B-2.50", 15, 60, "Comité technique"),
+    ],
+    3: [
+        ("B-1.52", 10, 120, "Atelier CEM"),
+        ("B-2.53", 9, 60, "Recrutement"),
+        ("B-0.04", 16, 60, "Partenaires"),
+    ],
+    4: [("B-1.53", 14, 90, "Revue de code"), ("B-2.51", 11, 60, "Fournisseur PCB")],
+    5: [("B-1.54", 10, 60, "Rétrospective"), ("B-0.03", 9, 180, "Formation RF")],
+}
+
+
+def week(today=None) -> int:
+    """This week's and next week's meetings, two weekly series and an auditorium request
+    awaiting approval, all through the booking engine (notifications off). Returns how many
+    bookings exist for the demo week."""
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
+    from bookings import engine, series
+    from bookings.models import HOLDING, Booking, BookingSeries
+    from campus.models import Person
+
+    tz = engine.building_tz()
+    today = today or timezone.now().astimezone(tz).date()
+    monday = today - timedelta(days=today.isoweekday() - 1)
+    people = list(Person.objects.filter(tenant__isnull=False).order_by("pk")[:40])
+    resources = {r.code: r for r in Resource.objects.all()}
+
+    def local(day, hour, minute=0):
+        return datetime.combine(day, time(hour, minute), tzinfo=tz)
+
+    def book(person, resource, start, minutes, title):
+        if Booking.objects.filter(resource=resource, start=start, status__in=HOLDING).exists():
+            return
+        engine.book(
+            person,
+            engine.Slot(resource, start, start + timedelta(minutes=minutes), title),
+            now=start - timedelta(days=1),
+            notify=False,
+        )
+
+    n = 0
+    for offset in (0, 7):
+        for weekday, rows in WEEK.items():
+            day = monday + timedelta(days=offset + weekday - 1)
+            for code, hour, minutes, title in rows:
+                if code in resources:
+                    book(people[n % len(people)], resources[code], local(day, hour), minutes, title)
+                n += 1
+    first_monday = monday + timedelta(days=7)
+    for code, person, hour, title in [
+        ("B-1.50", people[0], 8, "Réunion d'équipe"),
+        ("B-2.50", people[5], 17, "Club électronique"),
+    ]:
+        if (
+            code not in resources
+            or BookingSeries.objects.filter(resource=resources[code], title=title).exists()
+        ):
+            continue
+        start = local(first_monday, hour)
+        series.book_series(
+            person,
+            engine.Slot(resources[code], start, start + timedelta(hours=1), title),
+            series.Recurrence("weekly", count=10),
+            now=start - timedelta(days=1),
+            notify=False,
+        )
+    auditorium = next((r for r in resources.values() if r.kind == "auditorium"), None)
+    if auditorium is not None:
+        book(
+            people[3],
+            auditorium,
+            local(first_monday + timedelta(days=3), 14),
+            180,
+            "Conférence annuelle",
+        )
+    return Booking.objects.filter(start__gte=local(monday, 0)).count()

@@ -120,6 +120,7 @@ def book_series(
     *,
     skip_conflicts: bool = True,
     now: datetime | None = None,
+    notify: bool = True,
 ) -> SeriesResult:
     """Book every occurrence within the horizon; report each refusal with its reason.
 
@@ -169,9 +170,10 @@ def book_series(
                 _("None of the occurrences can be booked."),
                 refused=[_refusal_dict(r) for r in result.refused],
             )
-    from bookings import notify
+    if notify:
+        from bookings import notify as notifications
 
-    transaction.on_commit(lambda: notify.series_created(series, result))
+        transaction.on_commit(lambda: notifications.series_created(series, result))
     return result
 
 

@@ -17,6 +17,7 @@ class Command(BaseCommand):
             logins = demo.build()
             bookings_demo.build()
             labs_demo.build()
+            bookings_demo.week()
         self.stdout.write(self.style.SUCCESS("Demo campus ready."))
         self.stdout.write(f"Demo logins (password: {demo.DEMO_PASSWORD}):")
         for email, roles in logins.items():
