@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop as N_
+from django.utils.translation import gettext_noop
 
 from bookings import ical
 from bookings.engine import building_tz
@@ -22,15 +22,15 @@ log = logging.getLogger(__name__)
 REMIND_BEFORE = timedelta(hours=1)
 
 SUBJECTS = {
-    "created": N_("Booking confirmed: %(what)s"),
-    "pending": N_("Booking request received: %(what)s"),
-    "moved": N_("Booking changed: %(what)s"),
-    "approved": N_("Booking approved: %(what)s"),
-    "rejected": N_("Booking request declined: %(what)s"),
-    "cancelled": N_("Booking cancelled: %(what)s"),
-    "released": N_("Booking released (nobody checked in): %(what)s"),
-    "reminder": N_("Reminder: %(what)s"),
-    "maintenance": N_("Maintenance over your booking: %(what)s"),
+    "created": gettext_noop("Booking confirmed: %(what)s"),
+    "pending": gettext_noop("Booking request received: %(what)s"),
+    "moved": gettext_noop("Booking changed: %(what)s"),
+    "approved": gettext_noop("Booking approved: %(what)s"),
+    "rejected": gettext_noop("Booking request declined: %(what)s"),
+    "cancelled": gettext_noop("Booking cancelled: %(what)s"),
+    "released": gettext_noop("Booking released (nobody checked in): %(what)s"),
+    "reminder": gettext_noop("Reminder: %(what)s"),
+    "maintenance": gettext_noop("Maintenance over your booking: %(what)s"),
 }
 
 
