@@ -4,7 +4,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from access.models import AuditEvent, Controller, Credential, Door, SiteMode, VisitorPass
+from access.models import (
+    AuditEvent,
+    Controller,
+    Credential,
+    Door,
+    SiteMode,
+    VisitorPass,
+    record_rights_change,
+)
 
 RIGHTS_FIELDS = ("status", "holder", "visitor_pass", "override", "valid_from", "valid_until")
 
@@ -49,19 +57,6 @@ class CredentialForm(forms.ModelForm):
         return uid
 
 
-def record_rights_change(request, credential: Credential, what: str, changed=()):
-    AuditEvent.objects.create(
-        kind=AuditEvent.Kind.RIGHTS_CHANGE,
-        credential=credential,
-        uid_hash=credential.uid_hash,
-        person=credential.holder,
-        result=what,
-        reason="admin",
-        actor=request.user,
-        detail={"changed": sorted(changed), "status": credential.status},
-    )
-
-
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
@@ -85,16 +80,21 @@ class CredentialAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         changed = set(form.changed_data) & {*RIGHTS_FIELDS, "uid"}
-        if not change:
-            record_rights_change(request, obj, "issued", changed)
-        elif changed:
-            record_rights_change(request, obj, "changed", changed)
+        if not change or changed:
+            what = "changed" if change else "issued"
+            record_rights_change(obj, what, actor=request.user, via="admin", changed=changed)
 
     def _set_status(self, request, queryset, status):
         for credential in queryset.exclude(status=status):
-            credential.status = status
-            credential.save(update_fields=["status"])
-            record_rights_change(request, credential, status, ["status"])
+            try:
+                credential.change_status(status, actor=request.user, via="admin")
+            except ValueError:
+                self.message_user(
+                    request,
+                    _("%(badge)s: a %(status)s badge cannot change like this.")
+                    % {"badge": credential, "status": credential.get_status_display()},
+                    messages.WARNING,
+                )
 
     @admin.action(description=_("Suspend the selected badges"))
     def suspend(self, request, queryset):
