@@ -707,32 +707,31 @@ class AuditEvent(models.Model):
 
 
 def record_rights_change(
-    credential: Credential,
+    credential: Credential | None,
     what: str,
     *,
     actor: Person | None,
     via: str,
     why: str = "",
     changed=(),
+    person: Person | None = None,
     **detail,
 ) -> AuditEvent:
-    """Log a change of a badge's rights (issued, changed, suspended, lost, reactivated…): who
-    did it (`actor`), through what (`via`: "admin", "api"), what changed and why. The one
-    writer of rights-change rows, for the admin and the API alike."""
+    """Log a change of access rights (a badge issued, changed, suspended, lost, reactivated; a
+    visitor expected): who did it (`actor`), through what (`via`: "admin", "api"), what changed
+    and why. `person` is whose rights changed, by default the badge's holder. The one writer of
+    rights-change rows, for the admin and the API alike."""
+    if credential is not None:
+        detail = {"status": credential.status, **detail}
     return AuditEvent.objects.create(
         kind=AuditEvent.Kind.RIGHTS_CHANGE,
         credential=credential,
-        uid_hash=credential.uid_hash,
-        person=credential.holder,
+        uid_hash=credential.uid_hash if credential else "",
+        person=person or (credential.holder if credential else None),
         result=what,
         reason=via,
         actor=actor,
-        detail={
-            "changed": sorted(changed),
-            "status": credential.status,
-            **({"why": why} if why else {}),
-            **detail,
-        },
+        detail={"changed": sorted(changed), **({"why": why} if why else {}), **detail},
     )
 
 

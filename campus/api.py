@@ -611,6 +611,7 @@ def _add_app_routers():
     from bookings.api import router as bookings_router
 
     api.add_router("/", bookings_router)
+    api.add_router("/", "access.api.router")
 
 
 _add_app_routers()
