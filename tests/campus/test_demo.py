@@ -6,11 +6,13 @@ import pytest
 from django.core import serializers
 from django.core.management import call_command
 
+from access.models import Controller, Credential, Door, VisitorPass
 from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
 
 pytestmark = pytest.mark.django_db
 
 MODELS = [Site, Building, Floor, Feature, Space, Tenant, Lease]
+MODELS += [Controller, Door, Credential, VisitorPass]
 
 
 def snapshot():
