@@ -4,6 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from access import commands
+from access.commands import BrokerUnavailable
 from access.models import (
     AuditEvent,
     Controller,
@@ -55,6 +57,17 @@ class CredentialForm(forms.ModelForm):
             raise forms.ValidationError(_("This badge is already registered."))
         self.instance.set_uid(uid)
         return uid
+
+
+def warn_not_published(request, error: BrokerUnavailable):
+    messages.warning(
+        request,
+        _(
+            "Saved, but the controllers could not be told (%(detail)s). Do it again to re-send "
+            "it once the broker is back."
+        )
+        % {"detail": error.detail},
+    )
 
 
 @admin.register(Credential)
@@ -196,8 +209,17 @@ class DoorAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "id"] if obj else self.readonly_fields
 
     def _set_mode(self, request, queryset, mode):
-        for door in queryset:
-            door.set_mode(mode, actor=request.user)
+        broker_down = False
+        for door in queryset.select_related("controller"):
+            if broker_down:  # saved anyway; no point waiting on the broker for each door
+                if door.mode != mode:
+                    door.set_mode(mode, actor=request.user)
+                continue
+            try:
+                commands.set_door_mode(door, mode, by=request.user)
+            except BrokerUnavailable as e:
+                broker_down = True
+                warn_not_published(request, e)
 
     @admin.action(description=_("Set the selected doors to normal"))
     def mode_normal(self, request, queryset):
@@ -225,8 +247,13 @@ class SiteModeAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        # One path for lockdown, so that the version grows and the audit log says who.
-        saved = SiteMode.set_lockdown(obj.lockdown, actor=request.user)
+        # One path for lockdown, so that the version grows, the audit log says who and the
+        # controllers are told.
+        try:
+            commands.set_lockdown(obj.lockdown, by=request.user)
+        except BrokerUnavailable as e:
+            warn_not_published(request, e)
+        saved = SiteMode.current()
         obj.version, obj.changed_at, obj.changed_by = (
             saved.version,
             saved.changed_at,

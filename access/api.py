@@ -428,8 +428,8 @@ def create_credential(request, payload: CredentialIn):
     hash_new_uid(credential, payload.uid)
     with transaction.atomic():
         save_validated(credential)
-        changed = ["uid", *(k for k in ("holder", "valid_from", "valid_until", "override")
-                            if getattr(credential, k))]  # fmt: skip
+        given = ("holder", "label", "valid_from", "valid_until", "override")
+        changed = ["uid", *(name for name in given if getattr(credential, name))]
         record_rights_change(
             credential, "issued", actor=person, via="api", why=payload.why, changed=changed
         )

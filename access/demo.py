@@ -67,8 +67,8 @@ def space_doors() -> list[tuple[int, dict]]:
 
 def building_doors() -> list[tuple[int, dict]]:
     def perimeter(door_id, name, direction):
-        return 0, {"id": door_id, "name": name, "kind": Door.Kind.PERIMETER,
-                   "direction": direction, "schedule": WEEKDAYS}  # fmt: skip
+        fields = {"id": door_id, "name": name, "kind": Door.Kind.PERIMETER}
+        return 0, {**fields, "direction": direction, "schedule": WEEKDAYS}
 
     return [
         perimeter("D-ENT-IN", "Entrée principale (lecteur entrée)", Door.Direction.IN),
@@ -83,7 +83,7 @@ def building_doors() -> list[tuple[int, dict]]:
                     "kind": Door.Kind.FLOOR,
                     "schedule": WEEKDAYS,
                 },
-            )  # fmt: skip
+            )
             for level in (1, 2)
         ),
     ]
