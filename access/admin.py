@@ -4,7 +4,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from access.models import AuditEvent, Controller, Credential, Door, SiteMode, VisitorPass
+from access import commands
+from access.commands import BrokerUnavailable
+from access.models import (
+    AuditEvent,
+    Controller,
+    Credential,
+    Door,
+    SiteMode,
+    VisitorPass,
+    record_rights_change,
+)
 
 RIGHTS_FIELDS = ("status", "holder", "visitor_pass", "override", "valid_from", "valid_until")
 
@@ -49,16 +59,14 @@ class CredentialForm(forms.ModelForm):
         return uid
 
 
-def record_rights_change(request, credential: Credential, what: str, changed=()):
-    AuditEvent.objects.create(
-        kind=AuditEvent.Kind.RIGHTS_CHANGE,
-        credential=credential,
-        uid_hash=credential.uid_hash,
-        person=credential.holder,
-        result=what,
-        reason="admin",
-        actor=request.user,
-        detail={"changed": sorted(changed), "status": credential.status},
+def warn_not_published(request, error: BrokerUnavailable):
+    messages.warning(
+        request,
+        _(
+            "Saved, but the controllers could not be told (%(detail)s). Do it again to re-send "
+            "it once the broker is back."
+        )
+        % {"detail": error.detail},
     )
 
 
@@ -85,16 +93,21 @@ class CredentialAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         changed = set(form.changed_data) & {*RIGHTS_FIELDS, "uid"}
-        if not change:
-            record_rights_change(request, obj, "issued", changed)
-        elif changed:
-            record_rights_change(request, obj, "changed", changed)
+        if not change or changed:
+            what = "changed" if change else "issued"
+            record_rights_change(obj, what, actor=request.user, via="admin", changed=changed)
 
     def _set_status(self, request, queryset, status):
         for credential in queryset.exclude(status=status):
-            credential.status = status
-            credential.save(update_fields=["status"])
-            record_rights_change(request, credential, status, ["status"])
+            try:
+                credential.change_status(status, actor=request.user, via="admin")
+            except ValueError:
+                self.message_user(
+                    request,
+                    _("%(badge)s: a %(status)s badge cannot change like this.")
+                    % {"badge": credential, "status": credential.get_status_display()},
+                    messages.WARNING,
+                )
 
     @admin.action(description=_("Suspend the selected badges"))
     def suspend(self, request, queryset):
@@ -196,8 +209,17 @@ class DoorAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "id"] if obj else self.readonly_fields
 
     def _set_mode(self, request, queryset, mode):
-        for door in queryset:
-            door.set_mode(mode, actor=request.user)
+        broker_down = False
+        for door in queryset.select_related("controller"):
+            if broker_down:  # saved anyway; no point waiting on the broker for each door
+                if door.mode != mode:
+                    door.set_mode(mode, actor=request.user)
+                continue
+            try:
+                commands.set_door_mode(door, mode, by=request.user)
+            except BrokerUnavailable as e:
+                broker_down = True
+                warn_not_published(request, e)
 
     @admin.action(description=_("Set the selected doors to normal"))
     def mode_normal(self, request, queryset):
@@ -225,8 +247,13 @@ class SiteModeAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        # One path for lockdown, so that the version grows and the audit log says who.
-        saved = SiteMode.set_lockdown(obj.lockdown, actor=request.user)
+        # One path for lockdown, so that the version grows, the audit log says who and the
+        # controllers are told.
+        try:
+            commands.set_lockdown(obj.lockdown, by=request.user)
+        except BrokerUnavailable as e:
+            warn_not_published(request, e)
+        saved = SiteMode.current()
         obj.version, obj.changed_at, obj.changed_by = (
             saved.version,
             saved.changed_at,

@@ -257,6 +257,33 @@ class Credential(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    # Where a badge may go from each status. A returned badge is registered again instead.
+    TRANSITIONS = {
+        Status.ACTIVE: (Status.SUSPENDED, Status.LOST, Status.RETURNED),
+        Status.SUSPENDED: (Status.ACTIVE, Status.LOST, Status.RETURNED),
+        Status.LOST: (Status.ACTIVE, Status.RETURNED),
+        Status.RETURNED: (),
+    }
+
+    def change_status(self, status: str, *, actor: Person | None, via: str, why: str = "") -> bool:
+        """Move the badge to `status` and log who and why; False if it already was there.
+
+        A conditional update, so that two staff acting at once cannot both "win" from a stale
+        read; a move the table does not allow raises ValueError.
+        """
+        allowed_from = [s for s, targets in self.TRANSITIONS.items() if status in targets]
+        with transaction.atomic():
+            moved = Credential.objects.filter(pk=self.pk, status__in=allowed_from).update(
+                status=status
+            )
+            self.refresh_from_db(fields=["status"])
+            if not moved:
+                if self.status == status:
+                    return False
+                raise ValueError(f"a {self.status} badge cannot become {status}")
+            record_rights_change(self, status, actor=actor, via=via, why=why, changed=["status"])
+        return True
+
     def to_facts(self) -> decision.CredentialFacts:
         return decision.CredentialFacts(
             status=self.status,
@@ -477,7 +504,7 @@ class Door(models.Model):
     def to_facts(self) -> decision.DoorFacts:
         return decision.DoorFacts(self.kind, self.space_id, self.schedule)
 
-    def set_mode(self, mode: str, *, actor: Person | None = None) -> int:
+    def set_mode(self, mode: str, *, actor: Person | None = None, why: str = "") -> int:
         """Change the desired mode; the version grows so that devices apply only the latest."""
         if mode not in self.Mode.values:
             raise ValueError(f"unknown door mode {mode!r}")
@@ -491,7 +518,7 @@ class Door(models.Model):
                 result=mode,
                 reason="door_mode",
                 actor=actor,
-                detail={"ver": self.mode_version},
+                detail={"ver": self.mode_version, **({"why": why} if why else {})},
             )
         return self.mode_version
 
@@ -535,7 +562,7 @@ class SiteMode(models.Model):
         return cls.objects.get_or_create(pk=cls.SINGLETON)[0]
 
     @classmethod
-    def set_lockdown(cls, on: bool, *, actor: Person | None = None) -> "SiteMode":
+    def set_lockdown(cls, on: bool, *, actor: Person | None = None, why: str = "") -> "SiteMode":
         """Turn lockdown on or off, bump the version and log who did it; no-op if unchanged."""
         with transaction.atomic():
             cls.objects.get_or_create(pk=cls.SINGLETON)
@@ -551,7 +578,7 @@ class SiteMode(models.Model):
                 kind=AuditEvent.Kind.LOCKDOWN,
                 result="on" if on else "off",
                 actor=actor,
-                detail={"ver": mode.version},
+                detail={"ver": mode.version, **({"why": why} if why else {})},
             )
         return mode
 
@@ -677,6 +704,35 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("the audit log is append-only; see purge_audit_events()")
+
+
+def record_rights_change(
+    credential: Credential | None,
+    what: str,
+    *,
+    actor: Person | None,
+    via: str,
+    why: str = "",
+    changed=(),
+    person: Person | None = None,
+    **detail,
+) -> AuditEvent:
+    """Log a change of access rights (a badge issued, changed, suspended, lost, reactivated; a
+    visitor expected): who did it (`actor`), through what (`via`: "admin", "api"), what changed
+    and why. `person` is whose rights changed, by default the badge's holder. The one writer of
+    rights-change rows, for the admin and the API alike."""
+    if credential is not None:
+        detail = {"status": credential.status, **detail}
+    return AuditEvent.objects.create(
+        kind=AuditEvent.Kind.RIGHTS_CHANGE,
+        credential=credential,
+        uid_hash=credential.uid_hash if credential else "",
+        person=person or (credential.holder if credential else None),
+        result=what,
+        reason=via,
+        actor=actor,
+        detail={"changed": sorted(changed), **({"why": why} if why else {}), **detail},
+    )
 
 
 def purge_audit_events(before) -> int:

@@ -613,6 +613,7 @@ def _add_app_routers():
 
     api.add_router("/", bookings_router)
     api.add_router("/", labs_router)
+    api.add_router("/", "access.api.router")
 
 
 _add_app_routers()

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from access import views as access_views
 from bookings import views as booking_views
 from campus import ops
 from campus import views as portal
@@ -71,4 +72,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("calendar/person/<str:token>.ics", booking_views.person_feed, name="person-feed"),
     path("calendar/resource/<str:token>.ics", booking_views.resource_feed, name="resource-feed"),
+    path("occupancy/print/", access_views.occupancy_print, name="occupancy-print"),
 ]

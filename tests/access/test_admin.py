@@ -1,10 +1,21 @@
 """The access back-office: every model listed, badges registered by UID, the log read-only."""
 
+import json
+
 import pytest
 from django.utils import timezone
 
-from access.models import AuditEvent, Controller, Credential, SiteMode
+from access.models import AuditEvent, Controller, Credential, Door, SiteMode
 from access.protocol import credential_hash
+from tests.access import broker
+
+broker_root, listener = broker.broker_root, broker.listener  # fixtures
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(settings):
+    """Nothing here reaches a broker, even with MQTT_URL in the environment."""
+    settings.MQTT_URL = ""
 
 
 @pytest.fixture
@@ -89,6 +100,22 @@ def test_lockdown_from_the_admin_is_versioned_and_logged(staff_client, sam):
     mode = SiteMode.current()
     assert (mode.lockdown, mode.version, mode.changed_by) == (True, 1, sam)
     assert AuditEvent.objects.get(kind="lockdown").actor == sam
+    page = staff_client.get(response["Location"]).content.decode()
+    assert "controllers could not be told" in page  # no broker in this test
+
+
+def test_door_modes_from_the_admin_are_saved_even_without_a_broker(staff_client, doors):
+    response = staff_client.post(
+        "/admin/access/door/",
+        {"action": "mode_lockdown", "_selected_action": ["D-101", "D-102"]},
+        follow=True,
+    )
+    assert "controllers could not be told" in response.content.decode()
+    assert set(Door.objects.filter(mode="lockdown").values_list("pk", flat=True)) == {
+        "D-101",
+        "D-102",
+    }
+    assert AuditEvent.objects.filter(kind="command", reason="door_mode").count() == 2
 
 
 def test_the_site_mode_cannot_be_added_twice_or_deleted(staff_client):
@@ -112,3 +139,11 @@ def test_the_audit_log_is_read_only_in_the_admin(staff_client):
 def test_tenant_members_do_not_reach_the_access_admin(client, bob):
     client.force_login(bob)
     assert client.get("/admin/access/credential/").status_code == 302
+
+
+@pytest.mark.mqtt
+def test_lockdown_from_the_admin_reaches_the_controllers(staff_client, listener):
+    SiteMode.current()
+    staff_client.post("/admin/access/sitemode/1/change/", {"lockdown": "on"})
+    message = listener.wait_for(f"{listener.root}/site/mode")
+    assert json.loads(message.payload) == {"v": 1, "ver": 1, "mode": "lockdown"}

@@ -125,6 +125,26 @@ def test_a_suspended_badge_is_denied_by_the_decision(bob, doors):
 # --- visitor passes
 
 
+def test_a_badge_status_change_is_logged_with_who_and_why(bob, sam):
+    credential = badge(bob)
+    assert credential.change_status("suspended", actor=sam, via="api", why="left the company")
+    assert not credential.change_status("suspended", actor=sam, via="api")  # already: no row
+    event = AuditEvent.objects.get(kind="rights_change")
+    assert (event.result, event.reason, event.actor, event.person) == ("suspended", "api", sam, bob)
+    assert event.detail == {"changed": ["status"], "status": "suspended", "why": "left the company"}
+
+
+def test_a_lost_badge_may_be_found_but_a_returned_one_stays_returned(bob, sam):
+    credential = badge(bob, status="lost")
+    with pytest.raises(ValueError):
+        credential.change_status("suspended", actor=sam, via="api")
+    assert credential.change_status("active", actor=sam, via="api")
+    assert credential.change_status("returned", actor=sam, via="api")
+    with pytest.raises(ValueError):
+        credential.change_status("active", actor=sam, via="api")
+    assert credential.status == "returned"
+
+
 def test_a_visit_must_end_after_it_starts(bob):
     now = timezone.now()
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -8,6 +8,7 @@ from django.core import serializers
 from django.core.management import call_command
 from django.utils import timezone
 
+from access.models import Controller, Credential, Door, VisitorPass
 from bookings.models import Booking, BookingPolicy, Resource
 from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
 from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.django_db
 MODELS = [Site, Building, Floor, Feature, Space, Tenant, Lease]
 MODELS += [BookingPolicy, Resource, Booking]
 MODELS += [Equipment, StatusChange, Qualification, Incident, UsageSession]
+MODELS += [Controller, Door, Credential, VisitorPass]
 
 
 def snapshot():

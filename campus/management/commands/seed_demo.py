@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from access import demo as access_demo
 from campus import demo
 
 
@@ -18,6 +19,7 @@ class Command(BaseCommand):
             bookings_demo.build()
             labs_demo.build()
             bookings_demo.week()
+            access_demo.build(self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo campus ready."))
         self.stdout.write(f"Demo logins (password: {demo.DEMO_PASSWORD}):")
         for email, roles in logins.items():

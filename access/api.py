@@ -1,0 +1,807 @@
+"""Access endpoints: doors and controllers with their live state, remote unlock, lockdown,
+badges, visitor passes, the access log (JSON and CSV) and who is inside.
+
+Who sees what:
+- doors, controllers, lockdown, unlock, door modes and occupancy: facility staff only (403
+  for anyone else: doors are building equipment, not a tenant's data);
+- badges: staff all; a tenant admin their tenant's people's badges and their visitors';
+  anyone else their own. Issuing and suspending: staff, or a tenant admin within their tenant;
+- visitor passes: staff all; a tenant admin those hosted by their tenant's people;
+- the access log: staff all; a tenant admin their tenant's people's lines; anyone else their own.
+Objects outside the caller's scope are 404, as if they did not exist.
+
+Badge UIDs are taken in, hashed (`Credential.set_uid`) and dropped: never stored, echoed back
+or logged.
+"""
+
+import csv
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from django.db import transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import model_validator
+
+from access import commands, occupancy
+from access.models import (
+    AuditEvent,
+    Controller,
+    Credential,
+    Door,
+    SiteMode,
+    VisitorPass,
+    record_rights_change,
+)
+from campus.api import In, existing, save_validated
+from campus.auth import caller, get_scoped, is_staff, require_staff
+from campus.errors import Conflict, Forbidden, Invalid, NotFound
+from campus.models import Person, Space
+
+router = Router(tags=["access"])
+
+MAX_VISIT = timedelta(days=31)
+Why = Annotated[str, Field(max_length=200, description="Why (kept in the audit log)")]
+
+
+def local(value: datetime | None) -> datetime | None:
+    """Naive times are the building's local time; answers are given in local time too."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        return timezone.make_aware(value)
+    return value
+
+
+def as_local(value: datetime | None) -> datetime | None:
+    return timezone.localtime(value) if value else None
+
+
+# ------------------------------------------------------------------ doors and controllers
+
+
+class LastEvent(Schema):
+    ts: datetime
+    kind: str
+    result: str
+    reason: str
+
+
+class DoorOut(Schema):
+    id: str
+    name: str
+    kind: str
+    controller_id: str
+    controller_online: bool
+    space_id: int | None
+    space_code: str | None
+    direction: str
+    schedule: list | None
+    pulse_ms: int
+    mode: str
+    mode_version: int
+    is_active: bool
+    last_event: LastEvent | None
+
+    @staticmethod
+    def resolve_controller_online(obj):
+        return commands.is_online(obj.controller)
+
+    @staticmethod
+    def resolve_space_code(obj):
+        return obj.space.code if obj.space_id else None
+
+    @staticmethod
+    def resolve_last_event(obj):
+        if obj.last_ts is None:
+            return None
+        return {
+            "ts": as_local(obj.last_ts),
+            "kind": obj.last_kind,
+            "result": obj.last_result,
+            "reason": obj.last_reason,
+        }
+
+
+def doors_queryset():
+    last = AuditEvent.objects.filter(door=OuterRef("pk")).order_by("-ts", "-id")
+    return Door.objects.select_related("controller", "space").annotate(
+        **{
+            f"last_{name}": Subquery(last.values(name)[:1])
+            for name in ("ts", "kind", "result", "reason")
+        }
+    )
+
+
+class DoorFilter(Schema):
+    kind: Door.Kind | None = None
+    controller: str | None = Field(None, max_length=64)
+    space: int | None = None
+    mode: Door.Mode | None = None
+
+
+@router.get("/doors", response=list[DoorOut], summary="Doors with their live state (staff)")
+@paginate(LimitOffsetPagination)
+def list_doors(request, filters: Query[DoorFilter]):
+    require_staff(request)
+    qs = doors_queryset()
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.controller:
+        qs = qs.filter(controller_id=filters.controller)
+    if filters.space is not None:
+        qs = qs.filter(space_id=filters.space)
+    if filters.mode:
+        qs = qs.filter(mode=filters.mode)
+    return qs.order_by("id")
+
+
+def _door(request, door_id: str) -> Door:
+    require_staff(request)
+    door = doors_queryset().filter(pk=door_id).first()
+    if door is None:
+        raise NotFound(f"No door with id {door_id}.")
+    return door
+
+
+@router.get("/doors/{door_id}", response=DoorOut, summary="One door (staff)")
+def get_door(request, door_id: str):
+    return _door(request, door_id)
+
+
+class UnlockIn(In):
+    pulse_ms: int | None = Field(None, ge=100, le=60000, description="Default: the door's")
+    why: Why = ""
+
+
+class UnlockOut(Schema):
+    req_id: str
+    door_id: str
+    controller_id: str
+    pulse_ms: int
+    expires_at: datetime
+
+
+@router.post(
+    "/doors/{door_id}/unlock",
+    response={202: UnlockOut},
+    summary="Unlock a door once (staff); 409 offline or lockdown, 503 broker unavailable",
+)
+def unlock_door(request, door_id: str, payload: UnlockIn | None = None):
+    payload = payload or UnlockIn()
+    door = _door(request, door_id)
+    sent = commands.unlock(door, by=caller(request), pulse_ms=payload.pulse_ms, why=payload.why)
+    expires = datetime.fromtimestamp(sent["exp"] / 1000, tz=timezone.get_current_timezone())
+    return Status(
+        202,
+        {
+            "req_id": sent["req_id"],
+            "door_id": door.pk,
+            "controller_id": door.controller_id,
+            "pulse_ms": sent["pulse_ms"],
+            "expires_at": expires,
+        },
+    )
+
+
+class DoorModeIn(In):
+    mode: Door.Mode
+    why: Why = ""
+
+
+@router.post(
+    "/doors/{door_id}/mode",
+    response=DoorOut,
+    summary="Set a door normal, held open or locked down (staff)",
+)
+def set_door_mode(request, door_id: str, payload: DoorModeIn):
+    door = _door(request, door_id)
+    commands.set_door_mode(door, payload.mode, by=caller(request), why=payload.why)
+    return _door(request, door_id)
+
+
+class ControllerOut(Schema):
+    id: str
+    name: str
+    is_active: bool
+    online: bool
+    last_seen: datetime | None
+    last_heartbeat: datetime | None
+    firmware: str
+    acl_version: int | None
+    mqtt_password_set: bool
+    doors: list[str]
+
+    @staticmethod
+    def resolve_online(obj):
+        return commands.is_online(obj)
+
+    @staticmethod
+    def resolve_last_seen(obj):
+        return as_local(obj.last_seen)
+
+    @staticmethod
+    def resolve_last_heartbeat(obj):
+        return as_local(obj.last_heartbeat)
+
+    @staticmethod
+    def resolve_mqtt_password_set(obj):
+        return bool(obj.mqtt_password_hash)
+
+    @staticmethod
+    def resolve_doors(obj):
+        return sorted(d.pk for d in obj.doors.all())
+
+
+@router.get("/controllers", response=list[ControllerOut], summary="Controllers (staff)")
+@paginate(LimitOffsetPagination)
+def list_controllers(request, online: bool | None = None):
+    require_staff(request)
+    qs = Controller.objects.prefetch_related("doors").order_by("id")
+    if online is None:
+        return qs
+    return [c for c in qs if commands.is_online(c) == online]
+
+
+# ------------------------------------------------------------------ lockdown
+
+
+class LockdownOut(Schema):
+    lockdown: bool
+    version: int
+    changed_at: datetime | None
+    changed_by: str | None
+
+    @staticmethod
+    def resolve_changed_at(obj):
+        return as_local(obj.changed_at)
+
+    @staticmethod
+    def resolve_changed_by(obj):
+        return obj.changed_by.get_full_name() if obj.changed_by_id else None
+
+
+class LockdownIn(In):
+    on: bool
+    confirm: Literal["LOCKDOWN"] = Field(
+        description='Type "LOCKDOWN" to confirm, to lock down or to lift it'
+    )
+    why: Why = ""
+
+
+@router.get("/lockdown", response=LockdownOut, summary="The site's lockdown state (staff)")
+def get_lockdown(request):
+    require_staff(request)
+    return SiteMode.current()
+
+
+@router.post(
+    "/lockdown",
+    response=LockdownOut,
+    summary="Lock the site down or lift it (staff); 503 if controllers could not be told",
+)
+def set_lockdown(request, payload: LockdownIn):
+    person = require_staff(request)
+    return commands.set_lockdown(payload.on, by=person, why=payload.why)
+
+
+# ------------------------------------------------------------------ badges
+
+
+class CredentialOut(Schema):
+    id: int
+    kind: str
+    uid_hint: str
+    label: str
+    holder_id: int | None
+    holder_name: str | None
+    visitor_pass_id: int | None
+    status: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+    override: bool
+    created_at: datetime
+
+    @staticmethod
+    def resolve_holder_name(obj):
+        return obj.holder.get_full_name() if obj.holder_id else None
+
+    @staticmethod
+    def resolve_valid_from(obj):
+        return as_local(obj.valid_from)
+
+    @staticmethod
+    def resolve_valid_until(obj):
+        return as_local(obj.valid_until)
+
+    @staticmethod
+    def resolve_created_at(obj):
+        return as_local(obj.created_at)
+
+
+def visible_credentials(person: Person):
+    qs = Credential.objects.select_related("holder")
+    if is_staff(person):
+        return qs
+    if person.is_tenant_admin and person.tenant_id:
+        return qs.filter(
+            Q(holder__tenant_id=person.tenant_id)
+            | Q(visitor_pass__host__tenant_id=person.tenant_id)
+        )
+    return qs.filter(holder=person)
+
+
+def require_rights_manager(person: Person) -> Person:
+    if is_staff(person) or (person.is_tenant_admin and person.tenant_id):
+        return person
+    raise Forbidden("Only facility staff or a tenant admin may change badges.", code="staff_only")
+
+
+class CredentialFilter(Schema):
+    holder: int | None = None
+    status: Credential.Status | None = None
+    kind: Credential.Kind | None = None
+
+
+@router.get("/credentials", response=list[CredentialOut], summary="Badges you may see")
+@paginate(LimitOffsetPagination)
+def list_credentials(request, filters: Query[CredentialFilter]):
+    qs = visible_credentials(caller(request))
+    if filters.holder is not None:
+        qs = qs.filter(holder_id=filters.holder)
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    return qs.order_by("-created_at", "-id")
+
+
+@router.get("/credentials/{credential_id}", response=CredentialOut, summary="One badge")
+def get_credential(request, credential_id: int):
+    return get_scoped(visible_credentials(caller(request)), credential_id, "badge")
+
+
+Uid = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=64,
+        description="The badge UID in hex as the reader shows it (04:A1:B2:C3); only its keyed "
+        "hash is kept",
+    ),
+]
+
+
+def hash_new_uid(credential: Credential, uid: str):
+    """Hash the UID into the credential; 422 if not hex, 409 if already registered. Messages
+    never repeat the UID."""
+    try:
+        credential.set_uid(uid)
+    except ValueError:
+        raise Invalid(
+            "uid: a badge UID is whole bytes in hexadecimal, like 04:A1:B2:C3.", field="uid"
+        ) from None
+    if Credential.objects.filter(uid_hash=credential.uid_hash).exists():
+        raise Conflict("This badge is already registered.", code="already_registered")
+
+
+class CredentialIn(In):
+    uid: Uid
+    holder_id: int | None = Field(None, description="Required for a tenant admin")
+    label: str = Field("", max_length=40)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    override: bool = Field(False, description="Master card (staff only)")
+    why: Why = ""
+
+
+def holder_for(person: Person, holder_id: int | None) -> Person | None:
+    """The badge's holder: anyone for staff, one of their tenant's people for a tenant admin."""
+    if is_staff(person):
+        return existing(Person, holder_id, "holder_id") if holder_id is not None else None
+    if holder_id is None:
+        raise Invalid("holder_id: whose badge is it?", field="holder_id")
+    holder = Person.objects.filter(pk=holder_id, tenant_id=person.tenant_id).first()
+    if holder is None:
+        raise Invalid(
+            f"holder_id: no person with id {holder_id} in your tenant.", field="holder_id"
+        )
+    return holder
+
+
+@router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
+def create_credential(request, payload: CredentialIn):
+    person = require_rights_manager(caller(request))
+    if payload.override and not is_staff(person):
+        raise Forbidden("Only facility staff may issue master cards.", code="staff_only")
+    credential = Credential(
+        kind=Credential.Kind.BADGE,
+        holder=holder_for(person, payload.holder_id),
+        label=payload.label,
+        valid_from=local(payload.valid_from),
+        valid_until=local(payload.valid_until),
+        override=payload.override,
+    )
+    hash_new_uid(credential, payload.uid)
+    with transaction.atomic():
+        save_validated(credential)
+        given = ("holder", "label", "valid_from", "valid_until", "override")
+        changed = ["uid", *(name for name in given if getattr(credential, name))]
+        record_rights_change(
+            credential, "issued", actor=person, via="api", why=payload.why, changed=changed
+        )
+    return Status(201, credential)
+
+
+class ReasonIn(In):
+    why: Why = ""
+
+
+def _change_status(request, credential_id: int, status: str, payload: ReasonIn | None):
+    person = caller(request)
+    credential = get_scoped(visible_credentials(person), credential_id, "badge")
+    require_rights_manager(person)
+    why = payload.why if payload else ""
+    try:
+        credential.change_status(status, actor=person, via="api", why=why)
+    except ValueError:
+        raise Conflict(
+            f"A {credential.get_status_display()} badge cannot become {status}.",
+            code="invalid_transition",
+        ) from None
+    return credential
+
+
+@router.post(
+    "/credentials/{credential_id}/suspend", response=CredentialOut, summary="Suspend a badge"
+)
+def suspend_credential(request, credential_id: int, payload: ReasonIn | None = None):
+    return _change_status(request, credential_id, Credential.Status.SUSPENDED, payload)
+
+
+@router.post(
+    "/credentials/{credential_id}/report-lost",
+    response=CredentialOut,
+    summary="Report a badge lost",
+)
+def report_lost_credential(request, credential_id: int, payload: ReasonIn | None = None):
+    return _change_status(request, credential_id, Credential.Status.LOST, payload)
+
+
+@router.post(
+    "/credentials/{credential_id}/reactivate",
+    response=CredentialOut,
+    summary="Reactivate a suspended or found badge",
+)
+def reactivate_credential(request, credential_id: int, payload: ReasonIn | None = None):
+    return _change_status(request, credential_id, Credential.Status.ACTIVE, payload)
+
+
+# ------------------------------------------------------------------ visitor passes
+
+
+class VisitorOut(Schema):
+    id: int
+    visitor_name: str
+    visitor_company: str
+    host_id: int
+    host_name: str
+    start: datetime
+    end: datetime
+    space_id: int | None
+    badge: CredentialOut | None
+
+    @staticmethod
+    def resolve_host_name(obj):
+        return obj.host.get_full_name()
+
+    @staticmethod
+    def resolve_start(obj):
+        return as_local(obj.start)
+
+    @staticmethod
+    def resolve_end(obj):
+        return as_local(obj.end)
+
+    @staticmethod
+    def resolve_badge(obj):
+        return getattr(obj, "credential", None)
+
+
+def visible_visits(person: Person):
+    qs = VisitorPass.objects.select_related("host", "space", "credential__holder")
+    if is_staff(person):
+        return qs
+    if person.is_tenant_admin and person.tenant_id:
+        return qs.filter(host__tenant_id=person.tenant_id)
+    raise Forbidden("Only facility staff or a tenant admin may manage visitors.", code="staff_only")
+
+
+class VisitFilter(Schema):
+    start_from: datetime | None = Field(None, alias="from")
+    start_to: datetime | None = Field(None, alias="to")
+    host: int | None = None
+
+
+@router.get("/visitors", response=list[VisitorOut], summary="Visitor passes")
+@paginate(LimitOffsetPagination)
+def list_visitors(request, filters: Query[VisitFilter]):
+    qs = visible_visits(caller(request))
+    if filters.start_from:
+        qs = qs.filter(end__gt=local(filters.start_from))
+    if filters.start_to:
+        qs = qs.filter(start__lt=local(filters.start_to))
+    if filters.host is not None:
+        qs = qs.filter(host_id=filters.host)
+    return qs.order_by("-start", "-id")
+
+
+@router.get("/visitors/{visit_id}", response=VisitorOut, summary="One visitor pass")
+def get_visitor(request, visit_id: int):
+    return get_scoped(visible_visits(caller(request)), visit_id, "visitor pass")
+
+
+class VisitorIn(In):
+    visitor_name: str = Field(min_length=1, max_length=160)
+    visitor_company: str = Field("", max_length=160)
+    host_id: int | None = Field(None, description="Default: you")
+    start: datetime
+    end: datetime
+    space_id: int | None = Field(None, description="The room visited, besides the entrance")
+    uid: Uid | None = None
+    label: str = Field("", max_length=40)
+    why: Why = ""
+
+    @model_validator(mode="after")
+    def window(self):
+        self.start, self.end = local(self.start), local(self.end)
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > MAX_VISIT:
+            raise ValueError("a visit lasts at most 31 days")
+        return self
+
+
+class BadgeIn(In):
+    uid: Uid
+    label: str = Field("", max_length=40)
+    why: Why = ""
+
+
+def _issue_visitor_badge(visit: VisitorPass, uid: str, label: str, *, by: Person, why: str):
+    credential = Credential(kind=Credential.Kind.VISITOR, visitor_pass=visit, label=label)
+    hash_new_uid(credential, uid)
+    save_validated(credential)
+    record_rights_change(
+        credential, "visitor_badge", actor=by, via="api", why=why, person=visit.host, visit=visit.pk
+    )
+    return credential
+
+
+@router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
+def create_visitor(request, payload: VisitorIn):
+    person = caller(request)
+    visible_visits(person)  # 403 unless staff or a tenant admin
+    if payload.end <= timezone.now():
+        raise Invalid("end: the visit is already over.", field="end")
+    host = person if payload.host_id is None else holder_for(person, payload.host_id)
+    if host is None:
+        raise Invalid("host_id: a visit needs a host.", field="host_id")
+    visit = VisitorPass(
+        visitor_name=payload.visitor_name,
+        visitor_company=payload.visitor_company,
+        host=host,
+        start=payload.start,
+        end=payload.end,
+        space=existing(Space, payload.space_id, "space_id") if payload.space_id else None,
+    )
+    with transaction.atomic():
+        save_validated(visit)
+        if payload.uid:
+            _issue_visitor_badge(visit, payload.uid, payload.label, by=person, why=payload.why)
+        else:
+            record_rights_change(
+                None,
+                "visitor_pass",
+                actor=person,
+                via="api",
+                why=payload.why,
+                person=host,
+                visit=visit.pk,
+            )
+    return Status(201, visible_visits(person).get(pk=visit.pk))
+
+
+@router.post(
+    "/visitors/{visit_id}/badge",
+    response={201: VisitorOut},
+    summary="Hand a visitor their badge",
+)
+def give_visitor_badge(request, visit_id: int, payload: BadgeIn):
+    person = caller(request)
+    visit = get_scoped(visible_visits(person), visit_id, "visitor pass")
+    if hasattr(visit, "credential"):
+        raise Conflict("This visitor already has a badge.", code="already_registered")
+    with transaction.atomic():
+        _issue_visitor_badge(visit, payload.uid, payload.label, by=person, why=payload.why)
+    return Status(201, visible_visits(person).get(pk=visit.pk))
+
+
+# ------------------------------------------------------------------ access log
+
+
+class AccessEventOut(Schema):
+    id: int
+    ts: datetime
+    kind: str
+    door: str
+    controller: str
+    equipment: str
+    person_id: int | None
+    person_name: str | None
+    credential_id: int | None
+    badge_hint: str | None
+    result: str
+    reason: str
+    latency_ms: int | None
+    actor_id: int | None
+    req_id: str | None
+    detail: dict | None = Field(None, description="Staff only")
+
+    @staticmethod
+    def resolve_ts(obj):
+        return as_local(obj.ts)
+
+    @staticmethod
+    def resolve_person_name(obj):
+        return obj.person.get_full_name() if obj.person_id else None
+
+    @staticmethod
+    def resolve_badge_hint(obj):
+        return obj.credential.uid_hint if obj.credential_id else None
+
+    @staticmethod
+    def resolve_detail(obj, context):
+        return obj.detail if is_staff(caller(context["request"])) else None
+
+
+class AccessEventFilter(Schema):
+    start: datetime | None = Field(None, alias="from")
+    end: datetime | None = Field(None, alias="to")
+    door: str | None = Field(None, max_length=64)
+    person: int | None = None
+    result: str | None = Field(None, max_length=20)
+    reason: str | None = Field(None, max_length=40)
+    kind: AuditEvent.Kind | None = None
+
+    @model_validator(mode="after")
+    def window(self):
+        self.start, self.end = local(self.start), local(self.end)
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("to must be after from")
+        return self
+
+
+def access_events(person: Person, filters: AccessEventFilter):
+    qs = AuditEvent.objects.select_related("person", "credential")
+    if not is_staff(person):
+        if person.is_tenant_admin and person.tenant_id:
+            qs = qs.filter(person__tenant_id=person.tenant_id)
+        else:
+            qs = qs.filter(person=person)
+    if filters.start:
+        qs = qs.filter(ts__gte=filters.start)
+    if filters.end:
+        qs = qs.filter(ts__lt=filters.end)
+    for name in ("door", "result", "reason", "kind"):
+        value = getattr(filters, name)
+        if value:
+            qs = qs.filter(**{name: value})
+    if filters.person is not None:
+        qs = qs.filter(person_id=filters.person)
+    return qs.order_by("-ts", "-id")
+
+
+@router.get("/access-events", response=list[AccessEventOut], summary="The access log, newest first")
+@paginate(LimitOffsetPagination)
+def list_access_events(request, filters: Query[AccessEventFilter]):
+    return access_events(caller(request), filters)
+
+
+CSV_COLUMNS = [
+    "time",
+    "kind",
+    "door",
+    "controller",
+    "equipment",
+    "person",
+    "email",
+    "badge",
+    "result",
+    "reason",
+    "latency_ms",
+    "actor",
+]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    # A spreadsheet runs a cell starting with = + - @ as a formula: names come from users.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_rows(qs):
+    writer = csv.writer(_Echo(), delimiter=";")
+    yield "\ufeff" + writer.writerow(CSV_COLUMNS)
+    for e in qs.select_related("actor").iterator(chunk_size=2000):
+        yield writer.writerow(
+            _cell(v)
+            for v in (
+                timezone.localtime(e.ts).isoformat(timespec="seconds"),
+                e.kind,
+                e.door,
+                e.controller,
+                e.equipment,
+                e.person.get_full_name() if e.person_id else "",
+                e.person.email if e.person_id else "",
+                f"…{e.credential.uid_hint}" if e.credential_id else "",
+                e.result,
+                e.reason,
+                e.latency_ms,
+                e.actor.email if e.actor_id else "",
+            )
+        )
+
+
+@router.get(
+    "/access-events.csv",
+    summary="The access log as CSV (semicolons, UTF-8 with BOM, for spreadsheets)",
+    response={200: None},
+)
+def export_access_events(request, filters: Query[AccessEventFilter]):
+    qs = access_events(caller(request), filters)
+    response = StreamingHttpResponse(_csv_rows(qs), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="access-events-{stamp}.csv"'
+    return response
+
+
+# ------------------------------------------------------------------ occupancy
+
+
+class PresenceOut(Schema):
+    name: str
+    person_id: int | None
+    tenant: str
+    phone: str
+    visitor_of: str
+    entered_at: datetime
+    door: str
+
+
+class OccupancyOut(Schema):
+    at: datetime
+    since: datetime
+    count: int
+    people: list[PresenceOut]
+
+
+@router.get("/occupancy", response=OccupancyOut, summary="Who is inside now (staff)")
+def get_occupancy(request):
+    require_staff(request)
+    now = timezone.now()
+    inside = occupancy.who_is_inside(now)
+    return {
+        "at": as_local(now),
+        "since": occupancy.since_midnight(now),
+        "count": len(inside),
+        "people": [{**vars(p), "entered_at": as_local(p.entered_at)} for p in inside],
+    }
