@@ -263,8 +263,8 @@ def create_booking(request, payload: BookingIn):
         )
     slot = engine.Slot(resource, payload.start, payload.end, payload.title, payload.attendees)
     if payload.recurrence is None:
-        booking = engine.book(person, slot)
-        return Status(201, booking_queryset().get(pk=booking.pk))
+        # The engine's Booking carries its resource, person and tenant: no need to reload it.
+        return Status(201, engine.book(person, slot))
     r = payload.recurrence
     result = series.book_series(
         person,
