@@ -1,9 +1,13 @@
-"""What is free, through the API: resources free for a window, free slots of a day, the
-resource list; a constant number of queries however many resources there are."""
+"""The booking API: what is free (resources for a window, free slots of a day, the resource
+list, in a constant number of queries) and booking a slot."""
+
+from datetime import datetime, time, timedelta
+
+from django.utils import timezone
 
 from bookings.engine import Slot, book
-from bookings.models import Resource
-from tests.bookings.conftest import NOW, at
+from bookings.models import Booking, Resource
+from tests.bookings.conftest import NOW, PARIS, at
 
 
 def test_availability_lists_the_free_resources_with_their_facts(
@@ -76,3 +80,35 @@ def test_availability_costs_the_same_queries_for_3_or_23_resources(
     room.companions.add(*Resource.objects.filter(code__startswith="X"))
     with django_assert_max_num_queries(10):
         assert len(as_bob.get("/api/v1/availability", window).json()) == 23
+
+
+def test_booking_through_the_api_answers_201_with_the_booking_then_409(as_bob, as_charlie, room):
+    day = timezone.now().astimezone(PARIS).date() + timedelta(days=8)
+    day += timedelta(days=(1 - day.weekday()) % 7)  # a Tuesday, the API books from today
+    start = datetime.combine(day, time(10, 0), tzinfo=PARIS)
+    body = {
+        "resource_id": room.pk,
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "title": "Review",
+    }
+    response = as_bob.post("/api/v1/bookings", body, content_type="application/json")
+    assert response.status_code == 201
+    created = response.json()
+    stored = Booking.objects.get(pk=created["id"])
+    assert created["uid"] == str(stored.uid)
+    assert created["resource"] == {
+        "id": room.pk,
+        "code": "B-1.50",
+        "name": "Salle Loire",
+        "kind": "meeting_room",
+    }
+    assert (created["person_name"], created["status"], created["price_cents"]) == (
+        "Bob Test",
+        "confirmed",
+        2000,
+    )
+    assert created["start"] == start.isoformat()
+    refused = as_charlie.post("/api/v1/bookings", body, content_type="application/json")
+    assert refused.status_code == 409
+    assert refused.json()["conflicts"][0]["booking_id"] == stored.pk
