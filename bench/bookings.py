@@ -528,6 +528,10 @@ def report(results: dict):
         "all",
     )
     row("seeding (s)", [f"{results[s]['seed_s']:.1f}" for s in sizes])
+    row(
+        "load average before/after",
+        ["/".join(f"{x:.1f}" for x in results[s]["load_avg_1min"]) for s in sizes],
+    )
     if len(sizes) > 1:
         low, high = sizes[0], sizes[-1]
         print(f"\ngrowth {low:,} → {high:,} bookings (target ≤ {TARGETS['growth']}×):")
@@ -583,7 +587,10 @@ def main():
             seconds = seed_bookings(previous, size)
             previous = size
             print(f"\n{size:,} bookings seeded (+{seconds:.1f} s); measuring…", flush=True)
+            load_before = os.getloadavg()[0]
             results[size] = {"seed_s": seconds, **measure(args, campus, size)}
+            # This machine may be shared: the load says how much the figures can be trusted.
+            results[size]["load_avg_1min"] = [load_before, os.getloadavg()[0]]
             delete_bench_bookings()
             print(json.dumps(results[size], indent=1), flush=True)
     finally:
