@@ -213,12 +213,8 @@ def lock_resources(ids) -> None:
 
 def conflicts_for(resource_ids, blocked_start, blocked_end, statuses, exclude=()):
     return list(
-        Booking.objects.filter(
-            resource_id__in=resource_ids,
-            status__in=statuses,
-            blocked_start__lt=blocked_end,
-            blocked_end__gt=blocked_start,
-        )
+        Booking.objects.filter(resource_id__in=resource_ids, status__in=statuses)
+        .blocking(blocked_start, blocked_end)
         .exclude(pk__in=list(exclude))
         .select_related("resource")
         .order_by("start")

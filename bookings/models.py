@@ -10,9 +10,11 @@ import uuid
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.postgres.fields import DateTimeRangeField
 from django.core.exceptions import ValidationError
-from django.db import models
-from django.db.models import F, Q
+from django.db import connections, models
+from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+from django.db.models import F, Func, Q, Value
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -282,6 +284,32 @@ class BookingSeries(models.Model):
         return f"{self.title or self.resource} ({self.rrule})"
 
 
+class BlockedRange(Func):
+    """`tstzrange(blocked_start, blocked_end, '[)')`: the expression the GiST indexes hold."""
+
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+    def __init__(self):
+        super().__init__(F("blocked_start"), F("blocked_end"), Value("[)"))
+
+
+class BookingQuerySet(models.QuerySet):
+    def blocking(self, start: datetime, end: datetime):
+        """Bookings whose blocked time meets [start, end).
+
+        On PostgreSQL this is a range overlap on the expression of the GiST indexes (migrations
+        0002 and 0003), so that one index probe answers it. Written as two comparisons, the
+        planner can only bound one column: at 200,000 bookings the free-resource query read
+        ~68 ms of rows instead of ~1 ms (bench/README.md).
+        """
+        if connections[self.db].vendor == "postgresql":
+            return self.alias(blocked=BlockedRange()).filter(
+                blocked__overlap=DateTimeTZRange(start, end, "[)")
+            )
+        return self.filter(blocked_start__lt=end, blocked_end__gt=start)
+
+
 class Booking(models.Model):
     """One booking of one resource, from start to end, with the time it blocks around it."""
 
@@ -344,6 +372,8 @@ class Booking(models.Model):
     )
     note = models.CharField(_("note"), max_length=250, blank=True)
     reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = BookingQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("booking")
