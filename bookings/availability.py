@@ -93,7 +93,34 @@ def free_resources(
         if any(s < b_end and e > b_start for s, e in busy.get(resource.pk, ())):
             continue
         free.append(resource)
-    return free
+    return _without_busy_companions(free, start, end)
+
+
+def _without_busy_companions(free: list[Resource], start: datetime, end: datetime):
+    """Drop resources whose companions (booked with them, atomically) are taken: two more
+    queries, whatever the number of resources."""
+    links = defaultdict(list)
+    through = Resource.companions.through.objects.filter(from_resource__in=[r.pk for r in free])
+    for from_id, to_id in through.values_list("from_resource_id", "to_resource_id"):
+        links[from_id].append(to_id)
+    if not links:
+        return free
+    companions = {
+        r.pk: r for r in Resource.objects.filter(pk__in={c for v in links.values() for c in v})
+    }
+    policies = policies_of(companions.values())
+    widest = max(p.buffer_before_minutes + p.buffer_after_minutes for p in policies.values())
+    margin = timedelta(
+        minutes=widest + max(r.warm_up_minutes + r.cool_down_minutes for r in companions.values())
+    )
+    busy = busy_ranges(list(companions), start - margin, end + margin)
+
+    def taken(companion_id):
+        c = companions[companion_id]
+        b_start, b_end = blocked_range(c, policies[c.pk], start, end)
+        return any(s < b_end and e > b_start for s, e in busy.get(c.pk, ()))
+
+    return [r for r in free if not any(taken(c) for c in links.get(r.pk, ()))]
 
 
 def free_slots(resource: Resource, day: date) -> list[tuple[datetime, datetime]]:

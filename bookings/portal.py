@@ -186,7 +186,7 @@ def conflicts_of(error: DomainError) -> list[dict]:
 
 def priced(resources, person) -> list[Resource]:
     """The facts a free room shows: its price for this person, approval, features."""
-    policies = availability._policies(resources)
+    policies = availability.policies_of(resources)
     names = defaultdict(list)
     for space_id, name in Space.features.through.objects.filter(
         space_id__in=[r.space_id for r in resources if r.space_id]
@@ -303,7 +303,7 @@ def day_grid(request):
         busy = availability.busy_ranges(
             [r.pk for r in resources], at(day, time(0)), at(day + timedelta(days=1), time(0))
         )
-        policies = availability._policies(resources)
+        policies = availability.policies_of(resources)
         closed_by_policy = {}
         for r in resources:
             pol = policies[r.pk]

@@ -73,12 +73,12 @@ def test_availability_costs_the_same_queries_for_3_or_23_resources(
 ):
     window = {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
     as_bob.get("/api/v1/availability", window)  # the token's last-use stamp is written once
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(14):
         assert len(as_bob.get("/api/v1/availability", window).json()) == 3
     extra = [Resource(code=f"X{i}", name=f"Extra {i}", kind="meeting_room") for i in range(20)]
     Resource.objects.bulk_create(extra)
     room.companions.add(*Resource.objects.filter(code__startswith="X"))
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(14):
         assert len(as_bob.get("/api/v1/availability", window).json()) == 23
 
 
@@ -112,3 +112,12 @@ def test_booking_through_the_api_answers_201_with_the_booking_then_409(as_bob, a
     refused = as_charlie.post("/api/v1/bookings", body, content_type="application/json")
     assert refused.status_code == 409
     assert refused.json()["conflicts"][0]["booking_id"] == stored.pk
+
+
+def test_a_resource_whose_companion_is_taken_is_not_listed_as_free(as_bob, charlie, room, big_room):
+    room.companions.add(big_room)
+    book(charlie, Slot(big_room, at(3, 10), at(3, 11)), now=NOW)
+    response = as_bob.get(
+        "/api/v1/availability", {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
+    )
+    assert [r["code"] for r in response.json()] == []
