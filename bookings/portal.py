@@ -9,7 +9,6 @@ tenant's booking is a 404, an action one may not take a 403.
 from collections import defaultdict
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from functools import wraps
 
 from django import forms
 from django.contrib import messages
@@ -31,6 +30,7 @@ from bookings.policy import within_opening_hours
 from campus.auth import is_staff
 from campus.errors import DomainError, Forbidden, NotFound
 from campus.models import Feature, Floor, Space
+from campus.views import staff_required
 
 ROOM_KINDS = [(k, label) for k, label in ResourceKind.choices if k != ResourceKind.EQUIPMENT]
 STEP = timedelta(minutes=15)
@@ -121,17 +121,6 @@ def hidden_search_fields(form: SearchForm) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def staff_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not is_staff(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def visible_booking(person, booking_id: int, *, to_change: bool = False) -> Booking:

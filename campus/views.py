@@ -1,11 +1,45 @@
-"""The portal's home page and sign-in form; the booking pages live in `bookings.portal`."""
+"""The portal's home page, sign-in form and the staff console's entry page; the booking pages
+live in `bookings.portal`, the lab pages in `labs.portal`, the door pages in `access.portal`.
 
+Staff pages are for facility staff (`staff_required`); the lab pages also for lab technicians
+(`lab_staff_required`). Anyone else gets a 403, whatever the page.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils import timezone
 
 from bookings.models import HOLDING, Booking, Status
 from campus.auth import is_staff
+
+
+def is_lab_staff(person) -> bool:
+    # Imported late: labs imports bookings, whose portal imports this module.
+    from labs.maintenance import is_lab_staff
+
+    return is_lab_staff(person)
+
+
+def _role_required(check):
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+staff_required = _role_required(is_staff)
+lab_staff_required = _role_required(is_lab_staff)
 
 
 class SignInForm(AuthenticationForm):
@@ -33,3 +67,9 @@ def home(request):
                 status=Status.PENDING, end__gte=timezone.now()
             ).count()
     return render(request, "campus/home.html", context)
+
+
+@lab_staff_required
+def staff_console(request):
+    """The console's sections the person may open: labs for technicians, all for staff."""
+    return render(request, "campus/staff_console.html", {"facility_staff": is_staff(request.user)})
