@@ -65,6 +65,7 @@ urlpatterns = [
     path("accounts/", include(accounts)),
     path("", include("bookings.portal")),
     path("staff/", portal.staff_console, name="staff"),
+    path("staff/import/", portal.import_people, name="import-people"),
     path("", include("labs.portal")),
     path("", include("access.portal")),
     path("admin/", admin.site.urls),
