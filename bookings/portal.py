@@ -472,14 +472,10 @@ def report(request):
         response["Content-Disposition"] = f'attachment; filename="report-{result.month}.csv"'
         return response
 
-    def use_chart(rows):
+    def use_chart(rows, label=lambda u: f"{u.key} {u.name}"):
         return reports.bar_chart(
             [
-                (
-                    f"{u.key} {u.name}"[:32],
-                    u.percent_tenths,
-                    f"{reports.percent(u.percent_tenths)} %",
-                )
+                (label(u)[:32], u.percent_tenths, f"{reports.percent(u.percent_tenths)} %")
                 for u in rows
             ]
         )
@@ -497,7 +493,7 @@ def report(request):
     context = {
         "form": form,
         "report": result,
-        "kinds_chart": use_chart(result.kinds),
+        "kinds_chart": use_chart(result.kinds, label=lambda u: u.name.capitalize()),
         "spaces_chart": use_chart(result.spaces),
         "equipment_chart": use_chart(result.equipment),
         "measured_chart": reports.bar_chart(
@@ -511,8 +507,14 @@ def report(request):
             ]
         ),
         "busiest": [
-            (name, [(reports.hours(m), level) for m, level in zip(row, lv, strict=True)])
-            for name, row, lv in zip(day_names, result.busiest, levels, strict=True)
+            (
+                name,
+                [
+                    (reports.hours(m) if m else "0", lv)
+                    for m, lv in zip(row, levels_row, strict=True)
+                ],
+            )
+            for name, row, levels_row in zip(day_names, result.busiest, levels, strict=True)
         ],
         "hours_of_day": [f"{h:02d}" for h in range(24)],
         "month_label": reports.parse_month(result.month),
