@@ -15,6 +15,7 @@ from access.models import (
     VisitorPass,
     record_rights_change,
 )
+from campus.errors import DomainError
 
 RIGHTS_FIELDS = ("status", "holder", "visitor_pass", "override", "valid_from", "valid_until")
 
@@ -50,12 +51,9 @@ class CredentialForm(forms.ModelForm):
         if not uid:
             return ""
         try:
-            uid_hash = Credential.hash_uid(uid)
-        except ValueError:
-            raise forms.ValidationError(_("A UID is whole bytes in hexadecimal.")) from None
-        if Credential.objects.filter(uid_hash=uid_hash).exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError(_("This badge is already registered."))
-        self.instance.set_uid(uid)
+            self.instance.register_uid(uid)
+        except DomainError as e:
+            raise forms.ValidationError(e.detail) from None
         return uid
 
 

@@ -376,16 +376,11 @@ Uid = Annotated[
 
 
 def hash_new_uid(credential: Credential, uid: str):
-    """Hash the UID into the credential; 422 if not hex, 409 if already registered. Messages
-    never repeat the UID."""
+    """Hash the UID into the credential; 422 if not hex, 409 if already registered."""
     try:
-        credential.set_uid(uid)
-    except ValueError:
-        raise Invalid(
-            "uid: a badge UID is whole bytes in hexadecimal, like 04:A1:B2:C3.", field="uid"
-        ) from None
-    if Credential.objects.filter(uid_hash=credential.uid_hash).exists():
-        raise Conflict("This badge is already registered.", code="already_registered")
+        credential.register_uid(uid)
+    except Invalid as e:
+        raise Invalid(f"uid: {e.detail}", field="uid") from None
 
 
 class CredentialIn(In):

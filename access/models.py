@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from access import decision, protocol
 from access.mqtt import broker_from_url
+from campus.errors import Conflict, Invalid
 from campus.models import Lease, Person, Space
 
 validate_device_id = RegexValidator(
@@ -238,6 +239,16 @@ class Credential(models.Model):
         """Store the hash and the 4-digit hint of a UID read from the badge; the UID is dropped."""
         self.uid_hash = self.hash_uid(uid)
         self.uid_hint = protocol.uid_hint(uid)
+
+    def register_uid(self, uid: str):
+        """Take a new badge's UID: hash it in, refuse one that is not hex (`Invalid`) or already
+        registered (`Conflict` already_registered). Messages never repeat the UID."""
+        try:
+            self.set_uid(uid)
+        except ValueError:
+            raise Invalid(str(_("A UID is whole bytes in hexadecimal.")), field="uid") from None
+        if Credential.objects.filter(uid_hash=self.uid_hash).exclude(pk=self.pk).exists():
+            raise Conflict(str(_("This badge is already registered.")), code="already_registered")
 
     def clean(self):
         errors = {}

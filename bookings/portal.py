@@ -9,14 +9,13 @@ tenant's booking is a 404, an action one may not take a 403.
 from collections import defaultdict
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from functools import wraps
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
@@ -25,12 +24,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from bookings import availability, engine, series
+from bookings import availability, engine, reports, series
 from bookings.models import HOLDING, Booking, Resource, ResourceKind, Status
 from bookings.policy import within_opening_hours
 from campus.auth import is_staff
 from campus.errors import DomainError, Forbidden, NotFound
 from campus.models import Feature, Floor, Space
+from campus.views import staff_required
 
 ROOM_KINDS = [(k, label) for k, label in ResourceKind.choices if k != ResourceKind.EQUIPMENT]
 STEP = timedelta(minutes=15)
@@ -121,17 +121,6 @@ def hidden_search_fields(form: SearchForm) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def staff_required(view):
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not is_staff(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def visible_booking(person, booking_id: int, *, to_change: bool = False) -> Booking:
@@ -458,6 +447,81 @@ def today(request):
     return render(request, "bookings/today.html", context)
 
 
+class MonthForm(forms.Form):
+    month = forms.RegexField(
+        label=gettext_lazy("Month"),
+        regex=r"^\d{4}-(0[1-9]|1[0-2])$",
+        error_messages={"invalid": gettext_lazy("Write the month as YYYY-MM, e.g. 2026-03.")},
+        widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"}),
+    )
+
+
+@staff_required
+def report(request):
+    """A month's utilisation, measured use, no-shows and busiest hours; `format=csv` for a
+    spreadsheet (`decimal=comma` for a French one)."""
+    data = request.GET.copy()
+    data.setdefault("month", f"{local(timezone.now()):%Y-%m}")
+    form = MonthForm(data)
+    if not form.is_valid():
+        return render(request, "bookings/report.html", {"form": form}, status=422)
+    result = reports.monthly_report(reports.parse_month(form.cleaned_data["month"]))
+    if request.GET.get("format") == "csv":
+        body = reports.to_csv(result, decimal_comma=request.GET.get("decimal") == "comma")
+        response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="report-{result.month}.csv"'
+        return response
+
+    def use_chart(rows, label=lambda u: f"{u.key} {u.name}"):
+        return reports.bar_chart(
+            [
+                (label(u)[:32], u.percent_tenths, f"{reports.percent(u.percent_tenths)} %")
+                for u in rows
+            ]
+        )
+
+    day_names = [
+        _("Monday"),
+        _("Tuesday"),
+        _("Wednesday"),
+        _("Thursday"),
+        _("Friday"),
+        _("Saturday"),
+        _("Sunday"),
+    ]
+    levels = reports.heat_levels(result.busiest)
+    context = {
+        "form": form,
+        "report": result,
+        "kinds_chart": use_chart(result.kinds, label=lambda u: u.name.capitalize()),
+        "spaces_chart": use_chart(result.spaces),
+        "equipment_chart": use_chart(result.equipment),
+        "measured_chart": reports.bar_chart(
+            [
+                (
+                    f"{m.code} {m.name}"[:32],
+                    m.percent_tenths,
+                    f"{reports.percent(m.percent_tenths)} %",
+                )
+                for m in result.measured
+            ]
+        ),
+        "busiest": [
+            (
+                name,
+                [
+                    (reports.hours(m) if m else "0", lv)
+                    for m, lv in zip(row, levels_row, strict=True)
+                ],
+            )
+            for name, row, levels_row in zip(day_names, result.busiest, levels, strict=True)
+        ],
+        "hours_of_day": [f"{h:02d}" for h in range(24)],
+        "month_label": reports.parse_month(result.month),
+    }
+    return render(request, "bookings/report.html", context)
+
+
 urlpatterns = [
     path("book/", book, name="book"),
     path("book/day/", day_grid, name="day-grid"),
@@ -473,4 +537,5 @@ urlpatterns = [
     ),
     path("staff/approvals/<int:booking_id>/reject/", decide, {"decision": "reject"}, name="reject"),
     path("staff/today/", today, name="today"),
+    path("staff/reports/", report, name="reports"),
 ]

@@ -16,8 +16,16 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import ConfigDict
 
-from campus.auth import api_auth, caller, get_scoped, is_staff, require_staff, scoped_to_tenant
-from campus.errors import DomainError, Forbidden, Invalid
+from campus.auth import (
+    api_auth,
+    caller,
+    get_scoped,
+    is_staff,
+    require_may_write_person,
+    require_staff,
+    scoped_to_tenant,
+)
+from campus.errors import DomainError, Invalid
 from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
 
 log = logging.getLogger(__name__)
@@ -479,25 +487,6 @@ class PersonPatch(In):
     language: Language | None = None
 
 
-STAFF_ROLES = ("is_facility_staff", "is_lab_technician")
-
-
-def _check_person_write(person: Person, data: dict, target: Person | None):
-    """Staff manage anyone; a tenant admin, their own tenant's people, without staff roles."""
-    if is_staff(person):
-        return
-    if not person.is_tenant_admin:
-        raise Forbidden(
-            "Only facility staff or a tenant admin may manage people.", code="staff_only"
-        )
-    if target is not None and target.tenant_id != person.tenant_id:
-        raise Forbidden("Only facility staff may do this.", code="staff_only")
-    if any(data.get(role) for role in STAFF_ROLES):
-        raise Forbidden("Only facility staff may grant staff roles.", code="staff_only")
-    if "tenant_id" in data and data["tenant_id"] != person.tenant_id:
-        raise Forbidden("A tenant admin manages only their own tenant's people.", code="staff_only")
-
-
 @campus_router.get(
     "/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)"
 )
@@ -524,11 +513,9 @@ def create_person(request, payload: PersonIn):
     me_ = caller(request)
     if not is_staff(me_) and data["tenant_id"] is None:
         data["tenant_id"] = me_.tenant_id
-    _check_person_write(me_, data, None)
-    data["email"] = data["email"].lower()
-    target = Person()
+    require_may_write_person(me_, data, None)
+    target = Person.objects.build(data.pop("email"))
     _apply(target, data, {"tenant_id": Tenant})
-    target.set_unusable_password()
     return Status(201, save_validated(target))
 
 
@@ -537,7 +524,7 @@ def update_person(request, person_id: int, payload: PersonPatch):
     me_ = caller(request)
     target = get_scoped(scoped_to_tenant(me_, Person.objects.all()), person_id, "person")
     data = _not_null(payload.model_dump(exclude_unset=True), PersonPatch, nullable={"tenant_id"})
-    _check_person_write(me_, data, target)
+    require_may_write_person(me_, data, target)
     if "email" in data:
         data["email"] = data["email"].lower()
     _apply(target, data, {"tenant_id": Tenant})

@@ -61,6 +61,28 @@ def require_staff(request) -> Person:
     return person
 
 
+STAFF_ROLES = ("is_facility_staff", "is_lab_technician")
+
+
+def require_may_write_person(person: Person, data: dict, target: Person | None):
+    """Staff manage anyone; a tenant admin, their own tenant's people, without staff roles.
+
+    `data` holds the fields being set; `target` is the person changed (None: a new one).
+    """
+    if is_staff(person):
+        return
+    if not person.is_tenant_admin:
+        raise Forbidden(
+            "Only facility staff or a tenant admin may manage people.", code="staff_only"
+        )
+    if target is not None and target.tenant_id != person.tenant_id:
+        raise Forbidden("Only facility staff may do this.", code="staff_only")
+    if any(data.get(role) for role in STAFF_ROLES):
+        raise Forbidden("Only facility staff may grant staff roles.", code="staff_only")
+    if "tenant_id" in data and data["tenant_id"] != person.tenant_id:
+        raise Forbidden("A tenant admin manages only their own tenant's people.", code="staff_only")
+
+
 def scoped_to_tenant(person: Person, qs: QuerySet, tenant_field: str = "tenant") -> QuerySet:
     """Staff see everything; anyone else sees only their own tenant's rows (or none)."""
     if is_staff(person):

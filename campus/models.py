@@ -296,6 +296,13 @@ class PersonManager(BaseUserManager):
         person.save(using=self._db)
         return person
 
+    def build(self, email: str, **fields) -> "Person":
+        """A new person, not saved, as every adapter (API, admin import, CSV import) makes one:
+        the e-mail lower-cased, no usable password until they set one by the reset e-mail."""
+        person = self.model(email=self.normalize_email(email).lower(), **fields)
+        person.set_unusable_password()
+        return person
+
     def create_superuser(self, email, password=None, **extra):
         extra.update(is_superuser=True, is_facility_staff=True)
         return self.create_user(email, password, **extra)

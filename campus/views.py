@@ -1,11 +1,52 @@
-"""The portal's home page and sign-in form; the booking pages live in `bookings.portal`."""
+"""The portal's home page, sign-in form and the staff console's entry page; the booking pages
+live in `bookings.portal`, the lab pages in `labs.portal`, the door pages in `access.portal`.
 
+Staff pages are for facility staff (`staff_required`); the lab pages also for lab technicians
+(`lab_staff_required`). Anyone else gets a 403, whatever the page.
+"""
+
+import base64
+import binascii
+from functools import wraps
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from bookings.models import HOLDING, Booking, Status
+from campus import onboarding
 from campus.auth import is_staff
+
+
+def is_lab_staff(person) -> bool:
+    # Imported late: labs imports bookings, whose portal imports this module.
+    from labs.maintenance import is_lab_staff
+
+    return is_lab_staff(person)
+
+
+def _role_required(check):
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+staff_required = _role_required(is_staff)
+lab_staff_required = _role_required(is_lab_staff)
 
 
 class SignInForm(AuthenticationForm):
@@ -33,3 +74,69 @@ def home(request):
                 status=Status.PENDING, end__gte=timezone.now()
             ).count()
     return render(request, "campus/home.html", context)
+
+
+@lab_staff_required
+def staff_console(request):
+    """The console's sections the person may open: labs for technicians, all for staff."""
+    return render(request, "campus/staff_console.html", {"facility_staff": is_staff(request.user)})
+
+
+class ImportForm(forms.Form):
+    """A CSV file, or (after a clean dry run) the same file carried back by the page."""
+
+    file = forms.FileField(
+        label=gettext_lazy("CSV file"),
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    content = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > onboarding.MAX_BYTES:
+                self.add_error("file", _("The file is larger than 1 MB: split it."))
+                return data
+            data["bytes"] = upload.read()
+        elif data.get("content"):
+            try:
+                data["bytes"] = base64.b64decode(data["content"], validate=True)
+            except (binascii.Error, ValueError):
+                self.add_error("file", _("Choose the file again."))
+        else:
+            self.add_error("file", _("Choose a CSV file."))
+        return data
+
+
+@staff_required
+def import_people(request):
+    """Check a file (dry run: nothing is saved), then import it, all rows or none."""
+    form = ImportForm(request.POST or None, request.FILES or None)
+    context = {"form": form, "columns": onboarding.COLUMNS}
+    status = 200
+    if request.method == "POST":
+        if not form.is_valid():
+            return render(request, "campus/import_people.html", context, status=422)
+        data = form.cleaned_data["bytes"]
+        commit = request.POST.get("step") == "import"
+        result = onboarding.import_people(data, by=request.user, commit=commit)
+        if result.committed:
+            messages.success(
+                request,
+                _("Imported: %(tenants)s new tenant(s), %(people)s person(s), %(badges)s badge(s).")
+                % {
+                    "tenants": len(result.tenants),
+                    "people": result.people,
+                    "badges": result.badges,
+                },
+            )
+            return redirect("import-people")
+        context.update(
+            result=result,
+            content=base64.b64encode(data).decode() if result.ok else "",
+            name=getattr(form.cleaned_data.get("file"), "name", "") or request.POST.get("name"),
+        )
+        status = 200 if result.ok else 422
+    return render(request, "campus/import_people.html", context, status=status)

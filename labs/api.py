@@ -17,7 +17,7 @@ from pydantic import model_validator
 from bookings import availability, engine
 from bookings.api import BookingOut, aware, booking_queryset
 from bookings.models import HOLDING
-from campus.api import In, existing, save_validated
+from campus.api import In, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
 from campus.models import Person, Tenant
@@ -263,19 +263,18 @@ def list_qualifications(request, filters: Query[QualificationFilter]):
 def create_qualification(request, payload: QualificationIn):
     person = caller(request)
     require_lab_staff(person)
-    q = Qualification(
-        person=existing(Person, payload.person_id, "person_id"),
+    q = maintenance.record_training(
+        person,
+        existing(Person, payload.person_id, "person_id"),
         equipment=existing(Equipment, payload.equipment_id, "equipment_id")
         if payload.equipment_id is not None
         else None,
         equipment_class=payload.equipment_class,
-        valid_from=payload.valid_from or timezone.now(),
+        valid_from=payload.valid_from,
         valid_until=payload.valid_until,
         renew_on_use_months=payload.renew_on_use_months,
         note=payload.note,
-        trained_by=person,
     )
-    save_validated(q)
     return Status(201, qualifications_visible(person).get(pk=q.pk))
 
 
@@ -288,11 +287,7 @@ def revoke_qualification(request, qualification_id: int):
     person = caller(request)
     require_lab_staff(person)
     q = get_scoped(qualifications_visible(person), qualification_id, "qualification")
-    if q.revoked_at is not None:
-        raise maintenance.LabStateError("This qualification is already revoked.")
-    q.revoked_at, q.revoked_by = timezone.now(), person
-    q.save(update_fields=["revoked_at", "revoked_by"])
-    return q
+    return maintenance.revoke_qualification(person, q)
 
 
 # ------------------------------------------------------------------ maintenance windows

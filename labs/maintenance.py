@@ -1,4 +1,5 @@
-"""Equipment status with its history, incidents, after-use check-off and maintenance windows.
+"""Equipment status with its history, incidents, after-use check-off, maintenance windows and
+the trainings technicians record (qualifications granted and revoked).
 
 Every status change goes through `set_status`, which writes the history row in the same
 transaction. Maintenance windows are bookings (`is_maintenance`) made by `bookings.engine`;
@@ -18,7 +19,7 @@ from bookings import availability, engine, notify
 from bookings.models import HOLDING, Booking, Status
 from campus.errors import DomainError, Forbidden
 from campus.models import Person
-from labs.models import Equipment, Incident, StatusChange, UsageSession
+from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
 
 # How bad a status is: an incident never makes a machine look better than it is.
 SEVERITY = {
@@ -170,6 +171,53 @@ def sign_off(technician: Person, equipment: Equipment, *, now: datetime | None =
         return set_status(
             eq, settled_status(eq), by=technician, reason=_("Checked after use"), now=now
         )
+
+
+# ------------------------------------------------------------------ trainings
+
+
+def record_training(
+    technician: Person,
+    person: Person,
+    *,
+    equipment: Equipment | None = None,
+    equipment_class: str = "",
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    renew_on_use_months: int | None = None,
+    note: str = "",
+) -> Qualification:
+    """A technician records a training: the model's checks (one target, dates in order,
+    renewal range) run first; a `ValidationError` names the failing fields."""
+    require_lab_staff(technician)
+    q = Qualification(
+        person=person,
+        equipment=equipment,
+        equipment_class=equipment_class,
+        valid_from=valid_from or timezone.now(),
+        valid_until=valid_until,
+        renew_on_use_months=renew_on_use_months,
+        note=note,
+        trained_by=technician,
+    )
+    q.full_clean()
+    q.save()
+    return q
+
+
+def revoke_qualification(
+    technician: Person, qualification: Qualification, *, now: datetime | None = None
+) -> Qualification:
+    """Revoke a qualification from now on (a conditional update: revoked once)."""
+    require_lab_staff(technician)
+    now = now or timezone.now()
+    updated = Qualification.objects.filter(pk=qualification.pk, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_by=technician
+    )
+    if not updated:
+        raise LabStateError(_("This qualification is already revoked."))
+    qualification.refresh_from_db()
+    return qualification
 
 
 # ------------------------------------------------------------------ maintenance windows

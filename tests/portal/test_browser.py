@@ -163,7 +163,10 @@ def test_staff_approve_a_pending_request(new_page, bob, sam, auditorium, always_
     request = book(bob, Slot(auditorium, tomorrow(14), tomorrow(16), "Acme all-hands"))
     page = new_page()
     sign_in(page, "sam@campus.test", "pw-Sam")
-    page.get_by_role("navigation").get_by_role("link", name="Approvals").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Staff console").click()
+    page.get_by_role("navigation", name="Staff console").get_by_role(
+        "link", name="Approvals"
+    ).click()
     assert "1 request awaiting approval." in page.get_by_role("main").inner_text()
     shoot(page, "approvals")
     page.get_by_role("button", name=re.compile("^Approve")).click()

@@ -25,4 +25,44 @@ document.addEventListener("DOMContentLoaded", () => {
       if (start.value && end.value) length = minutes(end.value) - minutes(start.value);
     });
   }
+
+  // Live pages (doors): poll a small JSON of cell texts and update the cells that changed.
+  // Changes are read out politely by the live region; a failed poll says so, and retries.
+  const live = document.querySelector("[data-poll]");
+  if (live) {
+    const url = live.dataset.poll;
+    const every = Math.max(Number(live.dataset.pollSeconds) || 4, 2) * 1000;
+    const region = live.querySelector("[aria-live]");
+    const stamp = live.querySelector("[data-poll-at]");
+    const poll = async () => {
+      try {
+        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        if (!response.ok) throw new Error(String(response.status));
+        const data = await response.json();
+        const changes = [];
+        for (const [id, cell] of Object.entries(data.cells)) {
+          const el = document.getElementById(id);
+          if (!el) continue;
+          if (el.textContent.trim() !== cell.text || (el.dataset.state || "") !== cell.state) {
+            el.textContent = cell.text;
+            if (cell.state) el.dataset.state = cell.state;
+            else delete el.dataset.state;
+            el.classList.add("just-changed");
+            if (cell.state) changes.push(`${el.dataset.label}: ${cell.text}`);
+          }
+        }
+        if (changes.length && region) region.textContent = changes.join(". ");
+        if (stamp) {
+          stamp.textContent = data.at.slice(11, 19);
+          stamp.dateTime = data.at;
+        }
+        live.dataset.pollOk = "1";
+      } catch (e) {
+        live.dataset.pollOk = "0";
+      } finally {
+        setTimeout(poll, every);
+      }
+    };
+    setTimeout(poll, every);
+  }
 });
