@@ -356,7 +356,7 @@ def load_month(month: date, now: datetime | None = None) -> MonthRows:
     )
     used = {b[0] for b in bookings}
     resources = list(Resource.objects.filter(is_active=True) | Resource.objects.filter(pk__in=used))
-    policies = availability._policies(resources)
+    policies = availability.policies_of(resources)
     last = hi.date() - timedelta(days=1)
     closed_by_policy = {}
     rows = []
