@@ -183,7 +183,7 @@ class BookingOut(Schema):
 
 class RecurrenceIn(In):
     freq: Literal["daily", "weekly", "monthly"]
-    interval: int = Field(1, ge=1, le=52)
+    interval: int = Field(1, ge=1, le=series.MAX_INTERVAL)
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         default_factory=list, description="ISO weekdays, 1 = Monday"
     )
