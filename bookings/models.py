@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -441,6 +442,24 @@ class PersonFeed(models.Model):
 
     def __str__(self):
         return str(self.person)
+
+    @classmethod
+    def of(cls, person) -> "PersonFeed":
+        feed, _created = cls.objects.get_or_create(person=person)
+        return feed
+
+    @classmethod
+    def reset(cls, person) -> "PersonFeed":
+        """A new secret: the old URL stops answering at once (a leaked link is revoked)."""
+        feed, _created = cls.objects.update_or_create(
+            person=person, defaults={"token": secrets.token_urlsafe()}
+        )
+        return feed
+
+    @property
+    def url(self) -> str:
+        """The absolute URL calendar applications subscribe to (settings.SITE_URL)."""
+        return settings.SITE_URL + reverse("person-feed", args=[self.token])
 
 
 def local_midnight(day) -> datetime:
