@@ -64,6 +64,8 @@ urlpatterns = [
     path("", portal.home, name="home"),
     path("accounts/", include(accounts)),
     path("", include("bookings.portal")),
+    path("", include("campus.views")),
+    path("", include("labs.portal")),
     path("admin/", admin.site.urls),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
