@@ -66,6 +66,7 @@ urlpatterns = [
     path("", include("bookings.portal")),
     path("", include("campus.views")),
     path("", include("labs.portal")),
+    path("", include("campus.company")),
     path("admin/", admin.site.urls),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
