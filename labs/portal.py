@@ -62,11 +62,9 @@ def machines():
     )
 
 
-def free_slot_of(equipment: Equipment, now: datetime):
-    if not equipment.is_usable:
-        return None
-    found = availability.next_free_slot(equipment.resource, now)
-    return (local(found[0]), local(found[1])) if found else None
+def free_slot_of(equipment: Equipment, now: datetime) -> dict | None:
+    """The machine's next free interval ({start, end_label}), None if out of service."""
+    return suggest(equipment.resource, now) if equipment.is_usable else None
 
 
 @login_required
