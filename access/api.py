@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import model_validator
@@ -398,36 +399,63 @@ def holder_for(person: Person, holder_id: int | None) -> Person | None:
     if is_staff(person):
         return existing(Person, holder_id, "holder_id") if holder_id is not None else None
     if holder_id is None:
-        raise Invalid("holder_id: whose badge is it?", field="holder_id")
+        raise Invalid(_("holder_id: whose badge is it?"), field="holder_id")
     holder = Person.objects.filter(pk=holder_id, tenant_id=person.tenant_id).first()
     if holder is None:
         raise Invalid(
-            f"holder_id: no person with id {holder_id} in your tenant.", field="holder_id"
+            _("holder_id: no person with id %(id)s in your tenant.") % {"id": holder_id},
+            field="holder_id",
         )
     return holder
 
 
-@router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
-def create_credential(request, payload: CredentialIn):
-    person = require_rights_manager(caller(request))
-    if payload.override and not is_staff(person):
-        raise Forbidden("Only facility staff may issue master cards.", code="staff_only")
+def register_badge(
+    actor: Person,
+    uid: str,
+    *,
+    holder_id: int | None,
+    label: str = "",
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    override: bool = False,
+    why: str = "",
+    via: str = "api",
+) -> Credential:
+    """Register a person's badge (the API's POST /credentials and the portal): staff for
+    anyone, a tenant admin for their tenant's people; master cards are staff-only. The UID is
+    hashed and dropped; the change is audit-logged."""
+    person = require_rights_manager(actor)
+    if override and not is_staff(person):
+        raise Forbidden(_("Only facility staff may issue master cards."), code="staff_only")
     credential = Credential(
         kind=Credential.Kind.BADGE,
-        holder=holder_for(person, payload.holder_id),
-        label=payload.label,
-        valid_from=local(payload.valid_from),
-        valid_until=local(payload.valid_until),
-        override=payload.override,
+        holder=holder_for(person, holder_id),
+        label=label,
+        valid_from=local(valid_from),
+        valid_until=local(valid_until),
+        override=override,
     )
-    hash_new_uid(credential, payload.uid)
+    hash_new_uid(credential, uid)
     with transaction.atomic():
         save_validated(credential)
         given = ("holder", "label", "valid_from", "valid_until", "override")
         changed = ["uid", *(name for name in given if getattr(credential, name))]
-        record_rights_change(
-            credential, "issued", actor=person, via="api", why=payload.why, changed=changed
-        )
+        record_rights_change(credential, "issued", actor=person, via=via, why=why, changed=changed)
+    return credential
+
+
+@router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
+def create_credential(request, payload: CredentialIn):
+    credential = register_badge(
+        caller(request),
+        payload.uid,
+        holder_id=payload.holder_id,
+        label=payload.label,
+        valid_from=payload.valid_from,
+        valid_until=payload.valid_until,
+        override=payload.override,
+        why=payload.why,
+    )
     return Status(201, credential)
 
 
@@ -435,19 +463,30 @@ class ReasonIn(In):
     why: Why = ""
 
 
-def _change_status(request, credential_id: int, status: str, payload: ReasonIn | None):
-    person = caller(request)
-    credential = get_scoped(visible_credentials(person), credential_id, "badge")
-    require_rights_manager(person)
-    why = payload.why if payload else ""
+def set_badge_status(
+    actor: Person, credential: Credential, status: str, *, why: str = "", via: str = "api"
+) -> Credential:
+    """Suspend, report lost or reactivate a badge the actor may see (visible_credentials):
+    staff, or a tenant admin; audit-logged by Credential.change_status."""
+    require_rights_manager(actor)
     try:
-        credential.change_status(status, actor=person, via="api", why=why)
+        credential.change_status(status, actor=actor, via=via, why=why)
     except ValueError:
         raise Conflict(
-            f"A {credential.get_status_display()} badge cannot become {status}.",
+            _("A %(old)s badge cannot become %(new)s.")
+            % {
+                "old": credential.get_status_display(),
+                "new": Credential.Status(status).label,
+            },
             code="invalid_transition",
         ) from None
     return credential
+
+
+def _change_status(request, credential_id: int, status: str, payload: ReasonIn | None):
+    person = caller(request)
+    credential = get_scoped(visible_credentials(person), credential_id, "badge")
+    return set_badge_status(person, credential, status, why=payload.why if payload else "")
 
 
 @router.post(
@@ -566,47 +605,75 @@ class BadgeIn(In):
     why: Why = ""
 
 
-def _issue_visitor_badge(visit: VisitorPass, uid: str, label: str, *, by: Person, why: str):
+def _issue_visitor_badge(
+    visit: VisitorPass, uid: str, label: str, *, by: Person, why: str, via: str = "api"
+):
     credential = Credential(kind=Credential.Kind.VISITOR, visitor_pass=visit, label=label)
     hash_new_uid(credential, uid)
     save_validated(credential)
     record_rights_change(
-        credential, "visitor_badge", actor=by, via="api", why=why, person=visit.host, visit=visit.pk
+        credential, "visitor_badge", actor=by, via=via, why=why, person=visit.host, visit=visit.pk
     )
     return credential
+
+
+def expect_visitor(
+    actor: Person,
+    visitor_name: str,
+    start: datetime,
+    end: datetime,
+    *,
+    visitor_company: str = "",
+    host_id: int | None = None,
+    space_id: int | None = None,
+    uid: str | None = None,
+    label: str = "",
+    why: str = "",
+    via: str = "api",
+) -> VisitorPass:
+    """Create a visitor pass (the API's POST /visitors and the portal): staff for any host, a
+    tenant admin for their tenant's people (themselves by default); the visited space is
+    checked by VisitorPass.clean; a badge may be handed at once. Audit-logged."""
+    visible_visits(actor)  # 403 unless staff or a tenant admin
+    if end <= timezone.now():
+        raise Invalid(_("end: the visit is already over."), field="end")
+    host = actor if host_id is None else holder_for(actor, host_id)
+    if host is None:
+        raise Invalid(_("host_id: a visit needs a host."), field="host_id")
+    visit = VisitorPass(
+        visitor_name=visitor_name,
+        visitor_company=visitor_company,
+        host=host,
+        start=start,
+        end=end,
+        space=existing(Space, space_id, "space_id") if space_id else None,
+    )
+    with transaction.atomic():
+        save_validated(visit)
+        if uid:
+            _issue_visitor_badge(visit, uid, label, by=actor, why=why, via=via)
+        else:
+            record_rights_change(
+                None, "visitor_pass", actor=actor, via=via, why=why, person=host, visit=visit.pk
+            )
+    return visit
 
 
 @router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
 def create_visitor(request, payload: VisitorIn):
     person = caller(request)
-    visible_visits(person)  # 403 unless staff or a tenant admin
-    if payload.end <= timezone.now():
-        raise Invalid("end: the visit is already over.", field="end")
-    host = person if payload.host_id is None else holder_for(person, payload.host_id)
-    if host is None:
-        raise Invalid("host_id: a visit needs a host.", field="host_id")
-    visit = VisitorPass(
-        visitor_name=payload.visitor_name,
+    visit = expect_visitor(
+        person,
+        payload.visitor_name,
+        payload.start,
+        payload.end,
         visitor_company=payload.visitor_company,
-        host=host,
-        start=payload.start,
-        end=payload.end,
-        space=existing(Space, payload.space_id, "space_id") if payload.space_id else None,
+        host_id=payload.host_id,
+        space_id=payload.space_id,
+        uid=payload.uid,
+        label=payload.label,
+        why=payload.why,
     )
-    with transaction.atomic():
-        save_validated(visit)
-        if payload.uid:
-            _issue_visitor_badge(visit, payload.uid, payload.label, by=person, why=payload.why)
-        else:
-            record_rights_change(
-                None,
-                "visitor_pass",
-                actor=person,
-                via="api",
-                why=payload.why,
-                person=host,
-                visit=visit.pk,
-            )
     return Status(201, visible_visits(person).get(pk=visit.pk))
 
 

@@ -205,7 +205,7 @@ class BookingOut(Schema):
 
 class RecurrenceIn(In):
     freq: Literal["daily", "weekly", "monthly"]
-    interval: int = Field(1, ge=1, le=52)
+    interval: int = Field(1, ge=1, le=series.MAX_INTERVAL)
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         default_factory=list, description="ISO weekdays, 1 = Monday"
     )
@@ -496,7 +496,6 @@ class FeedsOut(Schema):
 )
 def my_feeds(request):
     person = caller(request)
-    feed, _created = PersonFeed.objects.get_or_create(person=person)
     base = settings.SITE_URL
     resources = (
         Resource.objects.filter(is_active=True).exclude(kind="equipment")
@@ -504,7 +503,7 @@ def my_feeds(request):
         else Resource.objects.filter(is_active=True)
     )
     return {
-        "person_feed": base + reverse("person-feed", args=[feed.token]),
+        "person_feed": PersonFeed.of(person).url,
         "resource_feeds": {
             r.code: base + reverse("resource-feed", args=[r.feed_token])
             for r in resources.order_by("code")
@@ -514,8 +513,5 @@ def my_feeds(request):
 
 @router.post("/me/calendar/reset", response=FeedsOut, summary="New secret feed URL")
 def reset_feed(request):
-    import secrets
-
-    person = caller(request)
-    PersonFeed.objects.update_or_create(person=person, defaults={"token": secrets.token_urlsafe()})
+    PersonFeed.reset(caller(request))
     return my_feeds(request)

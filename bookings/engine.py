@@ -283,7 +283,11 @@ class Slot:
 
 
 def counted(write):
-    """Count bookings created and refused (by refusal code) for /metrics."""
+    """Count bookings created and refused (by refusal code) for /metrics.
+
+    A creation counts once committed: an all-or-nothing series that fails, or a preview
+    (`series.book_series(dry_run=True)`), rolls its bookings back and counts none.
+    """
 
     def wrapper(*args, **kwargs):
         from campus.ops import BOOKINGS_CREATED, BOOKINGS_REFUSED
@@ -293,7 +297,8 @@ def counted(write):
         except DomainError as e:
             BOOKINGS_REFUSED.labels(e.code).inc()
             raise
-        BOOKINGS_CREATED.labels(booking.resource.kind).inc()
+        kind = booking.resource.kind
+        transaction.on_commit(lambda: BOOKINGS_CREATED.labels(kind).inc())
         return booking
 
     wrapper.__doc__, wrapper.__name__ = write.__doc__, write.__name__

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections, models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import F, Func, Q, Value
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -471,6 +472,24 @@ class PersonFeed(models.Model):
 
     def __str__(self):
         return str(self.person)
+
+    @classmethod
+    def of(cls, person) -> "PersonFeed":
+        feed, _created = cls.objects.get_or_create(person=person)
+        return feed
+
+    @classmethod
+    def reset(cls, person) -> "PersonFeed":
+        """A new secret: the old URL stops answering at once (a leaked link is revoked)."""
+        feed, _created = cls.objects.update_or_create(
+            person=person, defaults={"token": secrets.token_urlsafe()}
+        )
+        return feed
+
+    @property
+    def url(self) -> str:
+        """The absolute URL calendar applications subscribe to (settings.SITE_URL)."""
+        return settings.SITE_URL + reverse("person-feed", args=[self.token])
 
 
 def local_midnight(day) -> datetime:

@@ -21,11 +21,19 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from bookings import availability, engine, reports, series
-from bookings.models import HOLDING, Booking, Resource, ResourceKind, Status
+from bookings import availability, engine, reports, series, waitlist
+from bookings.models import (
+    HOLDING,
+    Booking,
+    PersonFeed,
+    Resource,
+    ResourceKind,
+    Status,
+    WaitlistEntry,
+)
 from bookings.policy import within_opening_hours
 from campus.auth import is_staff
 from campus.errors import DomainError, Forbidden, NotFound
@@ -47,8 +55,8 @@ def at(day, clock: time) -> datetime:
 # ------------------------------------------------------------------ forms
 
 
-class SearchForm(forms.Form):
-    """What the person wants: when, for how many, with what. Times are local (building)."""
+class WhenForm(forms.Form):
+    """A day and a start and end time, local (building); cleaned into `start_at`, `end_at`."""
 
     date = forms.DateField(
         label=gettext_lazy("Date"),
@@ -62,6 +70,49 @@ class SearchForm(forms.Form):
         label=gettext_lazy("End time"),
         widget=forms.TimeInput(attrs={"type": "time", "step": 900}, format="%H:%M"),
     )
+
+    def clean(self):
+        data = super().clean()
+        day, start, end = data.get("date"), data.get("start"), data.get("end")
+        last_day = data.get("end_date") or day
+        if day and start and end:
+            if at(last_day, end) <= at(day, start):
+                self.add_error("end", _("The end time must be after the start time."))
+            else:
+                data["start_at"], data["end_at"] = at(day, start), at(last_day, end)
+        return data
+
+    @classmethod
+    def of(cls, booking: Booking, **kwargs):
+        start, end = local(booking.start), local(booking.end)
+        initial = {"date": start.date(), "start": start.time(), "end": end.time()}
+        return cls(initial=initial, **kwargs)
+
+
+REPEATS = [
+    ("", gettext_lazy("does not repeat")),
+    ("daily", gettext_lazy("every day")),
+    ("weekly", gettext_lazy("every week")),
+    ("monthly", gettext_lazy("every month")),
+]
+WEEKDAYS = [
+    (1, gettext_lazy("Monday")),
+    (2, gettext_lazy("Tuesday")),
+    (3, gettext_lazy("Wednesday")),
+    (4, gettext_lazy("Thursday")),
+    (5, gettext_lazy("Friday")),
+    (6, gettext_lazy("Saturday")),
+    (7, gettext_lazy("Sunday")),
+]
+ENDS = [
+    ("count", gettext_lazy("after a number of times")),
+    ("until", gettext_lazy("on a given day")),
+]
+
+
+class SearchForm(WhenForm):
+    """What the person wants: when, for how many, with what, how often. Times are local."""
+
     capacity = forms.IntegerField(
         label=gettext_lazy("Number of people"),
         min_value=1,
@@ -82,6 +133,42 @@ class SearchForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     title = forms.CharField(label=gettext_lazy("Title (optional)"), max_length=160, required=False)
+    repeat = forms.ChoiceField(label=gettext_lazy("Repeat"), choices=REPEATS, required=False)
+    interval = forms.IntegerField(
+        label=gettext_lazy("Every how many days, weeks or months"),
+        min_value=1,
+        max_value=series.MAX_INTERVAL,
+        initial=1,
+        required=False,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        label=gettext_lazy("On these days (weekly only; none: the same weekday)"),
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    ends = forms.ChoiceField(
+        label=gettext_lazy("Ends"),
+        choices=ENDS,
+        initial="count",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    count = forms.IntegerField(
+        label=gettext_lazy("Number of times"),
+        min_value=1,
+        max_value=series.MAX_OCCURRENCES,
+        initial=10,
+        required=False,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+    until = forms.DateField(
+        label=gettext_lazy("Ends on"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,13 +179,46 @@ class SearchForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        day, start, end = data.get("date"), data.get("start"), data.get("end")
-        if day and start and end:
-            if end <= start:
-                self.add_error("end", _("The end time must be after the start time."))
-            else:
-                data["start_at"], data["end_at"] = at(day, start), at(day, end)
+        data["recurrence"] = None
+        freq = data.get("repeat")
+        if not freq:
+            return data
+        count = until = None
+        if data.get("ends") == "until":
+            until = data.get("until")
+            if until is None and "until" not in self.errors:
+                self.add_error("until", _("Give the date of the last time."))
+            elif until and data.get("date") and until < data["date"]:
+                self.add_error("until", _("The last date cannot be before the first."))
+        else:
+            count = data.get("count")
+            if count is None and "count" not in self.errors:
+                self.add_error("count", _("Say how many times."))
+        if not self.errors:
+            weekdays = tuple(sorted(set(data.get("weekdays") or ()))) if freq == "weekly" else ()
+            interval = data.get("interval") or 1
+            data["recurrence"] = series.Recurrence(freq, interval, weekdays, count, until)
         return data
+
+    def repeat_summary(self) -> str:
+        """The recurrence in plain words: "every 2 weeks on Monday, Thursday, 10 times"."""
+        r = self.cleaned_data.get("recurrence")
+        if r is None:
+            return ""
+        unit = {
+            "daily": (_("every day"), _("every %(n)s days")),
+            "weekly": (_("every week"), _("every %(n)s weeks")),
+            "monthly": (_("every month"), _("every %(n)s months")),
+        }[r.freq]
+        words = unit[0] if r.interval == 1 else unit[1] % {"n": r.interval}
+        if r.weekdays:
+            names = dict(WEEKDAYS)
+            words += " " + _("on %(days)s") % {"days": ", ".join(str(names[d]) for d in r.weekdays)}
+        if r.count:
+            words += ", " + ngettext("once", "%(n)s times", r.count) % {"n": r.count}
+        else:
+            words += ", " + _("until %(day)s") % {"day": r.until.strftime("%d/%m/%Y")}
+        return words
 
     @classmethod
     def starting_now(cls, query) -> dict:
@@ -205,15 +325,67 @@ def suggest(resource: Resource, after: datetime) -> dict | None:
     }
 
 
+def refusal_text(error: DomainError) -> dict:
+    return {"detail": error.detail, "code": error.code, "conflicts": conflicts_of(error)}
+
+
+def preview_series(person, slot: engine.Slot, recurrence) -> dict:
+    """Each occurrence of the wanted series, free or refused with the reason, as booking would
+    answer (series.book_series in a dry run: nothing is kept)."""
+    result = series.book_series(person, slot, recurrence, dry_run=True)
+    rows = []
+    for start, end, booking, refusal in result.outcomes():
+        row = {"start": local(start), "end": local(end), "free": booking is not None}
+        if booking is not None:
+            row["pending"] = booking.status == Status.PENDING
+        else:
+            row["code"], row["detail"] = refusal.code, refusal.detail
+        rows.append(row)
+    free = len(result.booked)
+    return {"rows": rows, "later": result.later, "free": free, "refused": len(result.refused)}
+
+
+def book_the_series(request, slot: engine.Slot, form: SearchForm):
+    """Book the series (all or nothing, or skipping conflicts); a redirect, or the refusal."""
+    skip = request.POST.get("mode") != "all"
+    result = series.book_series(
+        request.user, slot, form.cleaned_data["recurrence"], skip_conflicts=skip
+    )
+    first = result.booked[0]
+    messages.success(
+        request,
+        ngettext(
+            "Booked %(n)s time: %(what)s, %(repeat)s.",
+            "Booked %(n)s times: %(what)s, %(repeat)s.",
+            len(result.booked),
+        )
+        % {"n": len(result.booked), "what": describe(first), "repeat": form.repeat_summary()},
+    )
+    for r in result.refused:
+        messages.warning(
+            request,
+            _("Not booked on %(day)s: %(reason)s")
+            % {"day": local(r.start).strftime("%d/%m/%Y %H:%M"), "reason": r.detail},
+        )
+    return redirect(f"{reverse('my-bookings')}#booking-{first.pk}")
+
+
 @login_required
 def book(request):
-    """Search free rooms (GET) and book one of them (POST, through the engine)."""
+    """Search free rooms (GET) and book one of them (POST, through the engine).
+
+    With a repetition, a room's button previews the series first (every occurrence, free or
+    refused with its reason), then books it all or nothing, or skipping the conflicts.
+    """
     person = request.user
     error = None
     next_free = None
+    preview = None
+    resource = None
     status = 200
     if request.method == "POST":
         form = SearchForm(request.POST)
+        action = request.POST.get("action", "book")
         resource = Resource.objects.filter(
             pk=request.POST.get("resource") or 0, is_active=True
         ).first()
@@ -224,19 +396,28 @@ def book(request):
             d = form.cleaned_data
             slot = engine.Slot(resource, d["start_at"], d["end_at"], d["title"], d["capacity"])
             try:
-                booking = engine.book(person, slot)
+                if d["recurrence"] and action == "series":
+                    return book_the_series(request, slot, form)
+                if d["recurrence"]:
+                    preview = preview_series(person, slot, d["recurrence"])
+                else:
+                    booking = engine.book(person, slot)
             except DomainError as e:
-                error = {"detail": e.detail, "code": e.code, "conflicts": conflicts_of(e)}
+                error = refusal_text(e)
                 status = e.status
                 if isinstance(e, engine.SlotTaken):
                     next_free = suggest(resource, d["start_at"])
+                    error["waitlist"] = {"start": d["start_at"], "end": d["end_at"]}
+                if isinstance(e, series.SeriesRefused):
+                    preview = preview_series(person, slot, d["recurrence"])
             else:
-                if booking.status == Status.PENDING:
-                    text = _("Request sent: %(what)s. It awaits staff approval.")
-                else:
-                    text = _("Booked: %(what)s.")
-                messages.success(request, text % {"what": describe(booking)})
-                return redirect(f"{reverse('my-bookings')}#booking-{booking.pk}")
+                if preview is None:
+                    if booking.status == Status.PENDING:
+                        text = _("Request sent: %(what)s. It awaits staff approval.")
+                    else:
+                        text = _("Booked: %(what)s.")
+                    messages.success(request, text % {"what": describe(booking)})
+                    return redirect(f"{reverse('my-bookings')}#booking-{booking.pk}")
         else:
             status = 422
     elif "now" in request.GET:
@@ -264,6 +445,9 @@ def book(request):
         "free": free,
         "error": error,
         "next_free": next_free,
+        "preview": preview,
+        "resource": resource,
+        "repeat_summary": form.repeat_summary() if form.is_bound and form.is_valid() else "",
         "hidden": hidden_search_fields(form) if form.is_bound else [],
     }
     return render(request, "bookings/book.html", context, status=status)
@@ -338,6 +522,7 @@ def my_bookings(request):
     for b in upcoming:
         allowed = may_change(person, b)
         b.can_cancel = allowed and b.status in (Status.PENDING, Status.CONFIRMED)
+        b.can_move = b.can_cancel
         b.can_check_in = (
             allowed
             and b.status == Status.CONFIRMED
@@ -370,6 +555,34 @@ def cancel_booking(request, booking_id: int):
 
 
 @login_required
+def move_booking(request, booking_id: int):
+    """Change a booking's time through `engine.move` (every rule checked again)."""
+    person = request.user
+    booking = visible_booking(person, booking_id, to_change=True)
+    error = next_free = None
+    status = 200
+    if request.method == "POST":
+        form = WhenForm(request.POST)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                moved = engine.move(person, booking, d["start_at"], d["end_at"])
+            except DomainError as e:
+                error, status = refusal_text(e), e.status
+                if isinstance(e, engine.SlotTaken):
+                    next_free = suggest(booking.resource, d["start_at"])
+            else:
+                messages.success(request, _("Moved: %(what)s.") % {"what": describe(moved)})
+                return redirect(f"{reverse('my-bookings')}#booking-{moved.pk}")
+        else:
+            status = 422
+    else:
+        form = WhenForm.of(booking)
+    context = {"booking": booking, "form": form, "error": error, "next_free": next_free}
+    return render(request, "bookings/move.html", context, status=status)
+
+
+@login_required
 @require_POST
 def check_in(request, booking_id: int):
     person = request.user
@@ -381,6 +594,99 @@ def check_in(request, booking_id: int):
     else:
         messages.success(request, _("Checked in: %(what)s.") % {"what": describe(booking)})
     return redirect(back_to(request, reverse("my-bookings")))
+
+
+# ------------------------------------------------------------------ waitlist
+
+
+def parse_moment(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+@login_required
+@require_POST
+def join_waitlist(request):
+    """From a conflict message: queue for the taken slot (bookings.waitlist.join)."""
+    resource = Resource.objects.filter(pk=request.POST.get("resource") or 0, is_active=True).first()
+    start, end = parse_moment(request.POST.get("start")), parse_moment(request.POST.get("end"))
+    if resource is None or start is None or end is None:
+        messages.error(request, _("This slot cannot be found any more; search again."))
+        return redirect("book")
+    try:
+        entry = waitlist.join(request.user, resource, start, end)
+    except DomainError as e:
+        messages.error(request, e.detail)
+    else:
+        messages.success(
+            request,
+            _("You are on the waiting list for %(what)s. You will get an e-mail if it frees up.")
+            % {"what": describe(entry)},
+        )
+    return redirect("waitlist")
+
+
+def my_entry(request, entry_id: int) -> WaitlistEntry:
+    qs = WaitlistEntry.objects.filter(person=request.user).select_related("resource")
+    return get_object_or_404(qs, pk=entry_id)
+
+
+@login_required
+def my_waitlist(request):
+    """My waiting-list entries: open ones first (offers on top), then the closed ones."""
+    entries = list(
+        WaitlistEntry.objects.filter(person=request.user, end__gte=timezone.now())
+        .select_related("resource")
+        .order_by("start", "pk")
+    )
+    now = timezone.now()
+    live = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
+    for e in entries:
+        e.offer_open = e.state == WaitlistEntry.State.OFFERED and e.offer_expires_at > now
+    context = {
+        "open": [e for e in entries if e.state in live],
+        "closed": [e for e in entries if e.state not in live],
+    }
+    return render(request, "bookings/waitlist.html", context)
+
+
+@login_required
+@require_POST
+def accept_offer(request, entry_id: int):
+    entry = my_entry(request, entry_id)
+    try:
+        booking = waitlist.accept(request.user, entry)
+    except DomainError as e:
+        messages.error(request, e.detail)
+        return redirect("waitlist")
+    messages.success(request, _("Booked: %(what)s.") % {"what": describe(booking)})
+    return redirect(f"{reverse('my-bookings')}#booking-{booking.pk}")
+
+
+@login_required
+@require_POST
+def leave_waitlist(request, entry_id: int):
+    entry = waitlist.leave(request.user, my_entry(request, entry_id))
+    messages.success(request, _("Left the waiting list for %(what)s.") % {"what": describe(entry)})
+    return redirect("waitlist")
+
+
+# ------------------------------------------------------------------ calendar feed
+
+
+@login_required
+def calendar_feed(request):
+    """The person's secret feed URL, how to subscribe to it, and a button to change it."""
+    if request.method == "POST":
+        PersonFeed.reset(request.user)
+        messages.success(
+            request, _("Your calendar link was changed: the old link no longer works.")
+        )
+        return redirect("calendar-feed")
+    return render(request, "bookings/calendar_feed.html", {"feed": PersonFeed.of(request.user)})
 
 
 # ------------------------------------------------------------------ staff console
@@ -528,6 +834,12 @@ urlpatterns = [
     path("bookings/", my_bookings, name="my-bookings"),
     path("bookings/<int:booking_id>/cancel/", cancel_booking, name="cancel-booking"),
     path("bookings/<int:booking_id>/check-in/", check_in, name="check-in"),
+    path("bookings/<int:booking_id>/move/", move_booking, name="move-booking"),
+    path("waitlist/", my_waitlist, name="waitlist"),
+    path("waitlist/join/", join_waitlist, name="waitlist-join"),
+    path("waitlist/<int:entry_id>/accept/", accept_offer, name="waitlist-accept"),
+    path("waitlist/<int:entry_id>/leave/", leave_waitlist, name="waitlist-leave"),
+    path("account/calendar/", calendar_feed, name="calendar-feed"),
     path("staff/approvals/", approvals, name="approvals"),
     path(
         "staff/approvals/<int:booking_id>/approve/",

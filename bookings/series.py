@@ -29,6 +29,7 @@ from campus.models import Person
 FREQUENCIES = {"daily": "DAILY", "weekly": "WEEKLY", "monthly": "MONTHLY"}
 WEEKDAY_CODES = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 MAX_OCCURRENCES = 500
+MAX_INTERVAL = 52
 STAFF_HORIZON_DAYS = 366
 
 
@@ -92,6 +93,13 @@ class SeriesResult:
     series: BookingSeries | None
     booked: list[Booking]
     refused: list[Refusal]
+    later: int = 0  # a preview: occurrences beyond the horizon, booked as time passes
+
+    def outcomes(self) -> list[tuple[datetime, datetime, Booking | None, Refusal | None]]:
+        """Every occurrence in time order: (start, end, booking, None) or (.., None, refusal)."""
+        rows = [(b.start, b.end, b, None) for b in self.booked]
+        rows += [(r.start, r.end, None, r) for r in self.refused]
+        return sorted(rows, key=lambda row: row[0])
 
 
 def _calendar() -> Calendar:
@@ -121,10 +129,15 @@ def book_series(
     skip_conflicts: bool = True,
     now: datetime | None = None,
     notify: bool = True,
+    dry_run: bool = False,
 ) -> SeriesResult:
     """Book every occurrence within the horizon; report each refusal with its reason.
 
     With skip_conflicts=False the series is all or nothing: one refusal books none.
+    With dry_run=True nothing is kept: every occurrence is booked through `book` exactly as
+    it would be, then the whole transaction is rolled back. A preview thus answers what
+    booking would (conflicts, policies, quotas across the occurrences, companions) without a
+    second copy of the rules; the result has no series and counts the `later` occurrences.
     """
     now = now or timezone.now()
     if recurrence.freq not in FREQUENCIES:
@@ -157,6 +170,11 @@ def book_series(
             materialised_until=horizon,
         )
         result = _materialise(person, series, first, first.start, horizon, now)
+        if dry_run:
+            beyond = occurrences(event, horizon, horizon + timedelta(days=2 * STAFF_HORIZON_DAYS))
+            transaction.set_rollback(True)
+            later = sum(1 for start, _end in beyond if start >= horizon)
+            return SeriesResult(None, result.booked, result.refused, later)
         if result.refused and not skip_conflicts:
             transaction.set_rollback(True)
             raise SeriesRefused(

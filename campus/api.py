@@ -507,16 +507,22 @@ def get_person(request, person_id: int):
     return get_scoped(qs, person_id, "person")
 
 
-@campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
-def create_person(request, payload: PersonIn):
-    data = payload.model_dump()
-    me_ = caller(request)
-    if not is_staff(me_) and data["tenant_id"] is None:
-        data["tenant_id"] = me_.tenant_id
-    require_may_write_person(me_, data, None)
+def add_person(actor: Person, data: dict) -> Person:
+    """Add a person (POST /people and the portal's "add a colleague"): staff anyone; a
+    tenant admin someone of their own tenant, without staff roles. No password: they choose
+    one through "forgotten password". 403 Forbidden or 422 ValidationError otherwise."""
+    data = dict(data)
+    if not is_staff(actor) and data.get("tenant_id") is None:
+        data["tenant_id"] = actor.tenant_id
+    require_may_write_person(actor, data, None)
     target = Person.objects.build(data.pop("email"))
     _apply(target, data, {"tenant_id": Tenant})
-    return Status(201, save_validated(target))
+    return save_validated(target)
+
+
+@campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
+def create_person(request, payload: PersonIn):
+    return Status(201, add_person(caller(request), payload.model_dump()))
 
 
 @campus_router.patch("/people/{person_id}", response=PersonOut, summary="Update a person")

@@ -1,5 +1,7 @@
-"""The portal's home page, sign-in form and the staff console's entry page; the booking pages
-live in `bookings.portal`, the lab pages in `labs.portal`, the door pages in `access.portal`.
+"""The portal's home page, sign-in form, "My account" pages (API tokens) and the staff
+console's entry page; the booking pages live in `bookings.portal`, the lab pages in
+`labs.portal` (staff) and `labs.tenant_portal` (tenants), the door pages in `access.portal`,
+the tenant admin's in `campus.company`.
 
 Staff pages are for facility staff (`staff_required`); the lab pages also for lab technicians
 (`lab_staff_required`). Anyone else gets a 403, whatever the page.
@@ -14,14 +16,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
 from bookings.models import HOLDING, Booking, Status
 from campus import onboarding
 from campus.auth import is_staff
+from campus.models import ApiToken
 
 
 def is_lab_staff(person) -> bool:
@@ -140,3 +145,58 @@ def import_people(request):
         )
         status = 200 if result.ok else 422
     return render(request, "campus/import_people.html", context, status=status)
+
+
+@login_required
+def account(request):
+    """My account: the waiting list, the calendar feed, API tokens."""
+    return render(request, "campus/account.html")
+
+
+class TokenForm(forms.ModelForm):
+    """A new personal API token: only its name is chosen (the model bounds it)."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["name"]
+        help_texts = {"name": gettext_lazy("What it is for, e.g. “Accounting export”.")}
+
+
+@login_required
+def api_tokens(request):
+    """Create a token (shown once, on this answer only), list mine, revoke one."""
+    person = request.user
+    created = plaintext = None
+    form = TokenForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            created, plaintext = ApiToken.issue(person, form.cleaned_data["name"])
+            form = TokenForm()
+        else:
+            status = 422
+    context = {
+        "form": form,
+        "created": created,
+        "plaintext": plaintext,
+        "tokens": person.api_tokens.all(),
+    }
+    response = render(request, "campus/api_tokens.html", context, status=status)
+    response["Cache-Control"] = "no-store"  # the page may hold a token shown only once
+    return response
+
+
+@login_required
+@require_POST
+def revoke_token(request, token_id: int):
+    token = get_object_or_404(request.user.api_tokens.all(), pk=token_id)
+    token.revoke()
+    messages.success(request, _("Revoked: the token %(name)s no longer works.") % {"name": token})
+    return redirect("api-tokens")
+
+
+urlpatterns = [
+    path("account/", account, name="account"),
+    path("account/tokens/", api_tokens, name="api-tokens"),
+    path("account/tokens/<int:token_id>/revoke/", revoke_token, name="api-token-revoke"),
+]

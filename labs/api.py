@@ -614,8 +614,12 @@ class CsvQuery(UsageQuery):
     response={200: None},
 )
 def usage_csv(request, q: Query[CsvQuery]):
-    statement = _statement(request, q)
-    body = usage.to_csv(statement, decimal_comma=q.decimal == "comma")
+    return csv_response(_statement(request, q), decimal_comma=q.decimal == "comma")
+
+
+def csv_response(statement: usage.Statement, *, decimal_comma: bool) -> HttpResponse:
+    """The statement as a CSV download, for the API and the portal alike."""
+    body = usage.to_csv(statement, decimal_comma=decimal_comma)
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     name = f"usage-{statement.tenant_id}-{statement.month}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

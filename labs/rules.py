@@ -171,3 +171,36 @@ def check_unattended(resource, start: datetime, end: datetime) -> None:
             _("This machine may not run unattended: book it within the lab's opening hours."),
             code="overnight_not_allowed",
         )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a person stands on a machine, for the portal: `valid` (until `until`, None for no
+    end), `expired` (since `until`), or `none`."""
+
+    state: str
+    until: datetime | None = None
+
+
+def standings(person_id: int, machines: Iterable[Equipment], at: datetime) -> dict[int, Standing]:
+    """Each machine's Standing for this person at `at`, by `in_force` (one query in all)."""
+    facts = [QualificationFacts.of(q) for q in Qualification.objects.filter(person_id=person_id)]
+    found = {}
+    for eq in machines:
+        mine = [
+            q
+            for q in facts
+            if q.equipment_id == eq.pk
+            or (q.equipment_class and q.equipment_class == eq.equipment_class)
+        ]
+        live = [q for q in mine if in_force(q, at)]
+        past = [q for q in mine if q.valid_from <= at and not in_force(q, at)]
+        if live:
+            ends = [q.valid_until for q in live]
+            found[eq.pk] = Standing("valid", None if None in ends else max(ends))
+        elif past:
+            ended = [min(d for d in (q.valid_until, q.revoked_at) if d is not None) for q in past]
+            found[eq.pk] = Standing("expired", max(ended))
+        else:
+            found[eq.pk] = Standing("none")
+    return found

@@ -117,3 +117,20 @@ def test_the_resource_feed_hides_who_booked_and_why(bob, room):
     response = Client().get(f"/calendar/resource/{room.feed_token}.ics")
     assert b"Secret project" not in response.content
     assert b"Booked" in response.content
+
+
+def test_a_dry_run_answers_like_booking_and_keeps_nothing(bob, charlie, room, room_policy):
+    room_policy.max_advance_days = 22
+    room_policy.save()
+    book(charlie, Slot(room, at(23, 9, 30), at(23, 10, 30)), now=NOW)
+    slot, rule = weekly_nine(room, 5)
+    preview = book_series(bob, slot, rule, skip_conflicts=False, now=NOW, dry_run=True)
+    assert preview.series is None and preview.later == 3  # 30 March, 6 and 13 April
+    outcomes = [
+        (start.day, b is not None, r.code if r else None) for start, _e, b, r in preview.outcomes()
+    ]
+    assert outcomes == [(16, True, None), (23, False, "conflict")]
+    assert "B-1.50 is already booked from 23/03/2026 09:30" in preview.refused[0].detail
+    assert Booking.objects.filter(person=bob).count() == 0
+    assert not series.BookingSeries.objects.exists()
+    assert not series.Event.objects.exists() and not series.Rule.objects.exists()

@@ -6,6 +6,21 @@ document.addEventListener("DOMContentLoaded", () => {
   const summary = document.querySelector("[data-autofocus]");
   if (summary) summary.focus();
 
+  // Copy buttons: copy the named field's text and say so (the field stays selectable by hand).
+  document.querySelectorAll("[data-copy]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const field = document.getElementById(button.dataset.copy);
+      const status = button.closest(".copy")?.querySelector(".copy-status");
+      field.select();
+      try {
+        await navigator.clipboard.writeText(field.value);
+      } catch {
+        document.execCommand("copy");
+      }
+      if (status) status.textContent = button.dataset.copied;
+    });
+  });
+
   // Keep the length of the slot when the start time changes (10:00–11:00 → 14:00–15:00).
   const start = document.querySelector("#id_start");
   const end = document.querySelector("#id_end");

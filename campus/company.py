@@ -1,0 +1,365 @@
+"""The tenant admin's pages ("My company"): the company's people and their badges, visitor
+invitations and the monthly usage statement.
+
+Only a tenant admin reaches them (403 for anyone else, staff included: staff have the
+back-office), and only for their own tenant: another tenant's person, badge or visit is a
+404. Every change goes through the function the API uses (`campus.api.add_person`,
+`access.api.register_badge`, `set_badge_status`, `expect_visitor`), so the rules and the
+audit log are the same whichever way a change comes in; the portal records `via="portal"`.
+"""
+
+from datetime import date, timedelta
+from functools import wraps
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+# campus.api first: loading it registers the apps' routers, access.api's among them, which
+# imports campus.api back; the other way round that import finds it half-loaded.
+from campus.api import add_person
+
+# isort: split
+from access.api import (
+    expect_visitor,
+    register_badge,
+    set_badge_status,
+    visible_credentials,
+    visible_visits,
+)
+from access.models import Credential
+from bookings.portal import WhenForm, local
+from campus.errors import DomainError
+from campus.models import Person, Space
+from labs import usage
+from labs.api import csv_response
+
+VIA = "portal"
+
+
+def tenant_admin_required(view):
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not (request.user.is_tenant_admin and request.user.tenant_id):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def show_error(form: forms.Form, error: Exception, fields: dict[str, str]):
+    """Put a refusal next to its field: a model ValidationError per field, a DomainError by its
+    `field` (API names mapped to the form's by `fields`), else at the top of the form."""
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        for name, errors in error.error_dict.items():
+            form.add_error(
+                fields.get(name, name) if fields.get(name, name) in form.fields else None, errors
+            )
+        return
+    if isinstance(error, ValidationError):
+        form.add_error(None, error)
+        return
+    api_field = error.data.get("field")
+    detail = error.detail
+    if api_field and detail.startswith(f"{api_field}: "):
+        detail = detail[len(api_field) + 2 :]
+    name = fields.get(api_field, api_field)
+    form.add_error(name if name in form.fields else None, detail)
+
+
+# ------------------------------------------------------------------ forms
+
+
+class ColleagueForm(forms.ModelForm):
+    """A new person of the company; the model bounds every field."""
+
+    class Meta:
+        model = Person
+        fields = ["first_name", "last_name", "email", "phone", "language", "is_tenant_admin"]
+        labels = {
+            "is_tenant_admin": gettext_lazy("Tenant admin (manages people, badges, visitors)")
+        }
+
+    def validate_unique(self):
+        pass  # add_person checks everything, uniqueness included, and says which field
+
+
+class BadgeForm(forms.Form):
+    holder = forms.ModelChoiceField(
+        label=gettext_lazy("Whose badge"), queryset=Person.objects.none()
+    )
+    uid = forms.CharField(
+        label=gettext_lazy("Badge UID"),
+        max_length=64,
+        help_text=gettext_lazy(
+            "As the reader shows it, e.g. 04:A1:B2:C3. Only a fingerprint is kept."
+        ),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    label = forms.CharField(
+        label=gettext_lazy("Number printed on the badge (optional)"),
+        max_length=Credential._meta.get_field("label").max_length,
+        required=False,
+    )
+
+    def __init__(self, *args, tenant_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["holder"].queryset = Person.objects.filter(tenant_id=tenant_id, is_active=True)
+
+
+class ReasonForm(forms.Form):
+    why = forms.CharField(
+        label=gettext_lazy("Why (optional, kept in the log)"), max_length=200, required=False
+    )
+
+
+class VisitorForm(WhenForm):
+    visitor_name = forms.CharField(label=gettext_lazy("Visitor's name"), max_length=160)
+    visitor_company = forms.CharField(
+        label=gettext_lazy("Visitor's company (optional)"), max_length=160, required=False
+    )
+    space = forms.ModelChoiceField(
+        label=gettext_lazy("Room visited (besides the entrance)"),
+        queryset=Space.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("entrance only"),
+    )
+    host = forms.ModelChoiceField(label=gettext_lazy("Host"), queryset=Person.objects.none())
+
+    field_order = ["visitor_name", "visitor_company", "date", "start", "end", "space", "host"]
+
+    def __init__(self, *args, tenant_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["host"].queryset = Person.objects.filter(tenant_id=tenant_id, is_active=True)
+        today = timezone.localdate()
+        leased = Q(leases__tenant_id=tenant_id) & (
+            Q(leases__end__isnull=True) | Q(leases__end__gte=today)
+        )
+        shared = Q(bookable=True) & ~Q(kind__in=Space.LEASABLE_KINDS)
+        self.fields["space"].queryset = (
+            Space.objects.filter(is_active=True).filter(leased | shared).distinct().order_by("code")
+        )
+
+
+# ------------------------------------------------------------------ pages
+
+
+@tenant_admin_required
+def company(request):
+    return render(request, "campus/company/index.html")
+
+
+def people_of(admin: Person):
+    badges = visible_credentials(admin).filter(kind=Credential.Kind.BADGE).order_by("-created_at")
+    return (
+        Person.objects.filter(tenant_id=admin.tenant_id)
+        .prefetch_related(Prefetch("credentials", queryset=badges, to_attr="badges"))
+        .order_by("last_name", "first_name")
+    )
+
+
+@tenant_admin_required
+def people(request):
+    """The company's people and their badges; add a colleague; register a badge."""
+    admin = request.user
+    colleague = ColleagueForm(prefix="person")
+    badge = BadgeForm(
+        prefix="badge", tenant_id=admin.tenant_id, initial={"holder": request.GET.get("holder")}
+    )
+    status = 200
+    if request.method == "POST" and request.POST.get("action") == "add-person":
+        colleague = ColleagueForm(request.POST, prefix="person")
+        if colleague.is_valid():
+            try:
+                person = add_person(admin, {**colleague.cleaned_data, "tenant_id": admin.tenant_id})
+            except (ValidationError, DomainError) as e:
+                show_error(colleague, e, {})
+            else:
+                messages.success(
+                    request,
+                    _(
+                        "%(name)s was added. They choose a password with “Forgotten "
+                        "password” on the sign-in page."
+                    )
+                    % {"name": person.get_full_name()},
+                )
+                return redirect(f"{reverse('company-people')}#person-{person.pk}")
+        status = 422
+    elif request.method == "POST" and request.POST.get("action") == "add-badge":
+        badge = BadgeForm(request.POST, prefix="badge", tenant_id=admin.tenant_id)
+        if badge.is_valid():
+            d = badge.cleaned_data
+            try:
+                credential = register_badge(
+                    admin, d["uid"], holder_id=d["holder"].pk, label=d["label"], via=VIA
+                )
+            except (ValidationError, DomainError) as e:
+                show_error(badge, e, {"holder_id": "holder"})
+            else:
+                messages.success(
+                    request,
+                    _("Badge …%(hint)s registered for %(name)s.")
+                    % {"hint": credential.uid_hint, "name": credential.holder.get_full_name()},
+                )
+                return redirect(f"{reverse('company-people')}#person-{credential.holder_id}")
+        status = 422
+    context = {"people": people_of(admin), "colleague": colleague, "badge": badge}
+    return render(request, "campus/company/people.html", context, status=status)
+
+
+BADGE_ACTIONS = {
+    "suspend": (
+        Credential.Status.SUSPENDED,
+        gettext_lazy("Badge …%(hint)s of %(name)s suspended."),
+    ),
+    "report-lost": (
+        Credential.Status.LOST,
+        gettext_lazy("Badge …%(hint)s of %(name)s reported lost."),
+    ),
+    "reactivate": (
+        Credential.Status.ACTIVE,
+        gettext_lazy("Badge …%(hint)s of %(name)s active again."),
+    ),
+}
+
+
+@tenant_admin_required
+@require_POST
+def badge_action(request, credential_id: int, action: str):
+    """Suspend, report lost or reactivate a badge of the company (access.api.set_badge_status)."""
+    if action not in BADGE_ACTIONS:
+        raise Http404
+    credential = get_object_or_404(visible_credentials(request.user), pk=credential_id)
+    status, done = BADGE_ACTIONS[action]
+    reason = ReasonForm(request.POST)
+    why = reason.cleaned_data["why"] if reason.is_valid() else ""
+    try:
+        set_badge_status(request.user, credential, status, why=why, via=VIA)
+    except DomainError as e:
+        messages.error(request, e.detail)
+    else:
+        holder = credential.holder or credential.visitor_pass
+        name = holder.get_full_name() if isinstance(holder, Person) else str(holder)
+        messages.success(request, done % {"hint": credential.uid_hint, "name": name})
+    anchor = f"#person-{credential.holder_id}" if credential.holder_id else ""
+    return redirect(reverse("company-people") + anchor)
+
+
+@tenant_admin_required
+def visitors(request):
+    """Invite a visitor (access.api.expect_visitor, like POST /visitors); the coming visits."""
+    admin = request.user
+    form = VisitorForm(
+        tenant_id=admin.tenant_id, initial={"host": admin.pk, "date": timezone.localdate()}
+    )
+    status = 200
+    if request.method == "POST":
+        form = VisitorForm(request.POST, tenant_id=admin.tenant_id)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                visit = expect_visitor(
+                    admin,
+                    d["visitor_name"],
+                    d["start_at"],
+                    d["end_at"],
+                    visitor_company=d["visitor_company"],
+                    host_id=d["host"].pk,
+                    space_id=d["space"].pk if d["space"] else None,
+                    via=VIA,
+                )
+            except (ValidationError, DomainError) as e:
+                show_error(
+                    form,
+                    e,
+                    {"host_id": "host", "space_id": "space", "visitor_name": "visitor_name"},
+                )
+            else:
+                start = local(visit.start)
+                messages.success(
+                    request,
+                    _(
+                        "%(visitor)s is expected on %(day)s from %(start)s to %(end)s; "
+                        "reception has the pass."
+                    )
+                    % {
+                        "visitor": visit.visitor_name,
+                        "day": start.strftime("%d/%m/%Y"),
+                        "start": start.strftime("%H:%M"),
+                        "end": local(visit.end).strftime("%H:%M"),
+                    },
+                )
+                return redirect("company-visitors")
+        status = 422
+    visits = visible_visits(admin).filter(end__gte=timezone.now()).order_by("start", "pk")
+    return render(
+        request, "campus/company/visitors.html", {"form": form, "visits": visits}, status=status
+    )
+
+
+def month_of(request) -> tuple[date, bool]:
+    """The month asked for (?month=YYYY-MM), else this month; and whether the ask was valid."""
+    text = request.GET.get("month", "")
+    if text:
+        try:
+            return usage.parse_month(text), True
+        except ValueError:
+            pass
+    return timezone.localdate().replace(day=1), not text
+
+
+@tenant_admin_required
+def usage_statement(request):
+    """The company's monthly usage statement (labs.usage, as GET /usage), with its CSV."""
+    month, valid = month_of(request)
+    statement = usage.statement_for(request.user.tenant, month)
+    comma = get_language() == "fr"
+    t = statement.totals
+    context = {
+        "statement": statement,
+        "lines": [(line, usage.money(line.amount_cents, comma)) for line in statement.lines],
+        "money": {
+            name: usage.money(
+                t[f"{name}_cents" if name != "late" else "late_cancellation_cents"], comma
+            )
+            for name in ("room", "equipment", "energy", "credit", "total", "late")
+        },
+        "month": month,
+        "month_error": not valid,
+        "previous_month": (month - timedelta(days=1)).replace(day=1),
+        "next_month": (month + timedelta(days=32)).replace(day=1),
+    }
+    return render(request, "campus/company/usage.html", context, status=200 if valid else 422)
+
+
+@tenant_admin_required
+def usage_csv(request):
+    month, valid = month_of(request)
+    if not valid:
+        raise Http404
+    statement = usage.statement_for(request.user.tenant, month)
+    return csv_response(statement, decimal_comma=request.GET.get("decimal") == "comma")
+
+
+urlpatterns = [
+    path("company/", company, name="company"),
+    path("company/people/", people, name="company-people"),
+    path(
+        "company/badges/<int:credential_id>/<str:action>/",
+        badge_action,
+        name="company-badge",
+    ),
+    path("company/visitors/", visitors, name="company-visitors"),
+    path("company/usage/", usage_statement, name="company-usage"),
+    path("company/usage.csv", usage_csv, name="company-usage-csv"),
+]

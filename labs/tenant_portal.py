@@ -1,0 +1,167 @@
+"""The equipment pages of the portal: the machines with each person's qualification, their
+next free slots, booking one (through `bookings.engine.book`) and reporting a problem
+(through `labs.maintenance.report_incident`, like the API)."""
+
+from datetime import datetime, timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from bookings import availability, engine
+from bookings.models import Status
+from bookings.portal import (
+    WhenForm,
+    describe,
+    local,
+    refusal_text,
+    suggest,
+)
+from campus.errors import DomainError
+from labs import maintenance
+from labs.models import Equipment, Incident
+from labs.rules import standings
+
+
+class EquipmentBookingForm(WhenForm):
+    """When to use the machine; a run may end on a later day (long climatic tests)."""
+
+    end_date = forms.DateField(
+        label=gettext_lazy("End date (if not the same day)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    title = forms.CharField(
+        label=gettext_lazy("What for (optional)"), max_length=160, required=False
+    )
+
+
+class IncidentForm(forms.ModelForm):
+    """A problem on a machine: how bad, and what happened (the model bounds both)."""
+
+    class Meta:
+        model = Incident
+        fields = ["severity", "description"]
+        widgets = {"severity": forms.RadioSelect}
+        labels = {"description": gettext_lazy("What happened?")}
+        help_texts = {
+            "description": gettext_lazy(
+                "What you saw, what you were doing, any message on the screen."
+            )
+        }
+
+
+def machines():
+    return Equipment.objects.filter(resource__is_active=True).select_related(
+        "resource__policy", "location"
+    )
+
+
+def free_slot_of(equipment: Equipment, now: datetime) -> dict | None:
+    """The machine's next free interval ({start, end_label}), None if out of service."""
+    return suggest(equipment.resource, now) if equipment.is_usable else None
+
+
+@login_required
+def equipment_list(request):
+    """Every machine: its state, whether I may book it, and when it is next free."""
+    now = timezone.now()
+    rows = list(machines().order_by("location__code", "resource__code"))
+    mine = standings(request.user.pk, rows, now)
+    for eq in rows:
+        eq.standing = mine[eq.pk]
+        eq.next_free = free_slot_of(eq, now)
+    return render(request, "labs/machines.html", {"machines": rows})
+
+
+@login_required
+def equipment_detail(request, equipment_id: int):
+    """One machine: qualification, free slots of a day, and the booking form."""
+    person = request.user
+    equipment = get_object_or_404(machines(), pk=equipment_id)
+    now = timezone.now()
+    today = local(now).date()
+    try:
+        day = datetime.strptime(request.GET.get("date", ""), "%Y-%m-%d").date()
+    except ValueError:
+        day = today
+    error = next_free = None
+    status = 200
+    if request.method == "POST":
+        form = EquipmentBookingForm(request.POST)
+        if form.is_valid():
+            d = form.cleaned_data
+            slot = engine.Slot(equipment.resource, d["start_at"], d["end_at"], d["title"])
+            try:
+                booking = engine.book(person, slot)
+            except DomainError as e:
+                error, status = refusal_text(e), e.status
+                if isinstance(e, engine.SlotTaken):
+                    next_free = suggest(equipment.resource, d["start_at"])
+                    error["waitlist"] = {"start": d["start_at"], "end": d["end_at"]}
+            else:
+                if booking.status == Status.PENDING:
+                    text = _("Request sent: %(what)s. A lab technician will confirm it.")
+                else:
+                    text = _("Booked: %(what)s.")
+                messages.success(request, text % {"what": describe(booking)})
+                return redirect(f"{reverse('my-bookings')}#booking-{booking.pk}")
+            day = d["date"]
+        else:
+            status = 422
+    else:
+        form = EquipmentBookingForm(initial={"date": day})
+    context = {
+        "equipment": equipment,
+        "resource": equipment.resource,
+        "standing": standings(person.pk, [equipment], now)[equipment.pk],
+        "assisted": engine.policy_for(equipment.resource).approval_required,
+        "day": day,
+        "previous_day": day - timedelta(days=1) if day > today else None,
+        "next_day": day + timedelta(days=1),
+        "slots": [
+            (local(s), local(e)) for s, e in availability.free_slots(equipment.resource, day)
+        ],
+        "next_free": next_free,
+        "first_free": free_slot_of(equipment, now),
+        "form": form,
+        "error": error,
+        "open_incidents": equipment.incidents.filter(closed_at__isnull=True).count(),
+    }
+    return render(request, "labs/machine.html", context, status=status)
+
+
+@login_required
+def report_incident(request, equipment_id: int):
+    """Report a problem on a machine (labs.maintenance.report_incident, as the API does)."""
+    equipment = get_object_or_404(machines(), pk=equipment_id)
+    form = IncidentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        incident = maintenance.report_incident(
+            request.user, equipment, d["severity"], d["description"]
+        )
+        messages.success(
+            request,
+            _(
+                "Thank you: problem #%(n)s reported on %(machine)s. "
+                "A lab technician will look at it."
+            )
+            % {"n": incident.pk, "machine": equipment.resource.name},
+        )
+        return redirect("machine", equipment_id=equipment.pk)
+    status = 422 if form.errors else 200
+    context = {"equipment": equipment, "form": form}
+    return render(request, "labs/incident_form.html", context, status=status)
+
+
+urlpatterns = [
+    path("equipment/", equipment_list, name="machines"),
+    path("equipment/<int:equipment_id>/", equipment_detail, name="machine"),
+    path("equipment/<int:equipment_id>/incident/", report_incident, name="machine-incident"),
+]
