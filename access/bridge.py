@@ -3,8 +3,10 @@ decision (protocol v1, shared/mqtt-protocol.md). It parses with `access.protocol
 with `access.facts`, asks `access.decision.decide`, replies, and logs; it decides nothing itself.
 
 Threads of one bridge process:
-- paho's network thread handles each message in turn: a scan is answered from the in-memory
-  facts plus one bookings probe, and the reply is published before anything is written;
+- paho's network thread hands scans to a few decider threads (one scan's database round trip
+  overlaps another's work) and handles everything else itself, in arrival order; a scan is
+  answered from the in-memory facts plus one bookings probe, the reply published before
+  anything is written;
 - the writer thread does every other database write off that path: audit rows in batches
   (within `audit_delay` of the first), controller presence, check-ins by badge;
 - the refresher polls the change feed every `poll` seconds (access.facts.FactCache), publishes
@@ -121,6 +123,9 @@ class BridgeConfig:
     heartbeat: float = HEARTBEAT_S
     run_jobs: bool = True
     jobs_interval: float = 30.0
+    # Scans are decided by this many threads, so that one scan's database round trip overlaps
+    # another's work; everything else is handled in order by the network thread.
+    deciders: int = 4
     session_expiry: int = SESSION_EXPIRY_S
     reconnect_max: int = 30
 
@@ -238,6 +243,11 @@ class Bridge:
         self.cache = cache or FactCache()
         self.writer = Writer(config.audit_delay)
         self.counters: Counter = Counter()
+        self._counting = threading.Lock()
+        self.scans: queue.Queue = queue.Queue()
+        self.deciders: list[threading.Thread] = []
+        self.memory = threading.Lock()  # guards answered, in_progress and checked_in
+        self.in_progress: set = set()
         self.stop_event = threading.Event()
         self.stopping = False
         self.connected = threading.Event()
@@ -250,7 +260,13 @@ class Bridge:
         self.published: dict = {}
         self.threads: list[threading.Thread] = []
         self.status_topic = protocol.topic("backend_status", self.root)
+        self.expiry = Properties(PacketTypes.PUBLISH)
+        self.expiry.MessageExpiryInterval = DECISION_TTL_MS // 1000
         self.client = self._client()
+
+    def count(self, name: str):
+        with self._counting:
+            self.counters[name] += 1
 
     # --- lifecycle
 
@@ -264,6 +280,8 @@ class Bridge:
         stop = stop or self.stop_event
         self._load_facts(stop)
         self.writer.start()
+        for n in range(self.config.deciders):
+            self.deciders.append(self._thread(self._decide_loop, f"bridge-decide-{n}"))
         self._thread(self._refresh_loop, "bridge-refresh")
         if self.config.run_jobs:
             from bookings.management.commands.run_jobs import run_loop
@@ -291,6 +309,8 @@ class Bridge:
         """Stop taking messages, finish the one in hand, say offline, flush the audit log."""
         self.stopping = True
         self.stop_event.set()
+        for thread in self.deciders:  # each finishes the scan in hand; queued ones stay unacked
+            thread.join(timeout=10)
         with self.handling:
             pass
         try:
@@ -319,6 +339,7 @@ class Bridge:
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         self.threads.append(thread)
+        return thread
 
     def _load_facts(self, stop: threading.Event):
         delay = 0.5
@@ -343,7 +364,7 @@ class Bridge:
                 if fresh is not None and self.connected.is_set():
                     self._publish_modes(fresh)
             except DatabaseError:
-                self.counters["db_errors"] += 1
+                self.count("db_errors")
                 log.exception("cannot refresh the access facts")
                 connection.close()
                 delay = min(delay * 2, 5.0)
@@ -437,16 +458,35 @@ class Bridge:
     def _on_message(self, client, userdata, msg):
         if self.stopping:
             return  # not acknowledged: delivered again to this session after the restart
+        if msg.topic.endswith("/scan"):
+            self.scans.put(msg)  # to the deciders; order between scans does not matter
+            return
+        # Presence, events, acknowledgements: in arrival order (a birth before its last will).
         with self.handling:
             try:
                 self._dispatch(msg)
             except Exception:  # nothing a device sends may stop the bridge
-                self.counters["errors"] += 1
+                self.count("errors")
                 log.exception("failed to handle a message on %s", msg.topic)
         client.ack(msg.mid, msg.qos)
 
+    def _decide_loop(self):
+        while not self.stopping:
+            try:
+                msg = self.scans.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if self.stopping:
+                break  # not acknowledged: delivered again to this session after the restart
+            try:
+                self._dispatch(msg)
+            except Exception:  # nothing a device sends may stop the bridge
+                self.count("errors")
+                log.exception("failed to handle a scan on %s", msg.topic)
+            self.client.ack(msg.mid, msg.qos)
+
     def _dispatch(self, msg):
-        self.counters["received"] += 1
+        self.count("received")
         try:
             where = protocol.parse_topic(msg.topic, self.root)
         except protocol.ProtocolError as e:
@@ -472,13 +512,14 @@ class Bridge:
 
     def _bad(self, where, msg, error: protocol.ProtocolError):
         """Logged and counted; a scan whose req_id could be read is denied `bad_request`."""
-        self.counters["bad"] += 1
+        self.count("bad")
         log.warning("bad message on %s: %s", msg.topic[:200], error)
         if where is None or where.kind not in ("door_scan", "eq_scan") or not error.req_id:
             return
-        key = (where.ctrl, error.req_id)
-        if key in self.answered:
-            topic, payload, props = self.answered[key]
+        with self.memory:
+            previous = self.answered.get((where.ctrl, error.req_id))
+        if previous is not None:
+            topic, payload, props = previous
             self._publish(topic, payload, properties=props)
             return
         now = timezone.now()
@@ -507,13 +548,15 @@ class Bridge:
         topic = protocol.topic(kind, self.root, ctrl=where.ctrl, door=where.door, eq=where.eq)
         if not self.config.v5:
             return topic, None
+        asked = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
+        correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        if asked is None and correlation is None:
+            return topic, self.expiry  # the common case: nothing to build per reply
         props = Properties(PacketTypes.PUBLISH)
         props.MessageExpiryInterval = DECISION_TTL_MS // 1000
-        asked = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
         own = f"{self.root}/ctrl/{where.ctrl}/"
         if asked and asked.startswith(own) and not {"+", "#"} & set(asked):
             topic = asked
-        correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
         if correlation is not None:
             props.CorrelationData = correlation
         return topic, props
@@ -525,8 +568,9 @@ class Bridge:
             req_id, answer.result, answer.reason, exp, pulse_ms=pulse_ms if answer.granted else None
         )
         self._publish(topic, payload, properties=props)
-        self.answered.remember((where.ctrl, req_id), (topic, payload, props))
-        self.counters[answer.result] += 1
+        with self.memory:
+            self.answered.remember((where.ctrl, req_id), (topic, payload, props))
+        self.count(answer.result)
         return payload
 
     def _expired(self, msg) -> bool:
@@ -537,18 +581,31 @@ class Bridge:
         return remaining is not None and remaining <= 0
 
     def _on_scan(self, where, msg):
-        started = time.perf_counter()
         door_scan = where.kind == "door_scan"
         scan = (
             protocol.parse_scan(msg.payload) if door_scan else protocol.parse_eq_scan(msg.payload)
         )
         key = (where.ctrl, scan.req_id)
-        if key in self.answered:
-            # The same request again (a QoS 1 redelivery, a retry): the same answer, logged once.
-            topic, payload, props = self.answered[key]
-            self._publish(topic, payload, properties=props)
-            self.counters["repeats"] += 1
+        with self.memory:
+            previous = self.answered.get(key)
+            twin = previous is None and key in self.in_progress
+            if previous is None and not twin:
+                self.in_progress.add(key)
+        if previous is not None or twin:
+            # The same request again (a QoS 1 redelivery, a retry): the same answer, logged
+            # once. A twin being decided right now by another thread will be answered by it.
+            if previous is not None:
+                topic, payload, props = previous
+                self._publish(topic, payload, properties=props)
+            self.count("repeats")
             return
+        try:
+            self._answer_scan(where, msg, scan, door_scan)
+        finally:
+            with self.memory:
+                self.in_progress.discard(key)
+
+    def _answer_scan(self, where, msg, scan, door_scan):
         now = timezone.now()
         try:
             if msg.dup and self._answer_logged_repeat(where, msg, scan, now):
@@ -569,7 +626,7 @@ class Bridge:
                 equipment_name = where.eq
         except (DatabaseError, FactsUnavailable) as e:
             # No answer rather than a wrong one: the device decides from its cache after 1 s.
-            self.counters["db_errors"] += 1
+            self.count("db_errors")
             log.error("no decision for %s/%s: %s", where.ctrl, scan.req_id, e)
             connection.close()
             return
@@ -586,7 +643,8 @@ class Bridge:
                 person_id=badge.holder_id if badge else None,
                 result=answer.result,
                 reason=answer.reason,
-                latency_ms=int((time.perf_counter() - started) * 1000),
+                # From receipt (paho stamps each message with its monotonic clock) to reply.
+                latency_ms=int((time.monotonic() - msg.timestamp) * 1000),
                 req_id=scan.req_id,
                 detail={"ts": scan.ts, **({"purpose": scan.purpose} if scan.purpose else {})},
             )
@@ -607,7 +665,7 @@ class Bridge:
         if logged is None:
             return False
         self._reply(where, msg, scan.req_id, decision.Decision(*logged), now)
-        self.counters["repeats"] += 1
+        self.count("repeats")
         return True
 
     def _decide_equipment(self, where, scan, now, requested_at):
@@ -635,10 +693,12 @@ class Bridge:
                 and b.equipment_id is None
                 and b.status == "confirmed"
                 and b.start - decision.DOOR_EARLY <= now < b.end
-                and booking.id not in self.checked_in
             ):
-                self.checked_in.remember(booking.id)
-                self.writer.call(check_in, person_id, booking.id, now)
+                with self.memory:
+                    first = booking.id not in self.checked_in
+                    self.checked_in.remember(booking.id)
+                if first:
+                    self.writer.call(check_in, person_id, booking.id, now)
 
     # --- events, presence, acknowledgements
 
@@ -652,12 +712,12 @@ class Bridge:
     def _record_event(self, ctrl, door, event: protocol.DoorEvent, *, replayed=False):
         key = (ctrl, event.seq)
         if key in self.events_seen:
-            self.counters["repeats"] += 1
+            self.count("repeats")
             return
         self.events_seen.remember(key)
         snap = self.cache.snapshot
         if snap is not None and (ctrl, door) not in snap.doors:
-            self.counters["bad"] += 1
+            self.count("bad")
             log.warning("event %s from %s for unknown door %s", event.event, ctrl, door)
             return
         now = timezone.now()
@@ -668,7 +728,7 @@ class Bridge:
         if alarm:
             log.warning("ALARM %s at door %s (controller %s)", event.event, door, ctrl)
         badge = snap.badges.get(event.h) if snap is not None and event.h else None
-        self.counters["events"] += 1
+        self.count("events")
         self.writer.audit(
             AuditEvent(
                 kind=AuditEvent.Kind.ALARM if alarm else AuditEvent.Kind.DOOR_EVENT,

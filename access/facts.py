@@ -19,7 +19,7 @@ spaces, qualifications, the site mode) and reloads them all whenever
 and the bridge polls it every 0.5 s. A full reload is simple and cannot drift: a revocation
 reaches decisions within the poll interval plus one reload (well under the protocol's 2 s).
 Bookings are not cached (they change all day): "does this person hold a booking covering now"
-is one probe of the index `booking_person_end`. Time also changes facts without
+is one probe of the index `booking_person_end` (`probe_bookings`). Time also changes facts without
 a write: leases, contracts, badge and visitor validity are compared with `now` at each
 decision; qualifications are reloaded when the earliest validity bound among them passes.
 """
@@ -32,11 +32,12 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Min, Q
 
 from access import decision
 from access.models import ChangeVersion, Credential, Door, SiteMode
-from bookings.models import ACTIVE, Booking
+from bookings.models import ACTIVE, Booking, Resource
 from campus.models import Lease, Person, Space, Tenant
 from labs.models import Equipment, Qualification
 from labs.rules import qualification_filter
@@ -101,18 +102,22 @@ class HeldBooking:
 
 
 def held_bookings_query(person_id: int, now: datetime):
-    """One query on the index (person, end): it reads only the person's bookings not yet
+    """One query on the index (person, end, start): it reads only the person's bookings not yet
     ended, so its cost does not grow with the history."""
-    return Booking.objects.filter(
-        person_id=person_id, status__in=ACTIVE, end__gt=now, start__lte=now + EARLIEST
-    ).values_list(
-        "id",
-        "status",
-        "start",
-        "end",
-        "resource__space_id",
-        "resource__equipment__id",
-        "resource__equipment__location_id",
+    return (
+        Booking.objects.filter(
+            person_id=person_id, status__in=ACTIVE, end__gt=now, start__lte=now + EARLIEST
+        )
+        .values_list(
+            "id",
+            "status",
+            "start",
+            "end",
+            "resource__space_id",
+            "resource__equipment__id",
+            "resource__equipment__location_id",
+        )
+        .order_by("start", "id")
     )
 
 
@@ -127,6 +132,48 @@ def held_bookings(person_id: int, now: datetime) -> tuple[HeldBooking, ...]:
         )
         for pk, status, start, end, space, eq, location in rows
     )
+
+
+# The same probe for the bridge, as one statement on one table: the ORM's query compilation
+# cost ~5× the database's work here (1.2 ms against 0.25 ms per scan, measured), and the
+# resources' spaces and machines are in memory anyway.
+PROBE_SQL = (
+    'SELECT id, status, start, "end", resource_id FROM bookings_booking '
+    'WHERE person_id = %s AND "end" > %s AND start <= %s AND status IN (%s, %s)'
+)
+
+
+def _aware(value) -> datetime:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    return connection.ops.convert_datetimefield_value(value, None, connection)  # SQLite text
+
+
+def probe_bookings(person_id: int, now: datetime, resources: dict) -> tuple[HeldBooking, ...]:
+    """`held_bookings` with `resources` (id → (space, machine)) from memory: one statement.
+
+    On PostgreSQL a server-side prepared statement (Django's cursors bind parameters on the
+    client, so each probe would be parsed and planned again): planned once per connection.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [person_id, adapt(now), adapt(now + EARLIEST), *ACTIVE]
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(PROBE_SQL, params, prepare=True)
+            rows = cursor.fetchall()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(PROBE_SQL, params)
+            rows = cursor.fetchall()
+    held = []
+    for pk, status, start, end, resource_id in rows:
+        space, machine = resources.get(resource_id, (None, None))
+        facts = decision.BookingFacts(space, _aware(start), _aware(end), status, machine)
+        held.append(HeldBooking(pk, facts))
+    return tuple(sorted(held, key=lambda b: (b.facts.start, b.id)))
 
 
 # --- qualifications (invariant 4: labs.rules.qualification_filter) -----------------------------
@@ -306,6 +353,7 @@ class Snapshot:
     leases: dict[int, list[Lease]] = field(default_factory=dict)
     doors: dict[tuple[str, str], KnownDoor] = field(default_factory=dict)
     qualifications: dict[int, decision.QualificationFacts] = field(default_factory=dict)
+    resources: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
     lockdown: bool = False
     site_version: int = 0
 
@@ -352,6 +400,16 @@ def load_snapshot(now: datetime) -> Snapshot:
         for d in Door.objects.filter(is_active=True)
     }
     qualifications, changes_at = all_qualifications(now)
+    # Bookable resource → (the space its booking opens, the machine it powers): a machine's
+    # booking stands for the lab the machine is in.
+    machines = {
+        resource: (pk, lab)
+        for resource, pk, lab in Equipment.objects.values_list("resource_id", "pk", "location_id")
+    }
+    resources = {}
+    for pk, space in Resource.objects.values_list("pk", "space_id"):
+        machine, lab = machines.get(pk, (None, None))
+        resources[pk] = (space or lab, machine)
     site = SiteMode.objects.filter(pk=SiteMode.SINGLETON).first()
     return Snapshot(
         version=version,
@@ -363,6 +421,7 @@ def load_snapshot(now: datetime) -> Snapshot:
         leases=leases,
         doors=doors,
         qualifications=qualifications,
+        resources=resources,
         lockdown=bool(site and site.lockdown),
         site_version=site.version if site else 0,
     )
@@ -440,7 +499,7 @@ class FactCache:
                 tenant = snap.tenants.get(holder.tenant_id) if holder.tenant_id else None
                 leases = snap.leases.get(holder.tenant_id, ()) if holder.tenant_id else ()
                 person = person_facts(holder, tenant, leases, local.date())
-                held = held_bookings(holder.pk, now)
+                held = probe_bookings(holder.pk, now, snap.resources)
                 qualifications = snap.qualifications.get(holder.pk, NO_QUALIFICATIONS)
         facts = decision.Facts(
             now=now,
