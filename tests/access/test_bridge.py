@@ -6,10 +6,13 @@ cleared afterwards. Data is committed (transactional tests), since the bridge re
 own threads and processes. Times are real: the scene is built around now.
 """
 
+import getpass
 import json
 import os
 import random
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -172,9 +175,9 @@ def scene(campus, alice, bob, charlie, sam, tina):
 class RunningBridge:
     """A bridge worker in a thread of this process."""
 
-    def __init__(self, root, *, client_id=None, group=None, **options):
+    def __init__(self, root, *, client_id=None, group=None, broker=BROKER, **options):
         config = BridgeConfig(
-            broker=BROKER,
+            broker=broker,
             root=root,
             group=group or f"g{uuid.uuid4().hex[:8]}",
             client_id=client_id or f"bridge-{uuid.uuid4().hex[:8]}",
@@ -632,3 +635,112 @@ def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
+
+
+# --- a lost database, a lost broker
+
+
+def test_a_database_error_answers_nothing_rather_than_guessing(scene, bridges, device, monkeypatch):
+    from django.db import OperationalError
+
+    import access.facts
+
+    bridge = bridges()
+    sim = device()
+    assert sim.scan("D-101", UIDS["bob"])["result"] == "grant"
+    real = access.facts.probe_bookings
+
+    def lost(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(access.facts, "probe_bookings", lost)
+    assert sim.scan("D-101", UIDS["bob"]) is None  # the device falls back to its allow-list
+    assert bridge.bridge.counters["db_errors"] == 1
+    monkeypatch.setattr(access.facts, "probe_bookings", real)
+    assert sim.scan("D-101", UIDS["bob"])["result"] == "grant"
+
+
+def test_facts_not_refreshed_for_too_long_answer_nothing(scene, bridges, device, monkeypatch):
+    from django.db import OperationalError
+
+    from access.models import ChangeVersion
+
+    bridges()
+    sim = device()
+
+    def lost(cls):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(ChangeVersion, "current", classmethod(lost))
+    time.sleep(1.8)  # past the cache's 1.5 s: a suspension might have been missed meanwhile
+    assert sim.scan("D-101", UIDS["bob"]) is None
+    monkeypatch.undo()
+    assert wait_until(lambda: (sim.scan("D-101", UIDS["bob"]) or {}).get("result") == "grant", 3)
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    """A Mosquitto of our own, which the test may stop and start again on the same port."""
+    if shutil.which("mosquitto") is None:
+        pytest.fail("the mosquitto binary is not installed")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+        f"persistence false\nuser {getpass.getuser()}\n"
+    )
+
+    class Private:
+        url = f"mqtt://127.0.0.1:{port}"
+        process = None
+
+        def start(self):
+            self.process = subprocess.Popen(
+                ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            assert wait_until(lambda: port_open(port), 10)
+
+        def stop(self):
+            self.process.terminate()
+            self.process.wait(10)
+
+    broker = Private()
+    broker.start()
+    yield broker
+    if broker.process.poll() is None:
+        broker.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_bridge_reconnects_after_losing_the_broker(scene, root, private_broker):
+    broker = broker_from_url(private_broker.url)
+    bridge = RunningBridge(root, broker=broker, reconnect_max=1)
+    try:
+        sim = SimulatedController(
+            "ctrl-a", broker=broker, key=settings.CREDENTIAL_KEY, root=root, heartbeat=0
+        )
+        sim.client.reconnect_delay_set(1, 1)
+        sim.start()
+        assert sim.scan("D-101", UIDS["bob"])["result"] == "grant"
+        private_broker.stop()
+        assert wait_until(lambda: not bridge.bridge.connected.is_set(), 5)
+        private_broker.start()
+        assert bridge.bridge.ready.wait(10), "the bridge did not come back"
+        assert wait_until(lambda: sim.connected.is_set(), 10)
+        assert wait_until(lambda: (sim.scan("D-101", UIDS["bob"]) or {}).get("result"), 5)
+        sim.stop()
+    finally:
+        bridge.close()
