@@ -56,7 +56,10 @@ from access.mqtt import Broker, broker_from_url, new_client
 log = logging.getLogger(__name__)
 
 DECISION_TTL_MS = 2000  # a decision's `exp`: the device ignores it after that
-SESSION_EXPIRY_S = 3600  # the broker keeps our session (and queues scans) this long
+# The broker keeps a worker's session, and queues its scans, this long after it disconnects:
+# enough for a restart. Not more: Mosquitto (2.0.11, measured) keeps handing an offline member
+# of a shared group its share of the scans, and a scan is stale after 5 s anyway.
+SESSION_EXPIRY_S = 30
 HEARTBEAT_S = 30.0
 MISSED_HEARTBEATS = 3
 ALARMS = frozenset({"forced", "held", "tamper"})
@@ -258,6 +261,7 @@ class Bridge:
         self.events_seen = LRU(4096)
         self.checked_in = LRU(1024)
         self.published: dict = {}
+        self._publishing_modes = threading.Lock()
         self.threads: list[threading.Thread] = []
         self.status_topic = protocol.topic("backend_status", self.root)
         self.expiry = Properties(PacketTypes.PUBLISH)
@@ -437,6 +441,10 @@ class Bridge:
 
     def _publish_modes(self, snap: Snapshot, *, force=False):
         """The retained desired states, versioned: devices apply only a newer `ver`."""
+        with self._publishing_modes:  # from the network thread (connect) and the refresher
+            self._publish_modes_locked(snap, force)
+
+    def _publish_modes_locked(self, snap: Snapshot, force: bool):
         site = (snap.site_version, snap.lockdown)
         if force or self.published.get("site") != site:
             mode = "lockdown" if snap.lockdown else "normal"
