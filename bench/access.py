@@ -1,6 +1,6 @@
 """Access benchmark, run by hand (not in CI): badge scans through a real broker to the bridge.
 
-    uv run python bench/access.py                     # 200k bookings, then 10k vs 1M
+    uv run python bench/access.py                     # 10k, 200k and 1M bookings
     uv run python bench/access.py --sizes 200000      # the main figures only
     uv run python bench/access.py --keep              # keep the database afterwards
 
@@ -48,11 +48,12 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     p.add_argument("--db", default="tc_bench_access")
-    p.add_argument("--sizes", default="200000,10000,1000000")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    p.add_argument("--sizes", default="10000,200000,1000000", help="ascending: the table grows")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each measured run")
     p.add_argument("--inflight", type=int, default=16)
     p.add_argument("--rate", type=float, default=100.0)
     p.add_argument("--workers", type=int, default=1, help="bridge worker processes")
+    p.add_argument("--threads", type=int, default=4, help="decider threads per worker")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--echo", nargs=2, metavar=("URL", "ROOT"), help=argparse.SUPPRESS)
     return p.parse_args()
@@ -270,12 +271,30 @@ def child_env(args, url: str, root: str) -> dict:
 def start_bridge(args, url, root) -> subprocess.Popen:
     argv = [sys.executable, str(ROOT / "manage.py"), "mqtt_bridge", "--name", "bench"]
     argv += ["--group", "bench", "--no-jobs", "--workers", str(args.workers)]
+    argv += ["--threads", str(args.threads)]
     return subprocess.Popen(argv, env=child_env(args, url, root), cwd=ROOT)  # noqa: S603
 
 
 def start_echo(args, url, root) -> subprocess.Popen:
     argv = [sys.executable, str(Path(__file__).resolve()), "--echo", url, root]
     return subprocess.Popen(argv, env=child_env(args, url, root), cwd=ROOT)  # noqa: S603
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (the bridge's workers), from
+    /proc: a figure the other processes on a shared machine do not disturb much."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def stop(process: subprocess.Popen):
@@ -427,13 +446,39 @@ class Load:
         self.client.loop_stop()
 
 
-def measure(load: Load, args, label: str) -> dict:
+def measure(load: Load, args, label: str, pid: int) -> dict:
     load.reset(f"{label}-rate-{uuid.uuid4().hex[:4]}")
     rate = load.offered(args.rate, args.seconds)
     rate_prefix = load.prefix
     load.reset(f"{label}-sat-{uuid.uuid4().hex[:4]}")
+    cpu = cpu_seconds(pid)
     saturation = load.saturate(args.inflight, args.seconds)
+    cpu = cpu_seconds(pid) - cpu
+    saturation["cpu_ms_per_decision"] = round(cpu * 1000 / max(1, saturation["answered"]), 3)
+    saturation["load_average"] = round(os.getloadavg()[0], 1)
     return {"rate": rate, "saturation": saturation, "prefixes": [rate_prefix, load.prefix]}
+
+
+def probe_timing(samples: int = 2000) -> dict:
+    """The bookings probe alone, in this process: p50 / p99 ms of `probe_bookings` for random
+    people, what the table's size could change in a decision."""
+    from django.utils import timezone
+
+    from access.facts import probe_bookings
+
+    rng = random.Random(3)
+    people = list(range(1, PEOPLE + 1))
+    times = []
+    for i in range(samples + 200):
+        start = time.perf_counter()
+        probe_bookings(rng.choice(people), timezone.now(), {})
+        if i >= 200:
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {
+        "p50_ms": round(times[len(times) // 2], 3),
+        "p99_ms": round(times[-len(times) // 100], 3),
+    }
 
 
 def audited(prefixes) -> int:
@@ -481,7 +526,7 @@ def main():
         time.sleep(0.5)
         load.reset("echo-warm")
         load.offered(200, 1)
-        results["echo"] = measure(load, args, "echo")
+        results["echo"] = measure(load, args, "echo", echo.pid)
         stop(echo)
         load.online.clear()
         for size in sizes:
@@ -489,17 +534,19 @@ def main():
             from bookings.models import Booking
 
             count = Booking.objects.count()
+            probe = probe_timing()
             bridge = start_bridge(args, url, root)
             try:
                 assert load.online.wait(30), "bridge did not start"
                 time.sleep(1.0)
                 load.reset("warm")
                 load.offered(200, 2)
-                figures = measure(load, args, f"b{size}")
+                figures = measure(load, args, f"b{size}", bridge.pid)
             finally:
                 stop(bridge)
                 load.online.clear()
             figures["bookings"] = count
+            figures["probe"] = probe
             figures["audited"] = audited(figures.pop("prefixes"))
             figures["answered"] = figures["rate"]["answered"] + figures["saturation"]["answered"]
             results[f"bridge_{size}"] = figures
@@ -520,14 +567,14 @@ def report(results, sizes, args):
     echo = results["echo"]
     print(f"\nload average: {os.getloadavg()}")
     print(
-        "| responder | bookings | offered 100/s p50 / p99 ms | saturation /s (16 in flight) "
-        "| p50 / p99 ms | audited |"
+        "| responder | bookings | 100/s offered: p50 / p99 ms | saturation, 16 in flight: "
+        "decisions/s | p50 / p99 ms | CPU ms per decision | load avg | audited |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     r, s = echo["rate"], echo["saturation"]
     print(
         f"| echo (ceiling) | – | {r['p50_ms']} / {r['p99_ms']} | {s['per_s']} | "
-        f"{s['p50_ms']} / {s['p99_ms']} | – |"
+        f"{s['p50_ms']} / {s['p99_ms']} | {s['cpu_ms_per_decision']} | {s['load_average']} | – |"
     )
     for size in sizes:
         f = results[f"bridge_{size}"]
@@ -535,6 +582,7 @@ def report(results, sizes, args):
         print(
             f"| bridge ({args.workers} worker) | {f['bookings']:,} | {r['p50_ms']} / "
             f"{r['p99_ms']} | {s['per_s']} | {s['p50_ms']} / {s['p99_ms']} | "
+            f"{s['cpu_ms_per_decision']} | {s['load_average']} | "
             f"{f['audited']} of {f['answered']} |"
         )
     main_size = 200000 if 200000 in sizes else sizes[0]
@@ -547,10 +595,14 @@ def report(results, sizes, args):
         f"(target ≥ {TARGETS['ceiling_share']:.0%})"
     )
     if 10000 in sizes and 1000000 in sizes:
-        growth = (
-            results["bridge_1000000"]["rate"]["p99_ms"] / results["bridge_10000"]["rate"]["p99_ms"]
-        )
+        small, large = results["bridge_10000"], results["bridge_1000000"]
+        growth = large["rate"]["p99_ms"] / small["rate"]["p99_ms"]
         print(f"p99 at 100/s, 1M vs 10k bookings: ×{growth:.2f} (target ≤ {TARGETS['growth']})")
+        print(
+            f"bookings probe alone, p50 / p99 ms: {small['probe']['p50_ms']} / "
+            f"{small['probe']['p99_ms']} at 10k, {large['probe']['p50_ms']} / "
+            f"{large['probe']['p99_ms']} at 1M"
+        )
 
 
 if __name__ == "__main__":

@@ -744,3 +744,44 @@ def test_the_bridge_reconnects_after_losing_the_broker(scene, root, private_brok
         sim.stop()
     finally:
         bridge.close()
+
+
+# --- the command-line tools
+
+
+def test_door_scan_prints_the_decision_and_its_reason(scene, bridges, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.MQTT_URL = MQTT_TEST_URL
+    bridges()
+    out = StringIO()
+    call_command("door_scan", "D-101", "b0:b0:b0:b0", stdout=out)
+    assert out.getvalue().strip() == "D-101 (Acme) b0:b0:b0:b0: grant tenant_office"
+    call_command("door_scan", "D-102", UIDS["bob"], stdout=out)
+    assert out.getvalue().splitlines()[-1].endswith("deny not_authorized")
+    with pytest.raises(CommandError, match="no door D-404"):
+        call_command("door_scan", "D-404", UIDS["bob"])
+
+
+def test_simulate_controller_comes_online_and_scans(scene, bridges, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.MQTT_URL = MQTT_TEST_URL
+    bridges()
+    out = StringIO()
+    call_command(
+        "simulate_controller", "ctrl-a", "--uid", UIDS["bob"], "--uid", UIDS["sam"],
+        "--door", "D-101", "--once", stdout=out,
+    )  # fmt: skip
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "controller ctrl-a online",
+        f"D-101 {UIDS['bob']}: grant tenant_office",
+        f"D-101 {UIDS['sam']}: grant staff",
+    ]
+    offline = audit_rows(kind="presence", controller="ctrl-a", result="offline")
+    assert wait_until(offline.exists)  # it said goodbye on the way out

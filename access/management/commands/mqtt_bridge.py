@@ -36,9 +36,12 @@ class Command(BaseCommand):
             "keep it across restarts: the broker keeps each worker's session under it",
         )
         parser.add_argument("--no-jobs", action="store_true", help="do not run the booking jobs")
+        parser.add_argument(
+            "--threads", type=int, default=4, help="threads deciding scans in each worker"
+        )
         parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
 
-    def handle(self, *args, workers, group, name, no_jobs, worker_index, **options):
+    def handle(self, *args, workers, group, name, no_jobs, threads, worker_index, **options):
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         if workers > 1 and not settings.MQTT_V5:
@@ -51,7 +54,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         if workers > 1 and worker_index is None:
-            self.supervise(stop, workers, group, name, no_jobs)
+            self.supervise(stop, workers, group, name, no_jobs, threads)
             return
         index = worker_index or 0
         config = BridgeConfig(
@@ -61,10 +64,11 @@ class Command(BaseCommand):
             client_id=new_worker_id(group, name, index),
             v5=settings.MQTT_V5,
             run_jobs=index == 0 and not no_jobs,
+            deciders=max(1, threads),
         )
         Bridge(config).run(stop)
 
-    def supervise(self, stop, workers, group, name, no_jobs):
+    def supervise(self, stop, workers, group, name, no_jobs, threads):
         """N worker processes (one GIL each); one that dies is started again, with backoff."""
         manage = Path(sys.argv[0]).resolve()
         if manage.name != "manage.py":
@@ -73,7 +77,7 @@ class Command(BaseCommand):
         def spawn(index):
             argv = [sys.executable, str(manage), "mqtt_bridge", "--worker-index", str(index)]
             argv += ["--group", group] + (["--name", name] if name else [])
-            argv += ["--no-jobs"] if no_jobs else []
+            argv += ["--threads", str(threads)] + (["--no-jobs"] if no_jobs else [])
             return subprocess.Popen(argv)  # noqa: S603 - our own interpreter and manage.py
 
         children = {i: spawn(i) for i in range(workers)}
