@@ -12,13 +12,18 @@ The rules, in the order they are checked:
    outside its validity → `expired`; its holder deactivated → `suspended`;
 3. doors: an `override` credential (staff master card) opens every door, lockdown included →
    `override`; otherwise lockdown → `lockdown`;
-4. doors, facility staff → `staff`, except technical rooms without technical access;
+4. doors, facility staff → `staff`, except technical rooms without technical access; lab
+   technicians → `staff` at perimeter, floor, common and lab doors (not offices, not technical
+   rooms);
 5. doors, visitors: the perimeter and the visited space during the pass window → `visitor`
    (outside the window → `expired`, as the window is the pass's validity);
 6. doors, people: a leased office at any time → `tenant_office`; a booked room from 15 minutes
    before the booking to its end → `booking`; a lab door needs that booking and a valid
    qualification for the lab → `no_booking` / `not_qualified`; tenant members pass perimeter,
-   floor and common doors within the door's schedule → `common_area` / `outside_schedule`;
+   floor and common doors within the door's schedule → `common_area`; anyone holding a booking
+   in the building covering now (15 minutes early) passes them outside it → `booking`, so that
+   evening bookings work (not a door into another bookable room: only its own booking or its
+   schedule opens that); otherwise a tenant member gets `outside_schedule`;
 7. machines (session start): not in maintenance, qualified for the machine, a booking of it
    covering now (10 minutes early allowed), free → `booking`; nobody, staff included, powers a
    machine without training and a booking.
@@ -38,6 +43,10 @@ ACTIVE_BOOKING = frozenset({"confirmed", "checked_in"})
 
 CREDENTIAL_STATUSES = frozenset({"active", "suspended", "lost", "returned"})
 DOOR_KINDS = frozenset({"perimeter", "floor", "office", "lab", "technical", "common"})
+# Doors on the way to a room: tenants pass them within their schedule, bookings at any time.
+PASSAGE_DOORS = frozenset({"perimeter", "floor", "common"})
+# Where lab technicians go without a booking: to the labs they run, and on the way there.
+TECHNICIAN_DOORS = PASSAGE_DOORS | {"lab"}
 
 
 @dataclass(frozen=True)
@@ -86,14 +95,20 @@ class PersonFacts:
     def is_staff(self) -> bool:
         return "facility_staff" in self.roles
 
+    @property
+    def is_lab_technician(self) -> bool:
+        return "lab_technician" in self.roles
+
 
 @dataclass(frozen=True)
 class DoorFacts:
-    """The door scanned. `schedule` is the protocol's weekly list, None = at any time."""
+    """The door scanned. `schedule` is the protocol's weekly list, None = at any time.
+    `bookable`: it leads into a bookable room, which a booking elsewhere does not open."""
 
     kind: str
     space_id: int | None = None
     schedule: tuple | list | None = None
+    bookable: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,8 @@ def _decide_door(facts: Facts, door: DoorFacts, cred: CredentialFacts, person) -
         if door.kind == "technical" and not person.technical_access:
             return deny("not_authorized")
         return grant("staff")
+    if person.is_lab_technician and door.kind in TECHNICIAN_DOORS:
+        return grant("staff")
     if door.kind == "technical":
         return deny("not_authorized")
 
@@ -225,11 +242,14 @@ def _decide_door(facts: Facts, door: DoorFacts, cred: CredentialFacts, person) -
         return grant("booking")
     if booked:
         return grant("booking")
-    if door.kind in ("perimeter", "floor", "common") and person.tenant_id is not None:
-        if door.schedule is not None and not in_schedule(door.schedule, facts.local_now):
-            return deny("outside_schedule")
+    if door.kind not in PASSAGE_DOORS:
+        return deny("not_authorized")
+    tenant = person.tenant_id is not None
+    if tenant and (door.schedule is None or in_schedule(door.schedule, facts.local_now)):
         return grant("common_area")
-    return deny("not_authorized")
+    if not door.bookable and _booked(facts.bookings, facts.now, DOOR_EARLY):
+        return grant("booking")
+    return deny("outside_schedule" if tenant else "not_authorized")
 
 
 def _decide_equipment(facts: Facts, eq: EquipmentFacts, cred: CredentialFacts, person):
@@ -247,6 +267,8 @@ def _decide_equipment(facts: Facts, eq: EquipmentFacts, cred: CredentialFacts, p
 
 
 def _booked(bookings, now, early, *, space_id=None, equipment_id=None) -> bool:
+    """An active booking covering now (from `early` before it); of this space or machine when
+    one is named, else anywhere in the building."""
     for b in bookings:
         if b.status not in ACTIVE_BOOKING:
             continue

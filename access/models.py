@@ -594,6 +594,38 @@ class SiteMode(models.Model):
         return mode
 
 
+# --- the change feed -------------------------------------------------------------------------
+
+
+class ChangeVersion(models.Model):
+    """The change feed of access facts: one row whose `version` changes with every write to a
+    table the access decision reads (badges, visitor passes, doors, the site mode, people,
+    tenants, leases, spaces, resources, equipment, qualifications).
+
+    Database triggers bump it (migration 0002), not Django signals, so that no path is missed:
+    admin saves, conditional `update()`s, bulk writes, raw SQL and other processes alike. The
+    bump is part of the writer's transaction, so a reader sees the new version only with the
+    change. The MQTT bridge polls it every 0.5 s and reloads its in-memory facts when it moved
+    (access.facts.FactCache); a row that went missing (a test flush) reads as version 0.
+    """
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    version = models.PositiveBigIntegerField(_("version"), default=0, editable=False)
+
+    class Meta:
+        verbose_name = _("change version")
+        verbose_name_plural = _("change version")
+
+    def __str__(self):
+        return str(self.version)
+
+    @classmethod
+    def current(cls) -> int:
+        return cls.objects.filter(pk=cls.SINGLETON).values_list("version", flat=True).first() or 0
+
+
 # --- the audit log ---------------------------------------------------------------------------
 
 
@@ -627,6 +659,8 @@ class AuditEvent(models.Model):
     class Kind(models.TextChoices):
         DECISION = "decision", _("access decision")
         DOOR_EVENT = "door_event", _("door event")
+        ALARM = "alarm", _("door alarm")
+        PRESENCE = "presence", _("controller presence")
         COMMAND = "command", _("command")
         LOCKDOWN = "lockdown", _("lockdown")
         RIGHTS_CHANGE = "rights_change", _("change of access rights")
@@ -681,7 +715,15 @@ class AuditEvent(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(
-                    kind__in=["decision", "door_event", "command", "lockdown", "rights_change"]
+                    kind__in=[
+                        "decision",
+                        "door_event",
+                        "alarm",
+                        "presence",
+                        "command",
+                        "lockdown",
+                        "rights_change",
+                    ]
                 ),  # fmt: skip
                 name="audit_kind_valid",
                 violation_error_message=_("Unknown kind of audit event."),
@@ -699,7 +741,7 @@ class AuditEvent(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["controller", "seq"],
-                condition=Q(kind="door_event", seq__isnull=False),
+                condition=Q(kind__in=["door_event", "alarm"], seq__isnull=False),
                 name="audit_device_event_once",
                 violation_error_message=_("This device event was already logged."),
             ),

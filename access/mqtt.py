@@ -48,9 +48,22 @@ def new_client(
     username: str | None = None,
     password: str | None = None,
     protocol=mqtt.MQTTv311,
+    clean_session: bool | None = None,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
-    """A paho 2 client (callback API v2) that sets TCP_NODELAY on every connection."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    """A paho 2 client (callback API v2) that sets TCP_NODELAY on every connection.
+
+    `clean_session` is MQTT 3.1.1's (False keeps the session across reconnections; MQTT 5
+    says it with `clean_start` at connect instead). `manual_ack`: the caller acknowledges each
+    QoS 1 message itself, once handled, so that one not handled is delivered again.
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        clean_session=clean_session,
+        manual_ack=manual_ack,
+    )
     if username:
         client.username_pw_set(username, password)
     client.on_socket_open = set_nodelay

@@ -21,6 +21,7 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 # "≤ 1.5 KB per message": 1,500 bytes satisfies both readings of a kilobyte.
 MAX_CHUNK_BYTES = 1500
 MAX_ID_LENGTH = 64
+MAX_INTEGER = 2**63 - 1
 # Ids become topic levels and (for controllers) Mosquitto user names substituted for %u in ACL
 # patterns: no '/', '+', '#', spaces or control characters, which would escape the subtree.
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -237,8 +238,11 @@ class _Fields:
         value = self.data.get(name)
         if value is None and optional:
             return None
+        # At most 2^63 - 1: what a database's big integer holds (ms timestamps, seq, ver).
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             self.fail(name, f"an integer ≥ {minimum}")
+        if value > MAX_INTEGER:
+            self.fail(name, "at most 2^63 - 1")
         return value
 
     def boolean(self, name: str, *, optional=False):

@@ -385,6 +385,12 @@ class Booking(models.Model):
             models.Index(fields=["person", "start"], name="booking_person_start"),
             models.Index(fields=["tenant", "start"], name="booking_tenant_start"),
             models.Index(fields=["status", "start"], name="booking_status_start"),
+            # "Does this person hold a booking covering now?" (the access decision, per badge
+            # scan): one probe over the person's bookings not yet ended, however long the
+            # history grows; `start` in the key lets the scan skip the person's later bookings
+            # without reading their rows. Not partial: SQLite would not use a partial index for
+            # a query whose statuses are bound parameters.
+            models.Index(fields=["person", "end", "start"], name="booking_person_end"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -227,6 +227,10 @@ EMAIL_BACKEND = (
 # MQTT: without MQTT_URL the demo command starts an embedded broker on this URL.
 MQTT_URL = env("MQTT_URL", "")
 MQTT_ROOT = env("MQTT_ROOT", "campus/v1")
+# MQTT 5 (persistent sessions with expiry, shared subscriptions for several bridge workers).
+# Off for a broker that speaks only 3.1.1, like the demo's embedded amqtt: one bridge worker,
+# plain subscriptions.
+MQTT_V5 = envbool("MQTT_V5", "True")
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "True")

@@ -45,7 +45,7 @@ MASTER = CredentialFacts(override=True)
 PERIMETER = DoorFacts("perimeter", schedule=WORKING_HOURS)
 FLOOR = DoorFacts("floor", schedule=WORKING_HOURS)
 COMMON_HALL = DoorFacts("common", space_id=HALL, schedule=WORKING_HOURS)
-MEETING_DOOR = DoorFacts("common", space_id=MEETING, schedule=[])
+MEETING_DOOR = DoorFacts("common", space_id=MEETING, schedule=[], bookable=True)
 OFFICE_DOOR = DoorFacts("office", space_id=OFFICE)
 OTHER_OFFICE_DOOR = DoorFacts("office", space_id=OTHER_OFFICE)
 LAB_DOOR = DoorFacts("lab", space_id=LAB)
@@ -150,6 +150,66 @@ CASES = [
         "grant booking",
     ),
     (
+        "an evening booking opens the perimeter outside its schedule",
+        facts(
+            now=EVENING_NOW,
+            local_now=EVENING_LOCAL,
+            bookings=(BookingFacts(MEETING, EVENING_NOW, EVENING_NOW + H),),
+        ),
+        "grant booking",
+    ),
+    (
+        "an evening booking opens floor and common doors on the way",
+        facts(
+            door=COMMON_HALL,
+            now=EVENING_NOW,
+            local_now=EVENING_LOCAL,
+            bookings=(BookingFacts(MEETING, EVENING_NOW + 15 * M, EVENING_NOW + H),),
+        ),
+        "grant booking",
+    ),
+    (
+        "a booking opens the perimeter only from 15 minutes before it",
+        facts(
+            door=FLOOR,
+            now=EVENING_NOW,
+            local_now=EVENING_LOCAL,
+            bookings=(BookingFacts(MEETING, EVENING_NOW + 16 * M, EVENING_NOW + H),),
+        ),
+        "deny outside_schedule",
+    ),
+    (
+        "a cancelled evening booking opens no perimeter",
+        facts(
+            now=EVENING_NOW,
+            local_now=EVENING_LOCAL,
+            bookings=(BookingFacts(MEETING, EVENING_NOW, EVENING_NOW + H, status="cancelled"),),
+        ),
+        "deny outside_schedule",
+    ),
+    (
+        "a machine booking opens the perimeter in the evening",
+        facts(
+            now=EVENING_NOW,
+            local_now=EVENING_LOCAL,
+            bookings=(BookingFacts(LAB, EVENING_NOW, EVENING_NOW + H, equipment_id=MACHINE),),
+        ),
+        "grant booking",
+    ),
+    (
+        "a person without tenant but with a booking passes the perimeter",
+        facts(person=replace(BOB, tenant_id=None), bookings=(MEETING_AT_10,)),
+        "grant booking",
+    ),
+    (
+        "a booking of one room does not open another bookable room",
+        facts(
+            door=DoorFacts("common", space_id=MEETING + 1, schedule=[], bookable=True),
+            bookings=(MEETING_AT_10,),
+        ),
+        "deny outside_schedule",
+    ),
+    (
         "a booking of another room does not open this one",
         facts(door=OTHER_OFFICE_DOOR, bookings=(MEETING_AT_10,)),
         "deny not_authorized",
@@ -197,9 +257,40 @@ CASES = [
         "deny not_authorized",
     ),
     (
-        "a lab technician without tenant is not a tenant member",
-        facts(person=TINA),
+        "a lab technician passes the perimeter on Sunday",
+        facts(person=TINA, now=SUNDAY_NOW, local_now=SUNDAY_LOCAL),
+        "grant staff",
+    ),
+    ("a lab technician passes a floor door", facts(person=TINA, door=FLOOR), "grant staff"),
+    ("a lab technician passes a common door", facts(person=TINA, door=COMMON_HALL), "grant staff"),
+    (
+        "a lab technician opens a lab door without booking or training",
+        facts(person=TINA, door=LAB_DOOR),
+        "grant staff",
+    ),
+    (
+        "a lab technician opens no office",
+        facts(person=TINA, door=OTHER_OFFICE_DOOR),
         "deny not_authorized",
+    ),
+    (
+        "a lab technician opens no technical room",
+        facts(person=replace(TINA, technical_access=True), door=TECH_DOOR),
+        "deny not_authorized",
+    ),
+    (
+        "a lab technician of a tenant still opens their own office as a tenant",
+        facts(
+            person=replace(BOB, roles=frozenset({"tenant_member", "lab_technician"})),
+            door=OFFICE_DOOR,
+        ),
+        "grant tenant_office",
+    ),
+    ("lockdown shuts doors to lab technicians", facts(person=TINA, lockdown=True), "deny lockdown"),
+    (
+        "a lab technician needs training to power a machine",
+        facts(person=TINA, equipment=EMC, bookings=(MACHINE_AT_1005,)),
+        "deny not_qualified",
     ),
     (
         "a person of a tenant whose contract ended passes no common door",

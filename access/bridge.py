@@ -1,0 +1,903 @@
+"""The MQTT bridge: the thin adapter between door and equipment controllers and the access
+decision (protocol v1, shared/mqtt-protocol.md). It parses with `access.protocol`, reads facts
+with `access.facts`, asks `access.decision.decide`, replies, and logs; it decides nothing itself.
+
+Threads of one bridge process:
+- paho's network thread hands scans to a few decider threads (one scan's database round trip
+  overlaps another's work) and handles everything else itself, in arrival order; a scan is
+  answered from the in-memory facts plus one bookings probe, the reply published before
+  anything is written;
+- the writer thread does every other database write off that path: audit rows in batches
+  (within `audit_delay` of the first), controller presence, check-ins by badge;
+- the refresher polls the change feed every `poll` seconds (access.facts.FactCache), publishes
+  the retained site mode and door modes when they change, and watches heartbeats;
+- the periodic booking jobs (bookings.jobs.run_due) every 30 s, in the first worker only.
+
+Delivery: QoS 1 with manual acknowledgement. A message is acknowledged once handled; one
+received while stopping is not, so that the broker delivers it again to the same persistent
+session (MQTT 5 clean_start=False with a session expiry, or 3.1.1 clean_session=False) when the
+bridge is back. Several workers share the load with MQTT 5 shared subscriptions
+(`$share/<group>/...`): the broker gives each scan to one of them. Retained presence (`status`)
+and the backend's own status are read by every worker with plain subscriptions (shared
+subscriptions get no retained messages); what they write is idempotent.
+"""
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import Error as DatabaseError
+from django.db import IntegrityError, InterfaceError, OperationalError, connection
+from django.db.models import Q
+from django.utils import timezone
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from access import decision, protocol
+from access.facts import (
+    FactCache,
+    FactsUnavailable,
+    Snapshot,
+    load_equipment_facts,
+    local_wall_clock,
+)
+from access.models import AuditEvent, Controller
+from access.mqtt import Broker, broker_from_url, new_client
+
+log = logging.getLogger(__name__)
+
+DECISION_TTL_MS = 2000  # a decision's `exp`: the device ignores it after that
+# The broker keeps a worker's session, and queues its scans, this long after it disconnects:
+# enough for a restart. Not more: Mosquitto (2.0.11, measured) keeps handing an offline member
+# of a shared group its share of the scans, and a scan is stale after 5 s anyway.
+SESSION_EXPIRY_S = 30
+HEARTBEAT_S = 30.0
+MISSED_HEARTBEATS = 3
+ALARMS = frozenset({"forced", "held", "tamper"})
+# A device clock this far off is not believed for an event's time: the audit line gets ours.
+DEVICE_CLOCK_SLACK = timedelta(days=7)
+EMBEDDED_URL_FILE = "embedded_mqtt_url"
+
+SHARED_TOPICS = (
+    "ctrl/+/door/+/scan",
+    "ctrl/+/eq/+/scan",
+    "ctrl/+/door/+/event",
+    "ctrl/+/door/+/cmd/ack",
+    "ctrl/+/log",
+    "ctrl/+/hb",
+    "ctrl/+/acl/ack",
+)
+PLAIN_TOPICS = ("ctrl/+/status", "sys/backend/status")
+
+
+def configured_broker_url() -> str:
+    """MQTT_URL, else the embedded broker the demo started (its URL is left in VAR_DIR), else
+    the default local broker."""
+    if settings.MQTT_URL:
+        return settings.MQTT_URL
+    path = Path(settings.VAR_DIR) / EMBEDDED_URL_FILE
+    if path.exists():
+        return path.read_text().strip()
+    return "mqtt://127.0.0.1:1883"
+
+
+def configured_broker() -> Broker:
+    return broker_from_url(configured_broker_url())
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class LRU(OrderedDict):
+    """A small bounded memory of recent keys (repeated req_id, seq), oldest dropped first."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def remember(self, key, value=True):
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class BridgeConfig:
+    """How one bridge worker runs; the command builds it from settings and options."""
+
+    broker: Broker
+    root: str = protocol.DEFAULT_ROOT
+    group: str = "technocampus"
+    client_id: str = "technocampus-bridge-0"
+    v5: bool = True
+    poll: float = 0.5
+    audit_delay: float = 0.2
+    heartbeat: float = HEARTBEAT_S
+    run_jobs: bool = True
+    jobs_interval: float = 30.0
+    # Scans are decided by this many threads, so that one scan's database round trip overlaps
+    # another's work; everything else is handled in order by the network thread.
+    deciders: int = 4
+    session_expiry: int = SESSION_EXPIRY_S
+    reconnect_max: int = 30
+
+
+class Writer:
+    """Database writes off the decision path, in one thread and in order: audit rows batched
+    (flushed within `delay` of the first row of a batch), then queued calls (presence updates,
+    check-ins). Retries with backoff while the database is away; flushes what it holds on stop.
+    """
+
+    MAX_BATCH = 500
+    STOP = object()
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="bridge-writer", daemon=True)
+        self.written = 0
+        self.lost = 0
+
+    def start(self):
+        self.thread.start()
+
+    def audit(self, event: AuditEvent):
+        self.queue.put(("audit", event))
+
+    def call(self, fn, *args):
+        self.queue.put(("call", fn, args))
+
+    def stop(self, timeout: float = 10.0):
+        self.queue.put(self.STOP)
+        self.thread.join(timeout)
+
+    def _run(self):
+        stopping = False
+        try:
+            while not stopping:
+                item = self.queue.get()
+                batch, calls = [], []
+                deadline = time.monotonic() + self.delay
+                while True:
+                    if item is self.STOP:
+                        stopping = True
+                        break
+                    if item[0] == "audit":
+                        batch.append(item[1])
+                    else:
+                        calls.append(item[1:])
+                    if len(batch) >= self.MAX_BATCH:
+                        break
+                    try:
+                        item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                self._write(batch, calls, patient=not stopping)
+        finally:
+            connection.close()
+
+    def _write(self, batch, calls, *, patient: bool):
+        delay = 0.2
+        for attempt in range(1000 if patient else 3):
+            try:
+                if batch:
+                    record(batch)
+                    self.written += len(batch)
+                    batch = []
+                while calls:
+                    fn, args = calls[0]
+                    try:
+                        fn(*args)
+                    except (OperationalError, InterfaceError):
+                        raise
+                    except Exception:  # one bad update must not stop the others
+                        log.exception("dropped a database update (%s)", fn.__name__)
+                    calls.pop(0)
+                return
+            except (OperationalError, InterfaceError):
+                log.exception("database unavailable while writing (attempt %d)", attempt + 1)
+                connection.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.lost += len(batch)
+        log.error("gave up writing %d audit rows and %d updates", len(batch), len(calls))
+
+
+def record(batch: list[AuditEvent]):
+    """Insert audit rows; repeats of a logged (controller, req_id) or (controller, seq) are
+    skipped by the unique constraints. A row that cannot be stored (a badge deleted meanwhile,
+    a value out of range) is dealt with alone rather than failing its whole batch."""
+    try:
+        AuditEvent.objects.record(batch)
+        return
+    except (OperationalError, InterfaceError):
+        raise
+    except (DatabaseError, ValueError, OverflowError):
+        pass
+    for event in batch:
+        try:
+            AuditEvent.objects.record([event])
+        except IntegrityError:
+            event.credential_id = event.person_id = None
+            AuditEvent.objects.record([event])
+        except (OperationalError, InterfaceError):
+            raise
+        except (DatabaseError, ValueError, OverflowError):
+            log.exception("dropped an audit row that cannot be stored: %s", event.__dict__)
+
+
+class Bridge:
+    """One bridge worker. `run(stop)` blocks until `stop` is set, then shuts down cleanly."""
+
+    def __init__(self, config: BridgeConfig, *, cache: FactCache | None = None):
+        self.config = config
+        self.root = config.root.rstrip("/")
+        self.cache = cache or FactCache()
+        self.writer = Writer(config.audit_delay)
+        self.counters: Counter = Counter()
+        self._counting = threading.Lock()
+        self.scans: queue.Queue = queue.Queue()
+        self.deciders: list[threading.Thread] = []
+        self.memory = threading.Lock()  # guards answered, in_progress and checked_in
+        self.in_progress: set = set()
+        self.stop_event = threading.Event()
+        self.stopping = False
+        self.connected = threading.Event()
+        self.ready = threading.Event()  # connected and subscribed
+        self._subscription = None
+        self.handling = threading.Lock()  # held while a message is handled; stop waits on it
+        self.answered = LRU(4096)  # (ctrl, req_id) → (topic, payload, properties)
+        self.events_seen = LRU(4096)
+        self.checked_in = LRU(1024)
+        self.published: dict = {}
+        self._publishing_modes = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.status_topic = protocol.topic("backend_status", self.root)
+        self.expiry = Properties(PacketTypes.PUBLISH)
+        self.expiry.MessageExpiryInterval = DECISION_TTL_MS // 1000
+        self.client = self._client()
+
+    def count(self, name: str):
+        with self._counting:
+            self.counters[name] += 1
+
+    # --- lifecycle
+
+    def run(self, stop: threading.Event | None = None):
+        stop = stop or self.stop_event
+        self.start(stop)
+        stop.wait()
+        self.shutdown()
+
+    def start(self, stop: threading.Event | None = None):
+        stop = stop or self.stop_event
+        self._load_facts(stop)
+        self.writer.start()
+        for n in range(self.config.deciders):
+            self.deciders.append(self._thread(self._decide_loop, f"bridge-decide-{n}"))
+        self._thread(self._refresh_loop, "bridge-refresh")
+        if self.config.run_jobs:
+            from bookings.management.commands.run_jobs import run_loop
+
+            self._thread(lambda: run_loop(self.stop_event, self.config.jobs_interval), "jobs")
+        b = self.config.broker
+        if self.config.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.config.session_expiry
+            self.client.connect_async(b.host, b.port, 30, clean_start=False, properties=props)
+        else:
+            self.client.connect_async(b.host, b.port, 30)
+        self.client.loop_start()
+        log.info(
+            "bridge %s: MQTT %s at %s:%s, root %s, %s",
+            self.config.client_id,
+            "5" if self.config.v5 else "3.1.1",
+            b.host,
+            b.port,
+            self.root,
+            f"shared group {self.config.group}" if self.config.v5 else "plain subscriptions",
+        )
+
+    def shutdown(self):
+        """Stop taking messages, finish the one in hand, say offline, flush the audit log."""
+        self.stopping = True
+        self.stop_event.set()
+        for thread in self.deciders:  # each finishes the scan in hand; queued ones stay unacked
+            thread.join(timeout=10)
+        with self.handling:
+            pass
+        try:
+            if self.connected.is_set():
+                info = self.client.publish(
+                    self.status_topic, self._presence(False), qos=1, retain=True
+                )
+                info.wait_for_publish(timeout=2)
+        except (RuntimeError, ValueError):
+            log.warning("could not publish the offline status")
+        self.client.disconnect()
+        self.client.loop_stop()
+        for thread in self.threads:
+            thread.join(timeout=35)
+        self.writer.stop()
+        connection.close()  # this thread's, used to load the facts at start
+        log.info("bridge %s stopped: %s", self.config.client_id, dict(self.counters))
+
+    def _thread(self, target, name):
+        def run():
+            try:
+                target()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return thread
+
+    def _load_facts(self, stop: threading.Event):
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.cache.refresh(timezone.now(), force=True)
+                return
+            except DatabaseError:
+                log.exception("cannot load the access facts; retrying in %.1f s", delay)
+                connection.close()
+                stop.wait(delay)
+                delay = min(delay * 2, 30)
+        raise SystemExit(0)
+
+    def _refresh_loop(self):
+        last_watch = last_report = time.monotonic()
+        delay = self.config.poll
+        while not self.stop_event.wait(delay):
+            try:
+                fresh = self.cache.refresh(timezone.now())
+                delay = self.config.poll
+                if fresh is not None and self.connected.is_set():
+                    self._publish_modes(fresh)
+            except DatabaseError:
+                self.count("db_errors")
+                log.exception("cannot refresh the access facts")
+                connection.close()
+                delay = min(delay * 2, 5.0)
+            now = time.monotonic()
+            if now - last_watch >= self.config.heartbeat:
+                last_watch = now
+                self.writer.call(self._watch_heartbeats, timezone.now())
+            if now - last_report >= 60:
+                last_report = now
+                log.info("bridge %s: %s", self.config.client_id, dict(self.counters))
+
+    # --- MQTT plumbing
+
+    def _client(self) -> mqtt.Client:
+        b = self.config.broker
+        client = new_client(
+            self.config.client_id,
+            username=b.username or None,
+            password=b.password or None,
+            protocol=mqtt.MQTTv5 if self.config.v5 else mqtt.MQTTv311,
+            clean_session=None if self.config.v5 else False,
+            manual_ack=True,
+        )
+        if b.tls:
+            client.tls_set()
+        client.will_set(self.status_topic, self._presence(False), qos=1, retain=True)
+        client.reconnect_delay_set(1, self.config.reconnect_max)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    @staticmethod
+    def _presence(online: bool) -> bytes:
+        return protocol.encode({"v": protocol.VERSION, "online": online})
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.error("broker refused the bridge: %s", reason_code)
+            return
+        log.info("connected to the broker (session present: %s)", flags.session_present)
+        client.publish(self.status_topic, self._presence(True), qos=1, retain=True)
+        topics = [f"{self.root}/{t}" for t in SHARED_TOPICS]
+        if self.config.v5:
+            topics = [f"$share/{self.config.group}/{t}" for t in topics]
+        topics += [f"{self.root}/{t}" for t in PLAIN_TOPICS]
+        _result, self._subscription = client.subscribe([(t, 1) for t in topics])
+        if self.cache.snapshot is not None:
+            self._publish_modes(self.cache.snapshot, force=True)
+        self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if mid == self._subscription:
+            refused = [code for code in reason_codes if code.is_failure]
+            if refused:
+                log.error("the broker refused subscriptions: %s", refused)
+            self.ready.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connected.clear()
+        self.ready.clear()
+        if self.stopping:
+            connection.close()  # the network thread's database connection
+        else:
+            log.warning("lost the broker (%s); reconnecting", reason_code)
+
+    def _publish(self, topic: str, payload: bytes, *, retain=False, properties=None):
+        self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+
+    def _publish_modes(self, snap: Snapshot, *, force=False):
+        """The retained desired states, versioned: devices apply only a newer `ver`."""
+        with self._publishing_modes:  # from the network thread (connect) and the refresher
+            self._publish_modes_locked(snap, force)
+
+    def _publish_modes_locked(self, snap: Snapshot, force: bool):
+        site = (snap.site_version, snap.lockdown)
+        if force or self.published.get("site") != site:
+            mode = "lockdown" if snap.lockdown else "normal"
+            body = {"v": protocol.VERSION, "ver": snap.site_version, "mode": mode}
+            self._publish(
+                protocol.topic("site_mode", self.root), protocol.encode(body), retain=True
+            )
+            self.published["site"] = site
+        for door in snap.doors.values():
+            state = (door.mode_version, door.mode)
+            if force or self.published.get(door.id) != state:
+                topic = protocol.topic(
+                    "door_desired", self.root, ctrl=door.controller, door=door.id
+                )
+                body = {"v": protocol.VERSION, "ver": door.mode_version, "mode": door.mode}
+                self._publish(topic, protocol.encode(body), retain=True)
+                self.published[door.id] = state
+
+    def _on_message(self, client, userdata, msg):
+        if self.stopping:
+            return  # not acknowledged: delivered again to this session after the restart
+        if msg.topic.endswith("/scan"):
+            self.scans.put(msg)  # to the deciders; order between scans does not matter
+            return
+        # Presence, events, acknowledgements: in arrival order (a birth before its last will).
+        with self.handling:
+            try:
+                self._dispatch(msg)
+            except Exception:  # nothing a device sends may stop the bridge
+                self.count("errors")
+                log.exception("failed to handle a message on %s", msg.topic)
+        client.ack(msg.mid, msg.qos)
+
+    def _decide_loop(self):
+        while not self.stopping:
+            try:
+                msg = self.scans.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if self.stopping:
+                break  # not acknowledged: delivered again to this session after the restart
+            try:
+                self._dispatch(msg)
+            except Exception:  # nothing a device sends may stop the bridge
+                self.count("errors")
+                log.exception("failed to handle a scan on %s", msg.topic)
+            self.client.ack(msg.mid, msg.qos)
+
+    def _dispatch(self, msg):
+        self.count("received")
+        try:
+            where = protocol.parse_topic(msg.topic, self.root)
+        except protocol.ProtocolError as e:
+            self._bad(None, msg, e)
+            return
+        handler = {
+            "door_scan": self._on_scan,
+            "eq_scan": self._on_scan,
+            "door_event": self._on_door_event,
+            "log": self._on_log,
+            "hb": self._on_heartbeat,
+            "status": self._on_status,
+            "door_cmd_ack": self._on_cmd_ack,
+            "acl_ack": self._on_acl_ack,
+            "backend_status": self._on_backend_status,
+        }.get(where.kind)
+        if handler is None:
+            return
+        try:
+            handler(where, msg)
+        except protocol.ProtocolError as e:
+            self._bad(where, msg, e)
+
+    def _bad(self, where, msg, error: protocol.ProtocolError):
+        """Logged and counted; a scan whose req_id could be read is denied `bad_request`."""
+        self.count("bad")
+        log.warning("bad message on %s: %s", msg.topic[:200], error)
+        if where is None or where.kind not in ("door_scan", "eq_scan") or not error.req_id:
+            return
+        with self.memory:
+            previous = self.answered.get((where.ctrl, error.req_id))
+        if previous is not None:
+            topic, payload, props = previous
+            self._publish(topic, payload, properties=props)
+            return
+        now = timezone.now()
+        answer = decision.deny("bad_request")
+        self._reply(where, msg, error.req_id, answer, now)
+        self.writer.audit(
+            AuditEvent(
+                kind=AuditEvent.Kind.DECISION,
+                ts=now,
+                controller=where.ctrl,
+                door=where.door or "",
+                equipment=where.eq or "",
+                result=answer.result,
+                reason=answer.reason,
+                req_id=error.req_id,
+                detail={"error": str(error)[:200]},
+            )
+        )
+
+    # --- scans
+
+    def _reply_target(self, where, msg):
+        """The decision topic, or the MQTT 5 Response Topic when it stays in the device's own
+        subtree (a device must not make the backend write elsewhere); Correlation Data back."""
+        kind = "door_decision" if where.kind == "door_scan" else "eq_decision"
+        topic = protocol.topic(kind, self.root, ctrl=where.ctrl, door=where.door, eq=where.eq)
+        if not self.config.v5:
+            return topic, None
+        asked = getattr(msg.properties, "ResponseTopic", None) if msg.properties else None
+        correlation = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        if asked is None and correlation is None:
+            return topic, self.expiry  # the common case: nothing to build per reply
+        props = Properties(PacketTypes.PUBLISH)
+        props.MessageExpiryInterval = DECISION_TTL_MS // 1000
+        own = f"{self.root}/ctrl/{where.ctrl}/"
+        if asked and asked.startswith(own) and not {"+", "#"} & set(asked):
+            topic = asked
+        if correlation is not None:
+            props.CorrelationData = correlation
+        return topic, props
+
+    def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None):
+        topic, props = self._reply_target(where, msg)
+        exp = epoch_ms(now) + DECISION_TTL_MS
+        payload = protocol.decision_payload(
+            req_id, answer.result, answer.reason, exp, pulse_ms=pulse_ms if answer.granted else None
+        )
+        self._publish(topic, payload, properties=props)
+        with self.memory:
+            self.answered.remember((where.ctrl, req_id), (topic, payload, props))
+        self.count(answer.result)
+        return payload
+
+    def _expired(self, msg) -> bool:
+        """MQTT 5 Message Expiry: the broker forwards what remains; nothing left is stale."""
+        remaining = (
+            getattr(msg.properties, "MessageExpiryInterval", None) if msg.properties else None
+        )
+        return remaining is not None and remaining <= 0
+
+    def _on_scan(self, where, msg):
+        door_scan = where.kind == "door_scan"
+        scan = (
+            protocol.parse_scan(msg.payload) if door_scan else protocol.parse_eq_scan(msg.payload)
+        )
+        key = (where.ctrl, scan.req_id)
+        with self.memory:
+            previous = self.answered.get(key)
+            twin = previous is None and key in self.in_progress
+            if previous is None and not twin:
+                self.in_progress.add(key)
+        if previous is not None or twin:
+            # The same request again (a QoS 1 redelivery, a retry): the same answer, logged
+            # once. A twin being decided right now by another thread will be answered by it.
+            if previous is not None:
+                topic, payload, props = previous
+                self._publish(topic, payload, properties=props)
+            self.count("repeats")
+            return
+        try:
+            self._answer_scan(where, msg, scan, door_scan)
+        finally:
+            with self.memory:
+                self.in_progress.discard(key)
+
+    def _answer_scan(self, where, msg, scan, door_scan):
+        now = timezone.now()
+        try:
+            if msg.dup and self._answer_logged_repeat(where, msg, scan, now):
+                return
+            try:
+                requested_at = datetime.fromtimestamp(scan.ts / 1000, UTC)
+            except (OverflowError, OSError, ValueError):
+                raise protocol.ProtocolError("scan: 'ts' is out of range", scan.req_id) from None
+            held, badge, door, equipment_name = (), None, None, ""
+            if self._expired(msg):
+                answer = decision.deny("stale_request")
+            elif door_scan:
+                scanned = self.cache.door_facts(scan.h, where.ctrl, where.door, now, requested_at)
+                answer = decision.decide(scanned.facts)
+                held, badge, door = scanned.held, scanned.badge, scanned.door
+            else:
+                answer, badge = self._decide_equipment(where, scan, now, requested_at)
+                equipment_name = where.eq
+        except (DatabaseError, FactsUnavailable) as e:
+            # No answer rather than a wrong one: the device decides from its cache after 1 s.
+            self.count("db_errors")
+            log.error("no decision for %s/%s: %s", where.ctrl, scan.req_id, e)
+            connection.close()
+            return
+        self._reply(where, msg, scan.req_id, answer, now, pulse_ms=door.pulse_ms if door else None)
+        self.writer.audit(
+            AuditEvent(
+                kind=AuditEvent.Kind.DECISION,
+                ts=now,
+                controller=where.ctrl,
+                door=where.door or "",
+                equipment=equipment_name,
+                credential_id=badge.id if badge else None,
+                uid_hash=scan.h,
+                person_id=badge.holder_id if badge else None,
+                result=answer.result,
+                reason=answer.reason,
+                # From receipt (paho stamps each message with its monotonic clock) to reply.
+                latency_ms=int((time.monotonic() - msg.timestamp) * 1000),
+                req_id=scan.req_id,
+                detail={"ts": scan.ts, **({"purpose": scan.purpose} if scan.purpose else {})},
+            )
+        )
+        if answer.granted and door is not None and badge is not None:
+            self._check_in_later(badge.holder_id, door, held, now)
+
+    def _answer_logged_repeat(self, where, msg, scan, now) -> bool:
+        """A redelivered scan this worker does not remember (it restarted, or another worker
+        answered): the logged answer again, if there is one."""
+        logged = (
+            AuditEvent.objects.filter(
+                kind=AuditEvent.Kind.DECISION, controller=where.ctrl, req_id=scan.req_id
+            )
+            .values_list("result", "reason")
+            .first()
+        )
+        if logged is None:
+            return False
+        self._reply(where, msg, scan.req_id, decision.Decision(*logged), now)
+        self.count("repeats")
+        return True
+
+    def _decide_equipment(self, where, scan, now, requested_at):
+        """Machines are few and rarely scanned: their facts come straight from the database."""
+        from labs.models import Equipment
+
+        equipment = Equipment.objects.filter(resource__code=where.eq).first()
+        snap = self.cache.fresh_snapshot()
+        badge = snap.badges.get(scan.h)
+        if equipment is None:
+            facts = decision.Facts(now, local_wall_clock(now), None, requested_at=requested_at)
+        else:
+            facts = load_equipment_facts(scan.h, equipment, now, requested_at)
+        return decision.decide(facts), badge
+
+    def _check_in_later(self, person_id, door, held, now):
+        """The first grant at a booked room's door checks its booking in (issue 6), after the
+        reply and in the writer thread, so that it never delays a door."""
+        if person_id is None or door.facts.space_id is None:
+            return
+        for booking in held:
+            b = booking.facts
+            if (
+                b.space_id == door.facts.space_id
+                and b.equipment_id is None
+                and b.status == "confirmed"
+                and b.start - decision.DOOR_EARLY <= now < b.end
+            ):
+                with self.memory:
+                    first = booking.id not in self.checked_in
+                    self.checked_in.remember(booking.id)
+                if first:
+                    self.writer.call(check_in, person_id, booking.id, now)
+
+    # --- events, presence, acknowledgements
+
+    def _on_door_event(self, where, msg):
+        self._record_event(where.ctrl, where.door, protocol.parse_door_event(msg.payload))
+
+    def _on_log(self, where, msg):
+        for event in protocol.parse_log(msg.payload):
+            self._record_event(where.ctrl, event.door, event, replayed=True)
+
+    def _record_event(self, ctrl, door, event: protocol.DoorEvent, *, replayed=False):
+        key = (ctrl, event.seq)
+        if key in self.events_seen:
+            self.count("repeats")
+            return
+        self.events_seen.remember(key)
+        snap = self.cache.snapshot
+        if snap is not None and (ctrl, door) not in snap.doors:
+            self.count("bad")
+            log.warning("event %s from %s for unknown door %s", event.event, ctrl, door)
+            return
+        now = timezone.now()
+        ts = datetime.fromtimestamp(event.ts / 1000, UTC) if event.ts < 2**42 else now
+        if abs(ts - now) > DEVICE_CLOCK_SLACK:
+            ts = now
+        alarm = event.event in ALARMS
+        if alarm:
+            log.warning("ALARM %s at door %s (controller %s)", event.event, door, ctrl)
+        badge = snap.badges.get(event.h) if snap is not None and event.h else None
+        self.count("events")
+        self.writer.audit(
+            AuditEvent(
+                kind=AuditEvent.Kind.ALARM if alarm else AuditEvent.Kind.DOOR_EVENT,
+                ts=ts,
+                controller=ctrl,
+                door=door,
+                credential_id=badge.id if badge else None,
+                uid_hash=event.h or "",
+                person_id=badge.holder_id if badge else None,
+                result=event.event,
+                reason="replayed" if replayed else "",
+                seq=event.seq,
+                detail={"device_ts": event.ts},
+            )
+        )
+
+    def _on_status(self, where, msg):
+        if not msg.payload:
+            return  # a retained status being cleared
+        self.writer.call(
+            set_presence, where.ctrl, protocol.parse_status(msg.payload), timezone.now()
+        )
+
+    def _on_heartbeat(self, where, msg):
+        hb = protocol.parse_heartbeat(msg.payload)
+        self.writer.call(record_heartbeat, where.ctrl, hb, timezone.now())
+
+    def _on_cmd_ack(self, where, msg):
+        ack = protocol.parse_cmd_ack(msg.payload)
+        key = ("ack", where.ctrl, ack.req_id)
+        if key in self.events_seen:
+            return
+        self.events_seen.remember(key)
+        self.writer.audit(
+            AuditEvent(
+                kind=AuditEvent.Kind.COMMAND,
+                controller=where.ctrl,
+                door=where.door or "",
+                result=ack.status,
+                reason="ack",
+                req_id=ack.req_id,
+                detail={"why": ack.why} if ack.why else {},
+            )
+        )
+
+    def _on_acl_ack(self, where, msg):
+        ack = protocol.parse_acl_ack(msg.payload)
+        if ack.status == "applied":
+            self.writer.call(
+                lambda: Controller.objects.filter(pk=where.ctrl).update(acl_version=ack.ver)
+            )
+        else:
+            log.warning(
+                "controller %s answered %s to allow-list %s", where.ctrl, ack.status, ack.ver
+            )
+
+    def _on_backend_status(self, where, msg):
+        """Another worker's last will (or clean stop) said the backend is offline while this
+        one runs: say online again, so that devices do not fall back to their caches."""
+        if not msg.payload or self.stopping:
+            return
+        if not protocol.parse_status(msg.payload).online:
+            self._publish(self.status_topic, self._presence(True), retain=True)
+
+    def _watch_heartbeats(self, now):
+        """An alert for each controller online without a heartbeat for 3 periods (idempotent:
+        a conditional update, so that several workers raise it once)."""
+        limit = now - timedelta(seconds=MISSED_HEARTBEATS * self.config.heartbeat)
+        silent = Controller.objects.filter(online=True).filter(
+            Q(last_heartbeat__lt=limit) | Q(last_heartbeat__isnull=True, last_seen__lt=limit)
+        )
+        for pk in list(silent.values_list("pk", flat=True)):
+            if Controller.objects.filter(pk=pk, online=True).update(online=False):
+                alert(pk, "missed_heartbeats", now)
+
+
+# --- writes done in the writer thread -----------------------------------------------------------
+
+
+def alert(ctrl: str, why: str, now: datetime):
+    log.warning("ALERT controller %s offline (%s)", ctrl, why)
+    record(
+        [
+            AuditEvent(
+                kind=AuditEvent.Kind.PRESENCE, ts=now, controller=ctrl, result="offline", reason=why
+            )
+        ]
+    )
+
+
+def set_presence(ctrl: str, status: protocol.Status, now: datetime):
+    """Birth or last will. A change of state is logged (an alert when offline); a retained
+    status read again at every bridge start changes nothing."""
+    fields = {"online": status.online}
+    if status.online:
+        fields["last_seen"] = now
+        if status.fw is not None:
+            fields["firmware"] = status.fw[:64]
+        if status.acl_ver is not None:
+            fields["acl_version"] = status.acl_ver
+    changed = Controller.objects.filter(pk=ctrl).exclude(online=status.online).update(**fields)
+    if not changed:
+        if not Controller.objects.filter(pk=ctrl).update(**fields):
+            log.warning("status from unknown controller %s", ctrl)
+        return
+    if status.online:
+        log.info("controller %s online (fw %s)", ctrl, status.fw)
+        record(
+            [
+                AuditEvent(
+                    kind=AuditEvent.Kind.PRESENCE,
+                    ts=now,
+                    controller=ctrl,
+                    result="online",
+                    reason="birth",
+                    detail={"fw": status.fw} if status.fw else {},
+                )
+            ]
+        )
+    else:
+        # The last will, or a clean goodbye: the same message, the same alert.
+        alert(ctrl, "status_offline", now)
+
+
+def record_heartbeat(ctrl: str, hb: protocol.Heartbeat, now: datetime):
+    fields = {"last_seen": now, "last_heartbeat": now, "acl_version": hb.acl_ver}
+    if Controller.objects.filter(pk=ctrl, online=False).update(online=True, **fields):
+        record(
+            [
+                AuditEvent(
+                    kind=AuditEvent.Kind.PRESENCE,
+                    ts=now,
+                    controller=ctrl,
+                    result="online",
+                    reason="heartbeat",
+                )
+            ]
+        )
+    elif not Controller.objects.filter(pk=ctrl).update(**fields):
+        log.warning("heartbeat from unknown controller %s", ctrl)
+
+
+def check_in(person_id: int, booking_id: int, now: datetime):
+    from bookings import engine
+    from bookings.models import Booking
+    from campus.errors import DomainError
+    from campus.models import Person
+
+    try:
+        person = Person.objects.get(pk=person_id)
+        booking = Booking.objects.get(pk=booking_id)
+        engine.check_in(person, booking, now=now)
+        log.info("booking %s checked in by badge", booking_id)
+    except (DomainError, ObjectDoesNotExist) as e:
+        log.info("booking %s not checked in by badge: %s", booking_id, e)
+
+
+def new_worker_id(group: str, name: str | None, index: int) -> str:
+    """A stable client id per worker: the broker keeps each worker's session under it."""
+    return f"{name or group + '-bridge'}-{index}"[: protocol.MAX_ID_LENGTH]
+
+
+def random_client_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

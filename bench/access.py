@@ -1,0 +1,609 @@
+"""Access benchmark, run by hand (not in CI): badge scans through a real broker to the bridge.
+
+    uv run python bench/access.py                     # 10k, 200k and 1M bookings
+    uv run python bench/access.py --sizes 200000      # the main figures only
+    uv run python bench/access.py --keep              # keep the database afterwards
+
+Creates (drops first) the PostgreSQL database --db, migrates it, seeds 2,000 people (50
+tenants, 2 offices each), 2,000 badges, 150 doors on 38 controllers, 200 bookable resources and
+a year of bookings (half past, half ahead) with set-based SQL; starts a private Mosquitto on a
+free 127.0.0.1 port with `set_tcp_nodelay true` (Debian's default broker leaves Nagle on), then:
+
+- the bridge (`manage.py mqtt_bridge`, one worker, a subprocess) and, for the ceiling, a
+  trivial echo responder (same paho settings: MQTT 5, shared subscription, QoS 1, TCP_NODELAY;
+  it answers a fixed grant without looking at anything);
+- a load generator (one paho client, MQTT 3.1.1, QoS 1) scanning random badges (10 % unknown)
+  at random doors: 100 scans/s offered for --seconds, then saturation with 16 scans in flight.
+
+Latency is from publishing the scan to receiving its decision. After the runs, every decision
+must be in the audit log (counted by the run's req_id prefix). The booking table then grows in
+place (the 1M set contains the 10k set) for the p99-versus-size check at 100 scans/s.
+Traffic stays on 127.0.0.1; every loop is bounded by time or count.
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-credential-key"
+PEOPLE, TENANTS, RESOURCES = 2000, 50, 200
+TARGETS = {"p99_at_100": 10.0, "saturation": 2000, "ceiling_share": 0.25, "growth": 1.5}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    p.add_argument("--db", default="tc_bench_access")
+    p.add_argument("--sizes", default="10000,200000,1000000", help="ascending: the table grows")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each measured run")
+    p.add_argument("--inflight", type=int, default=16)
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--workers", type=int, default=1, help="bridge worker processes")
+    p.add_argument("--threads", type=int, default=4, help="decider threads per worker")
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--echo", nargs=2, metavar=("URL", "ROOT"), help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def uid_hash(uid: str) -> str:
+    return hmac.new(KEY.encode(), uid.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------ database and seeding
+
+
+def recreate_database(server: str, name: str):
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(server: str, name: str):
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed_campus() -> dict:
+    """People, tenants, leases, badges, spaces, doors and controllers, resources, machines."""
+    from datetime import date
+
+    from access.models import Controller, Credential, Door
+    from bookings.models import Resource
+    from campus.models import Building, Floor, Lease, Person, Site, Space, Tenant
+    from labs.models import Equipment, Qualification
+
+    site = Site.objects.create(name="Bench campus", slug="bench")
+    building = Building.objects.create(site=site, code="B", name="Main")
+    floors = [Floor.objects.create(building=building, level=lv, name=f"L{lv}") for lv in range(3)]
+    start = date(2024, 1, 1)
+
+    def spaces(kind, count, bookable=False):
+        return Space.objects.bulk_create(
+            Space(
+                floor=floors[i % 3],
+                code=f"B-{i % 3}.{kind[:3]}{i:03d}",
+                name=f"{kind} {i}",
+                kind=kind,
+                bookable=bookable,
+            )
+            for i in range(count)
+        )
+
+    offices = spaces("office", 100)
+    rooms = spaces("meeting_room", 20, bookable=True)
+    labs = spaces("lab", 10, bookable=True)
+    commons = spaces("common", 5)
+    tenants = Tenant.objects.bulk_create(
+        Tenant(name=f"Bench {t}", tier="member", contract_start=start) for t in range(TENANTS)
+    )
+    Lease.objects.bulk_create(
+        Lease(tenant=tenants[i // 2], space=office, start=start) for i, office in enumerate(offices)
+    )
+    people = Person.objects.bulk_create(
+        Person(
+            email=f"bench{i}@bench.test",
+            first_name=f"P{i}",
+            last_name="Bench",
+            tenant=tenants[i % TENANTS] if i >= 20 else None,
+            is_facility_staff=i < 10,
+            is_lab_technician=10 <= i < 20,
+            password="!",
+        )
+        for i in range(PEOPLE)
+    )
+    Credential.objects.bulk_create(
+        Credential(holder=p, uid_hash=uid_hash(f"{i:08X}"), uid_hint=f"{i:08X}"[-4:])
+        for i, p in enumerate(people)
+    )
+    controllers = Controller.objects.bulk_create(
+        Controller(id=f"ctrl-{c:02d}", name=f"Controller {c}") for c in range(38)
+    )
+    weekdays = [[d, "07:00", "20:00"] for d in range(1, 6)]
+    doors = []
+    plan = (
+        [("perimeter", None, weekdays)] * 10
+        + [("floor", None, weekdays)] * 5
+        + [("office", s, None) for s in offices]
+        + [("common", s, []) for s in rooms]
+        + [("lab", s, None) for s in labs]
+        + [("common", s, weekdays) for s in commons]
+    )
+    for n, (kind, space, schedule) in enumerate(plan):
+        doors.append(
+            Door(
+                id=f"D-{n:03d}",
+                name=f"Door {n}",
+                controller=controllers[n // 4],
+                kind=kind,
+                space=space,
+                schedule=schedule,
+                direction="both" if kind == "perimeter" else "",
+            )
+        )
+    Door.objects.bulk_create(doors)
+    resources = [
+        Resource(code=f"R-{s.code}", name=s.name, kind=s.kind, space=s) for s in rooms + labs
+    ]
+    resources += [
+        Resource(code=f"EQ-{i:03d}", name=f"Machine {i}", kind="equipment")
+        for i in range(RESOURCES - len(resources))
+    ]
+    Resource.objects.bulk_create(resources)
+    machines = Equipment.objects.bulk_create(
+        Equipment(resource=r, equipment_class=f"class{i % 12}", location=labs[i % 10])
+        for i, r in enumerate(x for x in resources if x.kind == "equipment")
+    )
+    rng = random.Random(7)
+    Qualification.objects.bulk_create(
+        Qualification(person=rng.choice(people), equipment=rng.choice(machines))
+        for _ in range(1000)
+    )
+    return {"doors": [(d.controller_id, d.pk) for d in doors]}
+
+
+def grow_bookings(target: int):
+    """Fill the first `target` cells of a shuffled (resource, hour) grid over a year around now:
+    50-minute bookings, 90 % confirmed, 5 % checked in, 5 % cancelled, by random people."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass('bench_cell')")
+        if cur.fetchone()[0] is None:
+            cur.execute("SELECT setseed(0.2026)")
+            cur.execute(
+                """
+                CREATE UNLOGGED TABLE bench_cell AS
+                SELECT row_number() OVER (ORDER BY random()) AS rank, r.id AS resource_id,
+                       h AS slot
+                FROM bookings_resource r,
+                     generate_series(date_trunc('hour', now()) - interval '182 days',
+                                     date_trunc('hour', now()) + interval '182 days',
+                                     interval '1 hour') h
+                """
+            )
+            cur.execute("CREATE INDEX ON bench_cell (rank)")
+            cur.execute(
+                "CREATE UNLOGGED TABLE bench_person AS SELECT row_number() OVER (ORDER BY id)"
+                " - 1 AS n, id, tenant_id FROM campus_person"
+            )
+        cur.execute("SELECT count(*) FROM bookings_booking")
+        have = cur.fetchone()[0]
+        if have >= target:
+            return
+        cur.execute(
+            """
+            INSERT INTO bookings_booking (uid, resource_id, person_id, tenant_id, title,
+                attendees, start, "end", blocked_start, blocked_end, status, is_maintenance,
+                price_cents, charge_cents, created_at, note)
+            SELECT gen_random_uuid(), c.resource_id, p.id, p.tenant_id, '', 1, c.slot,
+                   c.slot + interval '50 minutes', c.slot, c.slot + interval '50 minutes',
+                   CASE WHEN c.rank %% 20 = 0 THEN 'cancelled'
+                        WHEN c.rank %% 20 = 1 THEN 'checked_in' ELSE 'confirmed' END,
+                   false, 0, 0, now(), ''
+            FROM bench_cell c JOIN bench_person p ON p.n = (c.rank * 7919) %% %s
+            WHERE c.rank > %s AND c.rank <= %s
+            """,
+            [PEOPLE, have, target],
+        )
+        cur.execute("VACUUM ANALYZE bookings_booking")
+
+
+# ------------------------------------------------------------------ processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+        "persistence false\nmax_queued_messages 100000\n"
+        f"user {os.environ.get('USER') or 'root'}\n"
+    )
+    process = subprocess.Popen(  # noqa: S603
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("mosquitto did not start")
+
+
+def child_env(args, url: str, root: str) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"{args.server}/{args.db}",
+        "MQTT_URL": url,
+        "MQTT_ROOT": root,
+        "MQTT_V5": "1",
+        "CREDENTIAL_KEY": KEY,
+        "DEBUG": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def start_bridge(args, url, root) -> subprocess.Popen:
+    argv = [sys.executable, str(ROOT / "manage.py"), "mqtt_bridge", "--name", "bench"]
+    argv += ["--group", "bench", "--no-jobs", "--workers", str(args.workers)]
+    argv += ["--threads", str(args.threads)]
+    return subprocess.Popen(argv, env=child_env(args, url, root), cwd=ROOT)  # noqa: S603
+
+
+def start_echo(args, url, root) -> subprocess.Popen:
+    argv = [sys.executable, str(Path(__file__).resolve()), "--echo", url, root]
+    return subprocess.Popen(argv, env=child_env(args, url, root), cwd=ROOT)  # noqa: S603
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (the bridge's workers), from
+    /proc: a figure the other processes on a shared machine do not disturb much."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def stop(process: subprocess.Popen):
+    process.terminate()
+    try:
+        process.wait(40)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def run_echo(url: str, root: str):
+    """The ceiling: what a paho responder through this broker does when deciding costs nothing."""
+    import signal
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    sys.path.insert(0, str(ROOT))
+    from access.mqtt import broker_from_url, new_client
+
+    b = broker_from_url(url)
+    client = new_client(f"echo-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+    expiry = Properties(PacketTypes.PUBLISH)
+    expiry.MessageExpiryInterval = 2
+
+    def on_message(c, u, m):
+        req_id = json.loads(m.payload)["req_id"]
+        body = {"v": 1, "req_id": req_id, "result": "grant", "reason": "staff", "exp": 0}
+        c.publish(m.topic[:-4] + "decision", json.dumps(body), qos=1, properties=expiry)
+
+    def on_connect(c, u, f, rc, p):
+        c.subscribe(f"$share/echo/{root}/ctrl/+/door/+/scan", qos=1)
+        c.publish(f"{root}/sys/backend/status", b'{"v":1,"online":true}', qos=1)
+
+    client.on_message, client.on_connect = on_message, on_connect
+    client.connect(b.host, b.port)
+    signal.signal(signal.SIGTERM, lambda *_: client.disconnect())
+    client.loop_forever()
+
+
+# ------------------------------------------------------------------ load
+
+
+class Load:
+    """One paho client that sends scans and times each decision."""
+
+    def __init__(self, url, root, doors, prefix):
+        import paho.mqtt.client as mqtt
+
+        from access.mqtt import broker_from_url, new_client
+
+        b = broker_from_url(url)
+        self.root, self.doors, self.prefix = root, doors, prefix
+        self.rng = random.Random(11)
+        self.sent: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.refill = False
+        self.counter = 0
+        self.ready = threading.Event()
+        self.online = threading.Event()
+        self.client = new_client(f"load-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv311)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self.ready.set()
+        self.client.max_inflight_messages_set(100)
+        self.client.connect(b.host, b.port)
+        self.client.loop_start()
+        self.client.subscribe(
+            [(f"{root}/ctrl/+/door/+/decision", 1), (f"{root}/sys/backend/status", 1)]
+        )
+        self.ready.wait(5)
+
+    def send(self):
+        ctrl, door = self.rng.choice(self.doors)
+        uid = f"{self.rng.randrange(PEOPLE * 11 // 10):08X}"  # 10 % unknown badges
+        with self.lock:
+            self.counter += 1
+            req_id = f"{self.prefix}-{self.counter}"
+            self.sent[req_id] = time.perf_counter()
+        body = {"v": 1, "req_id": req_id, "ts": int(time.time() * 1000)}
+        body["cred"] = {"type": "uid", "h": uid_hash(uid)}
+        self.client.publish(f"{self.root}/ctrl/{ctrl}/door/{door}/scan", json.dumps(body), qos=1)
+
+    def _on_message(self, client, userdata, msg):
+        if msg.topic.endswith("/sys/backend/status"):
+            if msg.payload and json.loads(msg.payload).get("online"):
+                self.online.set()
+            return
+        now = time.perf_counter()
+        req_id = json.loads(msg.payload)["req_id"]
+        with self.lock:
+            started = self.sent.pop(req_id, None)
+            if started is not None:
+                self.latencies.append(now - started)
+        if started is not None and self.refill:
+            self.send()
+
+    def reset(self, prefix):
+        with self.lock:
+            self.prefix, self.counter = prefix, 0
+            self.sent.clear()
+            self.latencies = []
+
+    def offered(self, rate: float, seconds: float) -> dict:
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.send()
+        self._drain(2.0)
+        return self._figures(total, time.perf_counter() - start)
+
+    def saturate(self, inflight: int, seconds: float) -> dict:
+        self.refill = True
+        start = time.perf_counter()
+        for _ in range(inflight):
+            self.send()
+        time.sleep(seconds)
+        self.refill = False
+        elapsed = time.perf_counter() - start
+        with self.lock:
+            done = len(self.latencies)
+        self._drain(2.0)
+        figures = self._figures(self.counter, elapsed)
+        figures["per_s"] = round(done / elapsed)
+        return figures
+
+    def _drain(self, seconds):
+        deadline = time.perf_counter() + seconds
+        while self.sent and time.perf_counter() < deadline:
+            time.sleep(0.01)
+
+    def _figures(self, sent, elapsed) -> dict:
+        lat = sorted(self.latencies)
+        ms = [x * 1000 for x in lat]
+        return {
+            "sent": sent,
+            "answered": len(lat),
+            "per_s": round(len(lat) / elapsed),
+            "p50_ms": round(statistics.median(ms), 2) if ms else None,
+            "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 2) if ms else None,
+        }
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def measure(load: Load, args, label: str, pid: int) -> dict:
+    load.reset(f"{label}-rate-{uuid.uuid4().hex[:4]}")
+    rate = load.offered(args.rate, args.seconds)
+    rate_prefix = load.prefix
+    load.reset(f"{label}-sat-{uuid.uuid4().hex[:4]}")
+    cpu = cpu_seconds(pid)
+    saturation = load.saturate(args.inflight, args.seconds)
+    cpu = cpu_seconds(pid) - cpu
+    saturation["cpu_ms_per_decision"] = round(cpu * 1000 / max(1, saturation["answered"]), 3)
+    saturation["load_average"] = round(os.getloadavg()[0], 1)
+    return {"rate": rate, "saturation": saturation, "prefixes": [rate_prefix, load.prefix]}
+
+
+def probe_timing(samples: int = 2000) -> dict:
+    """The bookings probe alone, in this process: p50 / p99 ms of `probe_bookings` for random
+    people, what the table's size could change in a decision."""
+    from django.utils import timezone
+
+    from access.facts import probe_bookings
+
+    rng = random.Random(3)
+    people = list(range(1, PEOPLE + 1))
+    times = []
+    for i in range(samples + 200):
+        start = time.perf_counter()
+        probe_bookings(rng.choice(people), timezone.now(), {})
+        if i >= 200:
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {
+        "p50_ms": round(times[len(times) // 2], 3),
+        "p99_ms": round(times[-len(times) // 100], 3),
+    }
+
+
+def audited(prefixes) -> int:
+    from access.models import AuditEvent
+
+    time.sleep(1.0)
+    return sum(
+        AuditEvent.objects.filter(kind="decision", req_id__startswith=p + "-").count()
+        for p in prefixes
+    )
+
+
+def main():
+    args = parse_args()
+    if args.echo:
+        run_echo(*args.echo)
+        return
+    if shutil.which("mosquitto") is None:
+        raise SystemExit("needs the mosquitto binary (apt-get install mosquitto)")
+    os.environ.update(
+        DATABASE_URL=f"{args.server}/{args.db}",
+        CREDENTIAL_KEY=KEY,
+        DJANGO_SETTINGS_MODULE=("campus.settings"),
+        LOG_LEVEL="WARNING",
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    recreate_database(args.server, args.db)
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    campus = seed_campus()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-access-"))
+    broker, port = start_mosquitto(workdir)
+    url = f"mqtt://127.0.0.1:{port}"
+    root = f"bench/{uuid.uuid4().hex[:8]}/campus/v1"
+    results = {}
+    try:
+        load = Load(url, root, campus["doors"], "warmup")
+        echo = start_echo(args, url, root)
+        assert load.online.wait(10), "echo responder did not start"
+        time.sleep(0.5)
+        load.reset("echo-warm")
+        load.offered(200, 1)
+        results["echo"] = measure(load, args, "echo", echo.pid)
+        stop(echo)
+        load.online.clear()
+        for size in sizes:
+            grow_bookings(size)
+            from bookings.models import Booking
+
+            count = Booking.objects.count()
+            probe = probe_timing()
+            bridge = start_bridge(args, url, root)
+            try:
+                assert load.online.wait(30), "bridge did not start"
+                time.sleep(1.0)
+                load.reset("warm")
+                load.offered(200, 2)
+                figures = measure(load, args, f"b{size}", bridge.pid)
+            finally:
+                stop(bridge)
+                load.online.clear()
+            figures["bookings"] = count
+            figures["probe"] = probe
+            figures["audited"] = audited(figures.pop("prefixes"))
+            figures["answered"] = figures["rate"]["answered"] + figures["saturation"]["answered"]
+            results[f"bridge_{size}"] = figures
+            print(json.dumps({f"bridge {size}": figures}), flush=True)
+        load.close()
+    finally:
+        stop(broker)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.keep:
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(args.server, args.db)
+    report(results, sizes, args)
+
+
+def report(results, sizes, args):
+    echo = results["echo"]
+    print(f"\nload average: {os.getloadavg()}")
+    print(
+        "| responder | bookings | 100/s offered: p50 / p99 ms | saturation, 16 in flight: "
+        "decisions/s | p50 / p99 ms | CPU ms per decision | load avg | audited |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    r, s = echo["rate"], echo["saturation"]
+    print(
+        f"| echo (ceiling) | – | {r['p50_ms']} / {r['p99_ms']} | {s['per_s']} | "
+        f"{s['p50_ms']} / {s['p99_ms']} | {s['cpu_ms_per_decision']} | {s['load_average']} | – |"
+    )
+    for size in sizes:
+        f = results[f"bridge_{size}"]
+        r, s = f["rate"], f["saturation"]
+        print(
+            f"| bridge ({args.workers} worker) | {f['bookings']:,} | {r['p50_ms']} / "
+            f"{r['p99_ms']} | {s['per_s']} | {s['p50_ms']} / {s['p99_ms']} | "
+            f"{s['cpu_ms_per_decision']} | {s['load_average']} | "
+            f"{f['audited']} of {f['answered']} |"
+        )
+    main_size = 200000 if 200000 in sizes else sizes[0]
+    f = results[f"bridge_{main_size}"]
+    share = f["saturation"]["per_s"] / echo["saturation"]["per_s"]
+    print(
+        f"\nat {main_size:,} bookings: p99 at 100/s {f['rate']['p99_ms']} ms "
+        f"(target ≤ {TARGETS['p99_at_100']}), saturation {f['saturation']['per_s']}/s "
+        f"(target ≥ {TARGETS['saturation']}), {share:.0%} of the echo ceiling "
+        f"(target ≥ {TARGETS['ceiling_share']:.0%})"
+    )
+    if 10000 in sizes and 1000000 in sizes:
+        small, large = results["bridge_10000"], results["bridge_1000000"]
+        growth = large["rate"]["p99_ms"] / small["rate"]["p99_ms"]
+        print(f"p99 at 100/s, 1M vs 10k bookings: ×{growth:.2f} (target ≤ {TARGETS['growth']})")
+        print(
+            f"bookings probe alone, p50 / p99 ms: {small['probe']['p50_ms']} / "
+            f"{small['probe']['p99_ms']} at 10k, {large['probe']['p50_ms']} / "
+            f"{large['probe']['p99_ms']} at 1M"
+        )
+
+
+if __name__ == "__main__":
+    main()
