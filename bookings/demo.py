@@ -145,7 +145,8 @@ def week(today=None) -> int:
     from campus.models import Person
 
     tz = engine.building_tz()
-    today = today or timezone.now().astimezone(tz).date()
+    now = timezone.now()
+    today = today or now.astimezone(tz).date()
     monday = today - timedelta(days=today.isoweekday() - 1)
     people = list(Person.objects.filter(tenant__isnull=False).order_by("pk")[:40])
     resources = {r.code: r for r in Resource.objects.all()}
@@ -156,12 +157,15 @@ def week(today=None) -> int:
     def book(person, resource, start, minutes, title):
         if Booking.objects.filter(resource=resource, start=start, status__in=HOLDING).exists():
             return
-        engine.book(
+        made = engine.book(
             person,
             engine.Slot(resource, start, start + timedelta(minutes=minutes), title),
             now=start - timedelta(days=1),
             notify=False,
         )
+        if made.status == "confirmed" and start + timedelta(minutes=5) < now:
+            # Meetings already held were attended: checked in, not released as no-shows.
+            engine.check_in(person, made, now=start + timedelta(minutes=5))
 
     n = 0
     for offset in (0, 7):

@@ -45,6 +45,13 @@ class Command(BaseCommand):
         self.stdout.write(f"  API docs      {url}/api/v1/docs")
         if no_serve:
             return
+        if not settings.EMAIL_HOST:
+            # Without a mail server, e-mails (confirmations, reminders, releases) go to files
+            # rather than flooding this console.
+            settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+            settings.EMAIL_FILE_PATH = str(Path(settings.VAR_DIR) / "mail")
+            self.stdout.write(f"  e-mails       written to {settings.EMAIL_FILE_PATH}/")
+        settings.SITE_URL = url
         embedded_url_file = None
         try:
             embedded_url_file = self.start_access()
