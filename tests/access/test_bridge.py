@@ -54,7 +54,7 @@ UIDS = {
 }
 
 
-def wait_until(predicate, timeout=5.0, step=0.02):
+def wait_until(predicate, timeout=10.0, step=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
