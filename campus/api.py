@@ -22,7 +22,49 @@ from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
 
 log = logging.getLogger(__name__)
 
-api = NinjaAPI(
+
+class ErrorOut(Schema):
+    """Every error answer: a readable detail and a stable code; a 422 also names each field
+    (`errors`), a booking conflict lists the slots in the way (`conflicts`)."""
+
+    detail: str
+    code: str
+    errors: list[dict[str, str]] | None = None
+    conflicts: list[dict] | None = None
+
+
+ERRORS = {
+    401: "Not signed in, or the token is unknown or revoked (`unauthenticated`)",
+    403: "Not allowed to you (`forbidden`, `staff_only`, `csrf_failed`, …)",
+    404: "No such object, or another tenant's (`not_found`)",
+    409: "Conflicts with the current state (`conflict` with the slots, `lockdown`, …)",
+    422: "Invalid input (`invalid`, with `errors` naming each field, or a refusal code)",
+    429: "Too many invalid tokens from your address (`too_many_attempts`)",
+    503: "Retry later: the database is busy or the MQTT broker unavailable",
+}
+
+
+class Api(NinjaAPI):
+    """The NinjaAPI whose schema declares the error answers of every operation once.
+
+    Errors are answered by the exception handlers below, never through an operation's
+    `response=` models; so they are added to the schema only, leaving each operation's
+    runtime (its default status, its validation) untouched."""
+
+    def get_openapi_schema(self, **kwargs):
+        schema = super().get_openapi_schema(**kwargs)
+        schema["components"].setdefault("schemas", {})["Error"] = ErrorOut.model_json_schema()
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for status, description in ERRORS.items():
+                    operation["responses"].setdefault(
+                        status, {"description": description, "content": content}
+                    )
+        return schema
+
+
+api = Api(
     title="Technocampus API",
     version="1",
     description="Rooms, equipment, bookings, doors and usage of the Technocampus. "

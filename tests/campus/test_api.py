@@ -311,3 +311,12 @@ def test_a_staff_token_cannot_be_used_by_someone_who_lost_the_role(sam):
         content_type=JSON,
     )
     assert response.status_code == 403
+
+
+def test_every_operation_declares_the_error_answers_once(db):
+    schema = Client().get("/api/v1/openapi.json").json()
+    assert set(schema["components"]["schemas"]["Error"]["required"]) == {"detail", "code"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            assert {"401", "403", "404", "409", "422"} <= declared, (method, path)
