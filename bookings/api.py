@@ -12,13 +12,13 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from pydantic import field_validator, model_validator
 
 from bookings import availability, engine, series, waitlist
 from bookings.models import Booking, PersonFeed, Resource, WaitlistEntry
 from bookings.models import Status as BookingStatus
-from campus.api import In
+from campus.api import In, Pages
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
 
@@ -28,9 +28,11 @@ MAX_WINDOW = timedelta(days=31)
 
 
 def aware(value: datetime) -> datetime:
+    """Naive times are the building's local time; others are converted to it, so that an
+    offset Python accepts but PostgreSQL refuses (beyond ±15:59) never reaches the database."""
     if value.tzinfo is None:
         return value.replace(tzinfo=engine.building_tz())
-    return value
+    return value.astimezone(engine.building_tz())
 
 
 class ResourceBrief(Schema):
@@ -74,7 +76,7 @@ Kind = Literal["meeting_room", "auditorium", "lab", "workshop", "desk", "equipme
 
 
 @router.get("/resources", response=list[ResourceOut], summary="Bookable resources")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_resources(request, kind: Kind | None = None):
     qs = Resource.objects.filter(is_active=True).select_related("policy", "space")
     qs = qs.prefetch_related("space__features", "companions")
@@ -278,7 +280,7 @@ class BookingFilter(Schema):
 
 
 @router.get("/bookings", response=list[BookingOut], summary="Bookings you may see")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_bookings(request, filters: Query[BookingFilter]):
     person = caller(request)
     qs = booking_queryset()

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import Http404
 from ninja import Field, NinjaAPI, Query, Router, Schema, Status
+from ninja.conf import settings as ninja_settings
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
@@ -153,6 +154,19 @@ def on_integrity_error(request, exc):
     )
 
 
+@api.exception_handler(OverflowError)
+@api.exception_handler(DataError)
+def on_out_of_range(request, exc):
+    # A number beyond 64 bits (SQLite's driver: OverflowError), a value PostgreSQL refuses
+    # (DataError: bigint out of range, …) or a date beyond year 9999 once converted: input
+    # no column can hold, so invalid input rather than a server error.
+    if isinstance(exc, DataError) and transaction.get_connection().in_atomic_block:
+        # PostgreSQL has aborted the enclosing transaction: roll it back, not commit it.
+        transaction.set_rollback(True)
+    log.info("value out of range answered 422: %s", exc)
+    return error(request, 422, "A value is out of range.", "invalid")
+
+
 @api.exception_handler(OperationalError)
 def on_database_busy(request, exc):
     # SQLite's "database is locked" or a PostgreSQL serialisation failure: a retry will do.
@@ -160,6 +174,18 @@ def on_database_busy(request, exc):
     response = error(request, 503, "The database is busy; retry in a moment.", "busy")
     response["Retry-After"] = "1"
     return response
+
+
+BIGINT = 2**63 - 1
+
+
+class Pages(LimitOffsetPagination):
+    """`?limit=&offset=`, bounded by what a database can count to: beyond it SQLite answers
+    "datatype mismatch" and PostgreSQL "bigint out of range" instead of a 422."""
+
+    class Input(Schema):
+        limit: int = Field(ninja_settings.PAGINATION_PER_PAGE, ge=1, le=BIGINT)
+        offset: int = Field(0, ge=0, le=BIGINT)
 
 
 class In(Schema):
@@ -341,7 +367,7 @@ def spaces_queryset():
 
 
 @campus_router.get("/spaces", response=list[SpaceOut], summary="Spaces, with filters")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_spaces(request, filters: Query[SpaceFilter]):
     qs = spaces_queryset()
     if filters.kind:
@@ -436,7 +462,7 @@ class TenantPatch(In):
 @campus_router.get(
     "/tenants", response=list[TenantOut], summary="Tenants (yours, or all for staff)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_tenants(request):
     person = caller(request)
     if is_staff(person):
@@ -543,7 +569,7 @@ def _check_person_write(person: Person, data: dict, target: Person | None):
 @campus_router.get(
     "/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_people(request, tenant: int | None = None):
     qs = scoped_to_tenant(caller(request), Person.objects.all())
     if tenant is not None:
@@ -617,7 +643,7 @@ class LeasePatch(In):
 @campus_router.get(
     "/leases", response=list[LeaseOut], summary="Leases (your tenant's, or all for staff)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_leases(request):
     return scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
 
