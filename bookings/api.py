@@ -13,13 +13,13 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from bookings import availability, engine, series, waitlist
 from bookings.models import Booking, PersonFeed, Resource, WaitlistEntry
 from bookings.models import Status as BookingStatus
-from campus.api import In
+from campus.api import In, Pages
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
 from campus.models import Space
@@ -30,9 +30,11 @@ MAX_WINDOW = timedelta(days=31)
 
 
 def aware(value: datetime) -> datetime:
+    """Naive times are the building's local time; others are converted to it, so that an
+    offset Python accepts but PostgreSQL refuses (beyond ±15:59) never reaches the database."""
     if value.tzinfo is None:
         return value.replace(tzinfo=engine.building_tz())
-    return value
+    return value.astimezone(engine.building_tz())
 
 
 class ResourceBrief(BaseModel):
@@ -99,7 +101,7 @@ Kind = Literal["meeting_room", "auditorium", "lab", "workshop", "desk", "equipme
 
 
 @router.get("/resources", response=list[ResourceOut], summary="Bookable resources")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_resources(request, kind: Kind | None = None):
     qs = Resource.objects.filter(is_active=True)
     if kind:
@@ -300,7 +302,7 @@ class BookingFilter(Schema):
 
 
 @router.get("/bookings", response=list[BookingOut], summary="Bookings you may see")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_bookings(request, filters: Query[BookingFilter]):
     person = caller(request)
     qs = booking_queryset()

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import Http404
 from ninja import Field, NinjaAPI, Query, Router, Schema, Status
+from ninja.conf import settings as ninja_settings
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
@@ -30,7 +31,49 @@ from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
 
 log = logging.getLogger(__name__)
 
-api = NinjaAPI(
+
+class ErrorOut(Schema):
+    """Every error answer: a readable detail and a stable code; a 422 also names each field
+    (`errors`), a booking conflict lists the slots in the way (`conflicts`)."""
+
+    detail: str
+    code: str
+    errors: list[dict[str, str]] | None = None
+    conflicts: list[dict] | None = None
+
+
+ERRORS = {
+    401: "Not signed in, or the token is unknown or revoked (`unauthenticated`)",
+    403: "Not allowed to you (`forbidden`, `staff_only`, `csrf_failed`, …)",
+    404: "No such object, or another tenant's (`not_found`)",
+    409: "Conflicts with the current state (`conflict` with the slots, `lockdown`, …)",
+    422: "Invalid input (`invalid`, with `errors` naming each field, or a refusal code)",
+    429: "Too many invalid tokens from your address (`too_many_attempts`)",
+    503: "Retry later: the database is busy or the MQTT broker unavailable",
+}
+
+
+class Api(NinjaAPI):
+    """The NinjaAPI whose schema declares the error answers of every operation once.
+
+    Errors are answered by the exception handlers below, never through an operation's
+    `response=` models; so they are added to the schema only, leaving each operation's
+    runtime (its default status, its validation) untouched."""
+
+    def get_openapi_schema(self, **kwargs):
+        schema = super().get_openapi_schema(**kwargs)
+        schema["components"].setdefault("schemas", {})["Error"] = ErrorOut.model_json_schema()
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for status, description in ERRORS.items():
+                    operation["responses"].setdefault(
+                        status, {"description": description, "content": content}
+                    )
+        return schema
+
+
+api = Api(
     title="Technocampus API",
     version="1",
     description="Rooms, equipment, bookings, doors and usage of the Technocampus. "
@@ -119,6 +162,19 @@ def on_integrity_error(request, exc):
     )
 
 
+@api.exception_handler(OverflowError)
+@api.exception_handler(DataError)
+def on_out_of_range(request, exc):
+    # A number beyond 64 bits (SQLite's driver: OverflowError), a value PostgreSQL refuses
+    # (DataError: bigint out of range, …) or a date beyond year 9999 once converted: input
+    # no column can hold, so invalid input rather than a server error.
+    if isinstance(exc, DataError) and transaction.get_connection().in_atomic_block:
+        # PostgreSQL has aborted the enclosing transaction: roll it back, not commit it.
+        transaction.set_rollback(True)
+    log.info("value out of range answered 422: %s", exc)
+    return error(request, 422, "A value is out of range.", "invalid")
+
+
 @api.exception_handler(OperationalError)
 def on_database_busy(request, exc):
     # SQLite's "database is locked" or a PostgreSQL serialisation failure: a retry will do.
@@ -126,6 +182,18 @@ def on_database_busy(request, exc):
     response = error(request, 503, "The database is busy; retry in a moment.", "busy")
     response["Retry-After"] = "1"
     return response
+
+
+BIGINT = 2**63 - 1
+
+
+class Pages(LimitOffsetPagination):
+    """`?limit=&offset=`, bounded by what a database can count to: beyond it SQLite answers
+    "datatype mismatch" and PostgreSQL "bigint out of range" instead of a 422."""
+
+    class Input(Schema):
+        limit: int = Field(ninja_settings.PAGINATION_PER_PAGE, ge=1, le=BIGINT)
+        offset: int = Field(0, ge=0, le=BIGINT)
 
 
 class In(Schema):
@@ -307,7 +375,7 @@ def spaces_queryset():
 
 
 @campus_router.get("/spaces", response=list[SpaceOut], summary="Spaces, with filters")
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_spaces(request, filters: Query[SpaceFilter]):
     qs = spaces_queryset()
     if filters.kind:
@@ -402,7 +470,7 @@ class TenantPatch(In):
 @campus_router.get(
     "/tenants", response=list[TenantOut], summary="Tenants (yours, or all for staff)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_tenants(request):
     person = caller(request)
     if is_staff(person):
@@ -490,7 +558,7 @@ class PersonPatch(In):
 @campus_router.get(
     "/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_people(request, tenant: int | None = None):
     qs = scoped_to_tenant(caller(request), Person.objects.all())
     if tenant is not None:
@@ -568,7 +636,7 @@ class LeasePatch(In):
 @campus_router.get(
     "/leases", response=list[LeaseOut], summary="Leases (your tenant's, or all for staff)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_leases(request):
     return scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
 

@@ -11,13 +11,13 @@ from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 from pydantic import model_validator
 
 from bookings import availability, engine
 from bookings.api import BookingOut, aware, booking_queryset
 from bookings.models import HOLDING
-from campus.api import In, existing
+from campus.api import In, Pages, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
 from campus.models import Person, Tenant
@@ -139,7 +139,7 @@ class EquipmentFilter(Schema):
 @router.get(
     "/equipment", response=list[EquipmentOut], summary="Equipment, with status and next free slot"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_equipment(request, filters: Query[EquipmentFilter]):
     qs = equipment_queryset().filter(resource__is_active=True)
     if filters.equipment_class:
@@ -239,7 +239,7 @@ class QualificationFilter(Schema):
     response=list[QualificationOut],
     summary="Qualifications (yours; your tenant's for tenant admins; all for technicians)",
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_qualifications(request, filters: Query[QualificationFilter]):
     qs = qualifications_visible(caller(request))
     if filters.person is not None:
@@ -327,7 +327,7 @@ class WindowFilter(Schema):
 @router.get(
     "/maintenance-windows", response=list[BookingOut], summary="Maintenance windows of machines"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_maintenance_windows(request, filters: Query[WindowFilter]):
     qs = booking_queryset().filter(
         is_maintenance=True, status__in=HOLDING, resource__kind="equipment"
@@ -412,7 +412,7 @@ def incidents_visible(person: Person):
 @router.get(
     "/incidents", response=list[IncidentOut], summary="Incidents (your tenant's, or all for staff)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_incidents(request, equipment: int | None = None, open: bool | None = None):
     qs = incidents_visible(caller(request))
     if equipment is not None:
@@ -498,7 +498,7 @@ class SessionFilter(Schema):
 @router.get(
     "/sessions", response=list[SessionOut], summary="Usage sessions (your tenant's, or all)"
 )
-@paginate(LimitOffsetPagination)
+@paginate(Pages)
 def list_sessions(request, filters: Query[SessionFilter]):
     qs = sessions_visible(caller(request))
     if filters.equipment is not None:

@@ -619,7 +619,7 @@ def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device
         time.sleep(0.8)
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
-        assert not online()[-1]["online"]
+        assert wait_until(lambda: not online()[-1]["online"], 5)  # its last word, in flight
         process = start_bridge_process(root, name, group)
         sender.join()
         assert wait_until(lambda: len(decisions(sim)) >= len(sent), 20)

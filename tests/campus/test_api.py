@@ -311,3 +311,56 @@ def test_a_staff_token_cannot_be_used_by_someone_who_lost_the_role(sam):
         content_type=JSON,
     )
     assert response.status_code == 403
+
+
+def test_every_operation_declares_the_error_answers_once(db):
+    schema = Client().get("/api/v1/openapi.json").json()
+    assert set(schema["components"]["schemas"]["Error"]["required"]) == {"detail", "code"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            assert {"401", "403", "404", "409", "422"} <= declared, (method, path)
+
+
+HUGE = 2**70  # beyond any database integer
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/api/v1/people?tenant={HUGE}",
+        f"/api/v1/credentials?holder=-{HUGE}",
+        f"/api/v1/access-events?person={HUGE}",
+        f"/api/v1/access-events.csv?person={HUGE}",
+        f"/api/v1/bookings/{HUGE}",
+    ],
+)
+def test_a_number_beyond_the_database_is_never_a_server_error(as_sam, url):
+    # SQLite's driver refuses such a number (422); PostgreSQL finds nothing (200, 404).
+    response = as_sam.get(url)
+    assert response.status_code in (200, 404, 422), response.status_code
+    if response.status_code == 422:
+        assert response.json() == {"detail": "A value is out of range.", "code": "invalid"}
+
+
+@pytest.mark.parametrize("name", ["offset", "limit"])
+def test_a_page_beyond_the_database_is_a_422_naming_the_field(as_sam, name):
+    response = as_sam.get(f"/api/v1/spaces?{name}={HUGE}")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == name
+
+
+def test_a_time_with_an_offset_postgresql_refuses_is_read_as_the_same_instant(as_sam):
+    # Python accepts offsets up to ±23:59, PostgreSQL ±15:59: times are converted first.
+    for url in [
+        "/api/v1/bookings?from=2030-07-25T05:22:03%2B22:50",
+        "/api/v1/access-events.csv?to=2030-08-11T23:16:15-17:30",
+        "/api/v1/maintenance-windows?from=2030-07-25T05:22:03%2B22:50",
+    ]:
+        assert as_sam.get(url).status_code == 200, url
+
+
+def test_a_time_beyond_year_9999_once_converted_is_a_422(as_sam):
+    response = as_sam.get("/api/v1/bookings?to=9999-12-31T23:00-10:00")
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid"
