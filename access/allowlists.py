@@ -32,7 +32,7 @@ from functools import cache
 from importlib import resources
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Count, F, Max, Q, Sum
 
 from access import decision, protocol
@@ -394,7 +394,13 @@ class Pusher:
         )
         if not due:
             return
-        counts = sync(snap, now, self.publish, self.root)
+        try:
+            counts = sync(snap, now, self.publish, self.root)
+        except DatabaseError:
+            raise
+        except Exception:  # a bad row must not stop the refresher: logged, tried next tick
+            log.exception("cannot push the allow-lists")
+            return
         self.built_at, self.version, self.bookings = now, snap.version, bookings
         for kind, n in counts.items():
             self.counts[kind] += n

@@ -1,6 +1,8 @@
 """Allow-lists for offline operation: the builder (from the decision function, no broker) and,
 through the real broker, revocations, offline decisions and corrupted chunks."""
 
+import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -8,8 +10,15 @@ from django.utils import timezone
 
 from access import allowlists, protocol
 from access.facts import load_snapshot
-from access.models import Credential, Door
-from tests.access.test_bridge import UIDS, scene  # noqa: F401 (a fixture)
+from access.models import AclState, AuditEvent, Credential, Door
+from tests.access.test_bridge import (  # noqa: F401 (fixtures)
+    UIDS,
+    bridges,
+    device,
+    root,
+    scene,
+    wait_until,
+)
 
 KEY = "test-credential-key"
 
@@ -125,3 +134,119 @@ def test_a_delta_replaces_the_entries_of_changed_hashes(lists):
     delta = protocol.parse_json(allowlists.delta_message(9, 8, old, new, now))
     assert delta["del"] == [h(UIDS["bob"])] and delta["add"] == []
     assert delta["hash"] == new.hash and delta["base"] == 8
+
+
+# --- through the real broker -------------------------------------------------------------------
+
+
+def synced(sim, timeout=10.0):
+    """The device holds the list the backend last sent."""
+
+    def same():
+        state = AclState.objects.filter(controller_id=sim.id).first()
+        return state is not None and sim.acl is not None and sim.acl_ver == state.version
+
+    assert wait_until(same, timeout), f"no allow-list reached {sim.id}: {sim.acl_log}"
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
+def test_a_suspended_badge_leaves_the_cache_of_an_online_controller_within_2_seconds(
+    scene,  # noqa: F811
+    bridges,  # noqa: F811
+    device,  # noqa: F811
+):
+    bridges()
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:10]}")
+    synced(sim)
+    bob = h(UIDS["bob"])
+    assert sim.holds(bob) and sim.decide_offline("D-101", bob)["result"] == "grant"
+    pushes = len(sim.acl_log)
+
+    changed = time.monotonic()
+    Credential.objects.filter(uid_hash=bob).update(status="suspended")
+    assert wait_until(lambda: not sim.holds(bob), 2.0, step=0.005)
+    elapsed = time.monotonic() - changed
+
+    assert elapsed <= 2.0
+    assert sim.acl_log[pushes:][0][0::2] == ("delta", "applied")
+    assert sim.decide_offline("D-101", bob)["result"] == "deny"
+    assert sim.holds(h(UIDS["alice"]))
+    assert wait_until(lambda: AclState.objects.get(pk="ctrl-a").acked_version == sim.acl_ver)
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
+def test_without_the_bridge_the_cache_decides_and_the_events_are_replayed_once(
+    scene,  # noqa: F811
+    bridges,  # noqa: F811
+    device,  # noqa: F811
+):
+    # The same worker comes back (its broker session keeps what the device sends meanwhile).
+    worker = {"client_id": f"acl-{uuid.uuid4().hex[:8]}", "group": f"g{uuid.uuid4().hex[:8]}"}
+    running = bridges(**worker)
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:10]}")
+    synced(sim)
+    bob, alice = h(UIDS["bob"]), h(UIDS["alice"])
+    Credential.objects.filter(uid_hash=bob).update(status="lost")
+    assert wait_until(lambda: not sim.holds(bob), 3.0)
+
+    running.close()
+    assert wait_until(lambda: sim.backend_online is False, 3.0)
+    granted = sim.scan_hash("D-101", alice)
+    denied = sim.scan_hash("D-101", bob)
+    assert granted["result"] == "grant" and granted["offline"]
+    assert denied["result"] == "deny" and denied["offline"]
+    seq = granted["seq"]
+    assert not AuditEvent.objects.filter(controller="ctrl-a", seq=seq).exists()
+
+    bridges(**worker)
+    assert wait_until(lambda: AuditEvent.objects.filter(controller="ctrl-a", seq=seq).exists(), 5.0)
+    row = AuditEvent.objects.get(controller="ctrl-a", seq=seq)
+    assert (row.result, row.reason, row.uid_hash) == ("unlocked", "replayed", alice)
+    # The same log again (a redelivery): stored once.
+    sim._send_log([{"v": 1, "event": "unlocked", "ts": 1, "seq": seq, "h": alice, "door": "D-101"}])
+    time.sleep(0.5)
+    assert AuditEvent.objects.filter(controller="ctrl-a", seq=seq).count() == 1
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
+def test_a_tampered_chunk_is_rejected_and_a_full_snapshot_follows(
+    scene,  # noqa: F811
+    bridges,  # noqa: F811
+    device,  # noqa: F811
+):
+    bridges()
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:10]}")
+    synced(sim)
+    held = sim.acl
+    forged_ver = held["ver"] + 1
+    intruder = h(UIDS["unknown"])
+    fake = {"h": intruder, "doors": ["D-101"], "sched": None, "vf": 0, "vu": 0, "flags": []}
+    honest = protocol.snapshot_chunks(
+        forged_ver, held["entries"], held["schedules"], valid_until=2**41, tz="UTC", tz_posix="UTC0"
+    )
+    forged = protocol.snapshot_chunks(
+        forged_ver,
+        [*held["entries"], fake],
+        held["schedules"],
+        valid_until=2**41,
+        tz="UTC",
+        tz_posix="UTC0",
+    )
+    true_hash = protocol.parse_json(honest[0])["hash"]
+    for chunk in forged:  # an entry slipped in on the way, the hash left as it was
+        body = protocol.parse_json(chunk)
+        sim.publish_raw(sim._topic("acl_push"), protocol.encode({**body, "hash": true_hash}))
+
+    assert wait_until(lambda: ("snapshot", forged_ver, "rejected") in sim.acl_log, 3.0)
+    rejected_at = sim.acl_log.index(("snapshot", forged_ver, "rejected"))
+    assert wait_until(
+        lambda: any(
+            kind == "snapshot" and status == "applied"
+            for kind, _ver, status in sim.acl_log[rejected_at:]
+        ),
+        3.0,
+    )
+    assert not sim.holds(intruder) and sim.holds(h(UIDS["bob"]))
