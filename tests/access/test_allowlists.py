@@ -250,3 +250,86 @@ def test_a_tampered_chunk_is_rejected_and_a_full_snapshot_follows(
         3.0,
     )
     assert not sim.holds(intruder) and sim.holds(h(UIDS["bob"]))
+
+
+# --- pushing, without a broker ---------------------------------------------------------------
+
+
+class Sent(list):
+    def __call__(self, topic, payload):
+        self.append(protocol.parse_json(payload))
+
+
+@pytest.mark.django_db
+def test_pushes_start_with_a_snapshot_then_follow_with_deltas_once_acked(scene):  # noqa: F811
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    assert {m["type"] for m in sent} == {"snapshot"} and sent[0]["ver"] == 1
+    allowlists.note_ack("ctrl-a", protocol.AclAck(1, "applied"))
+    Credential.objects.filter(uid_hash=h(UIDS["bob"])).update(status="suspended")
+    sent.clear()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    (delta,) = sent
+    assert (delta["type"], delta["ver"], delta["base"]) == ("delta", 2, 1)
+    assert delta["del"] == [h(UIDS["bob"])]
+    sent.clear()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    assert sent == []  # nothing changed
+
+
+@pytest.mark.django_db
+def test_need_full_rejected_and_other_births_ask_for_a_snapshot(scene):  # noqa: F811
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    allowlists.note_ack("ctrl-a", protocol.AclAck(1, "applied"))
+    for again in (
+        lambda: allowlists.note_ack("ctrl-a", protocol.AclAck(1, "need_full")),
+        lambda: allowlists.note_ack("ctrl-a", protocol.AclAck(1, "rejected", "hash_mismatch")),
+        lambda: allowlists.note_birth("ctrl-a", 0),
+    ):
+        again()
+        sent.clear()
+        allowlists.sync(load_snapshot(now), now, sent, "r")
+        assert sent and {m["type"] for m in sent} == {"snapshot"}
+    version = AclState.objects.get(pk="ctrl-a").version
+    allowlists.note_birth("ctrl-a", version)  # holds what we sent: nothing to do
+    assert not AclState.objects.get(pk="ctrl-a").resend
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_lagging_60_seconds_after_a_push_gets_a_snapshot(scene):  # noqa: F811
+    from access.models import Controller
+
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    Controller.objects.filter(pk="ctrl-a").update(online=True, acl_version=0)
+    assert allowlists.mark_lagging(now + timedelta(seconds=30)) == 0
+    assert allowlists.mark_lagging(now + timedelta(seconds=61)) == 1
+    Controller.objects.filter(pk="ctrl-a").update(acl_version=1)
+    AclState.objects.update(resend=False)
+    assert allowlists.mark_lagging(now + timedelta(seconds=61)) == 0
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
+def test_with_several_workers_one_pushes_and_another_takes_over(
+    scene,  # noqa: F811
+    bridges,  # noqa: F811
+    device,  # noqa: F811
+):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("one worker only on SQLite (no advisory locks)")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    first, second = bridges(group=group), bridges(group=group)
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:10]}")
+    synced(sim)
+    pushers = [b for b in (first, second) if sum(b.bridge.allowlists.counts.values())]
+    assert len(pushers) == 1
+    pushers[0].close()
+    other = second if pushers[0] is first else first
+    bob = h(UIDS["bob"])
+    Credential.objects.filter(uid_hash=bob).update(status="suspended")
+    assert wait_until(lambda: not sim.holds(bob), 3.0)
+    assert sum(other.bridge.allowlists.counts.values())
