@@ -140,17 +140,21 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
         leases = snap.leases.get(holder.tenant_id, ()) if holder.tenant_id else ()
         qualifications = snap.qualifications.get(holder.pk, qualifications)
     bound_vf, bound_vu = epoch_ms(cred.valid_from), epoch_ms(cred.valid_until)
+    moments: dict = {}
 
     def ask(at: datetime, door, schedule, held=()):
-        local = local_wall_clock(at)
-        person = person_facts(holder, tenant, leases, local.date()) if holder else None
+        if at not in moments:
+            local = local_wall_clock(at)
+            person = person_facts(holder, tenant, leases, local.date()) if holder else None
+            moments[at] = local, person
+        local, person = moments[at]
         facts = decision.Facts(
             now=at,
             local_now=local,
             credential=cred,
             person=person,
             door=replace(door.facts, schedule=schedule),
-            bookings=tuple(held),
+            bookings=held,
             qualifications=qualifications,
             visitor=badge.visitor,
             lockdown=snap.lockdown or door.mode == Door.Mode.LOCKDOWN,
@@ -181,7 +185,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
                 vf, vu = epoch_ms(badge.visitor.start), epoch_ms(badge.visitor.end)
             elif reason not in ("staff", "tenant_office"):
                 continue
-            yield (door.id, sched, *bounded(vf, vu), flags)
+            yield (door, sched, *bounded(vf, vu), flags)
     if holder is None:
         return
     for booking in bookings.get(holder.pk, ()):
@@ -192,25 +196,60 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
         for door in doors:
             answer = ask(at, door, NEVER, (booking,))
             if answer.reason == "booking":
-                yield (door.id, None, *bounded(epoch_ms(opens), epoch_ms(booking.end)), [])
+                yield (door, None, *bounded(epoch_ms(opens), epoch_ms(booking.end)), [])
 
 
-def build_all(snap: Snapshot, now: datetime, bookings: dict | None = None) -> dict:
-    """Every controller's allow-list, from the facts snapshot and the upcoming bookings."""
+def _inputs(snap: Snapshot, badge, now: datetime, bookings: dict, doors_key) -> tuple:
+    """Everything a badge's grants depend on (hashable): the same inputs give the same grants,
+    so that a build after one change asks `decide` again only for the badges it touched.
+    Within the hour: the time-dependent bounds travel in the entries (vf/vu)."""
+    holder = snap.people.get(badge.holder_id) if badge.holder_id is not None else None
+    person = quals = held = None
+    if holder is not None:
+        tenant = snap.tenants.get(holder.tenant_id) if holder.tenant_id else None
+        leases = snap.leases.get(holder.tenant_id, ()) if holder.tenant_id else ()
+        person = person_facts(holder, tenant, leases, local_wall_clock(now).date())
+        quals = snap.qualifications.get(holder.pk)
+        held = tuple(bookings.get(holder.pk, ()))
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    return (badge, person, quals, held, snap.lockdown, doors_key, hour)
+
+
+def build_all(
+    snap: Snapshot, now: datetime, bookings: dict | None = None, memo: dict | None = None
+) -> dict:
+    """Every controller's allow-list, from the facts snapshot and the upcoming bookings.
+    `memo` (kept by the caller between builds) holds each badge's grants by their inputs."""
     until = now + valid_for()
     if bookings is None:
         bookings = upcoming_bookings(snap, now, until)
-    per_ctrl: dict[str, list] = {}
-    for door in snap.doors.values():
-        per_ctrl.setdefault(door.controller, []).append(door)
+    doors = sorted(snap.doors.values(), key=lambda d: (d.controller, d.id))
+    doors_key = protocol.encode(
+        [
+            [d.controller, d.id, d.mode, d.facts.kind, d.facts.space_id, d.facts.schedule]
+            for d in doors
+        ]
+        + [[d.facts.bookable for d in doors]]
+    )
+    fresh_memo = {}
+    per_ctrl: dict[str, dict[tuple, list[str]]] = {d.controller: {} for d in doors}
+    for h, badge in snap.badges.items():
+        key = _inputs(snap, badge, now, bookings, doors_key)
+        grants = memo.get(key) if memo is not None else None
+        if grants is None:
+            grants = [
+                (door.controller, door.id, sched, vf, vu, tuple(flags))
+                for door, sched, vf, vu, flags in _grants(snap, badge, doors, now, until, bookings)
+            ]
+        fresh_memo[key] = grants
+        for ctrl, door_id, sched, vf, vu, flags in grants:
+            sched_key = None if sched is None else protocol.encode(list(sched))
+            per_ctrl[ctrl].setdefault((h, sched_key, vf, vu, flags), []).append(door_id)
+    if memo is not None:
+        memo.clear()
+        memo.update(fresh_memo)
     lists = {}
-    for ctrl, doors in per_ctrl.items():
-        doors.sort(key=lambda d: d.id)
-        shapes: dict[tuple, list[str]] = {}
-        for h, badge in snap.badges.items():
-            for door_id, sched, vf, vu, flags in _grants(snap, badge, doors, now, until, bookings):
-                key = (h, None if sched is None else protocol.encode(list(sched)), vf, vu)
-                shapes.setdefault((*key, tuple(flags)), []).append(door_id)
+    for ctrl, shapes in per_ctrl.items():
         entries, schedules = [], {}
         for (h, _sched_key, vf, vu, flags), door_ids in shapes.items():
             sched = None
@@ -287,10 +326,10 @@ def push(state: AclState, acl: AllowList, now: datetime, publish, root: str, *, 
     return kind
 
 
-def sync(snap: Snapshot, now: datetime, publish, root: str) -> dict:
+def sync(snap: Snapshot, now: datetime, publish, root: str, memo: dict | None = None) -> dict:
     """Build every list; push what changed, what a device asked for again, and renewals of
     `valid_until` (every REBUILD_EVERY). Returns counts of pushes by kind."""
-    lists = build_all(snap, now)
+    lists = build_all(snap, now, memo=memo)
     states = {s.controller_id: s for s in AclState.objects.all()}
     renew_before = now + valid_for() - REBUILD_EVERY
     counts = {"delta": 0, "snapshot": 0}
@@ -361,6 +400,7 @@ class Pusher:
         self.version = None
         self.bookings = None
         self.counts = {"delta": 0, "snapshot": 0}
+        self.memo: dict = {}
 
     def lead(self) -> bool:
         if connection.vendor != "postgresql":
@@ -395,7 +435,7 @@ class Pusher:
         if not due:
             return
         try:
-            counts = sync(snap, now, self.publish, self.root)
+            counts = sync(snap, now, self.publish, self.root, self.memo)
         except DatabaseError:
             raise
         except Exception:  # a bad row must not stop the refresher: logged, tried next tick
