@@ -28,7 +28,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 from django.conf import settings
@@ -89,7 +89,7 @@ class AllowList:
     entries: tuple
     schedules: dict
 
-    @property
+    @cached_property
     def hash(self) -> str:
         return protocol.allowlist_hash(list(self.entries), self.schedules)
 

@@ -267,6 +267,7 @@ class SimulatedController:
                 "schedules": snap.schedules,
                 "valid_until": snap.valid_until,
                 "tz": snap.tz or "UTC",
+                "hashes": {e["h"] for e in snap.entries},
             }
             self.acl_ver = snap.ver
         self.acl_log.append(("snapshot", ver, "applied"))
@@ -283,8 +284,10 @@ class SimulatedController:
                 except protocol.ProtocolError:
                     add = None
                 replaced = set(body.get("del", [])) | {e["h"] for e in add or []}
-                entries = [e for e in held["entries"] if e["h"] not in replaced] + (add or [])
-                entries.sort(key=lambda e: (e["h"], protocol.canonical_json(e)))
+                entries = [e for e in held["entries"] if e["h"] not in replaced]
+                # Entries sharing a hash are ordered by their canonical JSON (docs/mqtt.md).
+                fresh = sorted(add or [], key=lambda e: (e["h"], protocol.canonical_json(e)))
+                entries = sorted(entries + fresh, key=lambda e: e["h"])
                 if add is None or protocol.allowlist_hash(entries, held["schedules"]) != body.get(
                     "hash"
                 ):
@@ -293,13 +296,14 @@ class SimulatedController:
                     status, why = "applied", None
                     valid_until = body.get("valid_until", held["valid_until"])
                     self.acl = {**held, "ver": ver, "entries": entries, "valid_until": valid_until}
+                    self.acl["hashes"] = {e["h"] for e in entries}
                     self.acl_ver = ver
         self.acl_log.append(("delta", ver, status))
         self._ack(ver, status, why)
 
     def holds(self, h: str) -> bool:
         acl = self.acl
-        return acl is not None and any(e["h"] == h for e in acl["entries"])
+        return acl is not None and h in acl["hashes"]
 
     def decide_offline(self, door: str, h: str, now_ms: int | None = None) -> dict:
         """What the device decides alone, from its list (docs/mqtt.md, cache rules)."""

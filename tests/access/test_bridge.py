@@ -610,7 +610,7 @@ def start_bridge_process(root, name, group):
 
 def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device, root):
     name, group = f"restart-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
-    sim = device()
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:8]}")
     online = lambda: [b for t, b in sim.extra if t.endswith("/sys/backend/status")]  # noqa: E731
     process = start_bridge_process(root, name, group)
     try:
