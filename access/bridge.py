@@ -42,7 +42,7 @@ from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from access import decision, protocol
+from access import allowlists, decision, protocol
 from access.facts import (
     FactCache,
     FactsUnavailable,
@@ -267,6 +267,7 @@ class Bridge:
         self.expiry = Properties(PacketTypes.PUBLISH)
         self.expiry.MessageExpiryInterval = DECISION_TTL_MS // 1000
         self.client = self._client()
+        self.allowlists = allowlists.Pusher(self._publish, self.root)
 
     def count(self, name: str):
         with self._counting:
@@ -367,6 +368,8 @@ class Bridge:
                 delay = self.config.poll
                 if fresh is not None and self.connected.is_set():
                     self._publish_modes(fresh)
+                if self.connected.is_set():
+                    self.allowlists.tick(self.cache.snapshot, timezone.now())
             except DatabaseError:
                 self.count("db_errors")
                 log.exception("cannot refresh the access facts")
@@ -379,6 +382,7 @@ class Bridge:
             if now - last_report >= 60:
                 last_report = now
                 log.info("bridge %s: %s", self.config.client_id, dict(self.counters))
+        self.allowlists.close()
 
     # --- MQTT plumbing
 
@@ -419,6 +423,7 @@ class Bridge:
         _result, self._subscription = client.subscribe([(t, 1) for t in topics])
         if self.cache.snapshot is not None:
             self._publish_modes(self.cache.snapshot, force=True)
+        self.allowlists.built_at = None  # rebuild and push what changed while away
         self.connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -756,9 +761,10 @@ class Bridge:
     def _on_status(self, where, msg):
         if not msg.payload:
             return  # a retained status being cleared
-        self.writer.call(
-            set_presence, where.ctrl, protocol.parse_status(msg.payload), timezone.now()
-        )
+        status = protocol.parse_status(msg.payload)
+        self.writer.call(set_presence, where.ctrl, status, timezone.now())
+        if status.online:
+            self.writer.call(allowlists.note_birth, where.ctrl, status.acl_ver)
 
     def _on_heartbeat(self, where, msg):
         hb = protocol.parse_heartbeat(msg.payload)
@@ -792,6 +798,7 @@ class Bridge:
             log.warning(
                 "controller %s answered %s to allow-list %s", where.ctrl, ack.status, ack.ver
             )
+        self.writer.call(allowlists.note_ack, where.ctrl, ack)
 
     def _on_backend_status(self, where, msg):
         """Another worker's last will (or clean stop) said the backend is offline while this

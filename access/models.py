@@ -594,6 +594,35 @@ class SiteMode(models.Model):
         return mode
 
 
+# --- allow-lists -----------------------------------------------------------------------------
+
+
+class AclState(models.Model):
+    """What the backend last pushed to one controller's allow-list (access.allowlists): the
+    version, the entries and schedules it holds after that push, and their hash, so that the
+    next change goes out as a delta against it. `acked_version` is the last version the device
+    answered `applied` to; `resend` asks the pushing worker for a full snapshot."""
+
+    controller = models.OneToOneField(
+        Controller, models.CASCADE, primary_key=True, related_name="acl_state"
+    )
+    version = models.PositiveBigIntegerField(_("version sent"), default=0)
+    entries = models.JSONField(_("entries"), default=list)
+    schedules = models.JSONField(_("schedules"), default=dict)
+    hash = models.CharField(_("hash"), max_length=80, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    acked_version = models.PositiveBigIntegerField(_("version applied"), default=0)
+    resend = models.BooleanField(_("snapshot due"), default=True)
+
+    class Meta:
+        verbose_name = _("allow-list state")
+        verbose_name_plural = _("allow-list states")
+
+    def __str__(self):
+        return f"{self.controller_id} v{self.version}"
+
+
 # --- the change feed -------------------------------------------------------------------------
 
 

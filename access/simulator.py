@@ -5,16 +5,25 @@ What a real controller does, in the protocol's words (docs/mqtt.md): it hashes t
 with the site's credential key (the UID never leaves it), waits at most 1 s for a decision,
 sends a retained birth on `status` with a retained last will, a heartbeat every 30 s, door
 events numbered by `seq` (never going back), and buffers events while offline to replay them
-on `log` when back. MQTT 3.1.1, as most devices speak. It keeps no allow-list cache: a scan
-without an answer returns None.
+on `log` when back. MQTT 3.1.1, as most devices speak.
+
+It keeps the allow-list the backend pushes on `acl/push`: snapshot chunks are assembled and
+applied at once only when all arrived and the hash matches (else `rejected`, hash_mismatch),
+a delta only on the version it holds (else `need_full`); each push is answered on `acl/ack`.
+Without an answer within `decision_timeout`, or at once while `sys/backend/status` says
+offline, a scan is decided from that list (`decide_offline`; after `valid_until` only
+`override` entries, schedules in the list's `tz`), and a grant is queued as an `unlocked`
+event for the `log` replay when the backend is back. Holding no list, such a scan returns None.
 """
 
 import json
 import threading
 import time
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from access import protocol
+from access import decision, protocol
 from access.mqtt import Broker, new_client
 
 
@@ -48,6 +57,11 @@ class SimulatedController:
         self.buffer: list[dict] = []
         self.pending: dict[str, list] = {}  # req_id → [event, answer]
         self.extra: list[tuple[str, dict]] = []  # other messages received (desired, site mode)
+        self.acl: dict | None = None  # the list held: ver, entries, schedules, valid_until, tz
+        self.chunks: dict[int, dict[int, bytes]] = {}  # snapshot ver → chunk number → payload
+        self.acl_log: list[tuple[str, int, str]] = []  # (type, ver, ack status) per push
+        self.backend_online: bool | None = None
+        self.site_mode = "normal"
         self.lock = threading.Lock()
         self.connected = threading.Event()
         self.stopped = threading.Event()
@@ -109,18 +123,23 @@ class SimulatedController:
             f"{own}/door/+/desired",
             protocol.topic("site_mode", self.root),
             protocol.topic("backend_status", self.root),
+            self._topic("acl_push"),
         ]
         client.subscribe([(t, 1) for t in subscriptions])
         if self.presence:
             birth = {"v": 1, "online": True, "fw": self.fw, "acl_ver": self.acl_ver}
             client.publish(self._topic("status"), protocol.encode(birth), qos=1, retain=True)
-        self._replay()
+        if self.backend_online is not False:
+            self._replay()
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
 
     def _on_message(self, client, userdata, msg):
+        if msg.topic == self._topic("acl_push"):
+            self._on_acl_push(msg.payload)
+            return
         try:
             body = json.loads(msg.payload) if msg.payload else None
         except ValueError:
@@ -133,6 +152,13 @@ class SimulatedController:
                 waiting[0].set()
             else:
                 self.extra.append((msg.topic, body))
+        if msg.topic.endswith("/sys/backend/status") and isinstance(body, dict):
+            back = body.get("online") is True and self.backend_online is not True
+            self.backend_online = body.get("online") is True
+            if back and self.connected.is_set():
+                self._replay()
+        elif msg.topic.endswith("/site/mode") and isinstance(body, dict):
+            self.site_mode = body.get("mode", "normal")
 
     def _beat(self):
         while not self.stopped.wait(self.heartbeat):
@@ -160,6 +186,16 @@ class SimulatedController:
     def scan_hash(
         self, door: str, h: str, *, ts: int | None = None, req_id: str | None = None, timeout=None
     ) -> dict | None:
+        """The backend's decision; from the cache after the timeout, or at once while the
+        backend says it is offline (then `"offline": true`); None without a list."""
+        if self.backend_online is False and self.acl is not None:
+            return self.decide_offline(door, h)
+        answer = self._ask(door, h, ts=ts, req_id=req_id, timeout=timeout)
+        if answer is None and self.acl is not None:
+            return self.decide_offline(door, h)
+        return answer
+
+    def _ask(self, door, h, *, ts, req_id, timeout):
         body = {"v": 1, "req_id": req_id or uuid.uuid4().hex, "ts": ts, "cred": {"type": "uid"}}
         body["cred"]["h"] = h
         body["ts"] = int(time.time() * 1000) if ts is None else ts
@@ -190,6 +226,113 @@ class SimulatedController:
 
     def publish_raw(self, topic: str, payload: bytes, qos: int = 1):
         self.client.publish(topic, payload, qos=qos)
+
+    # --- the allow-list
+
+    def _ack(self, ver: int, status: str, why: str | None = None):
+        body = {"v": 1, "ver": ver, "status": status, **({"why": why} if why else {})}
+        self.client.publish(self._topic("acl_ack"), protocol.encode(body), qos=1)
+
+    def _on_acl_push(self, raw: bytes):
+        try:
+            body = protocol.parse_json(raw, "acl push")
+            ver = body["ver"]
+        except (protocol.ProtocolError, KeyError):
+            return
+        if body.get("type") == "snapshot":
+            self._on_chunk(ver, body, raw)
+        elif body.get("type") == "delta":
+            self._on_delta(ver, body)
+
+    def _on_chunk(self, ver: int, body: dict, raw: bytes):
+        with self.lock:
+            parts = self.chunks.setdefault(ver, {})
+            parts[body.get("chunk")] = raw
+            if len(parts) < body.get("chunks", 0):
+                return
+            del self.chunks[ver]
+            for older in [v for v in self.chunks if v < ver]:
+                del self.chunks[older]  # superseded: never applied half
+        try:
+            snap = protocol.assemble_snapshot(list(parts.values()))
+        except protocol.ProtocolError as e:
+            why = "hash_mismatch" if "hash_mismatch" in str(e) else str(e)[:60]
+            self.acl_log.append(("snapshot", ver, "rejected"))
+            self._ack(ver, "rejected", why)
+            return
+        with self.lock:
+            self.acl = {
+                "ver": snap.ver,
+                "entries": list(snap.entries),
+                "schedules": snap.schedules,
+                "valid_until": snap.valid_until,
+                "tz": snap.tz or "UTC",
+                "hashes": {e["h"] for e in snap.entries},
+            }
+            self.acl_ver = snap.ver
+        self.acl_log.append(("snapshot", ver, "applied"))
+        self._ack(ver, "applied")
+
+    def _on_delta(self, ver: int, body: dict):
+        with self.lock:
+            held = self.acl
+            if held is None or body.get("base") != held["ver"]:
+                status, why = "need_full", None
+            else:
+                try:
+                    add = [protocol.check_entry(e) for e in body.get("add", [])]
+                except protocol.ProtocolError:
+                    add = None
+                replaced = set(body.get("del", [])) | {e["h"] for e in add or []}
+                entries = [e for e in held["entries"] if e["h"] not in replaced]
+                # Entries sharing a hash are ordered by their canonical JSON (docs/mqtt.md).
+                fresh = sorted(add or [], key=lambda e: (e["h"], protocol.canonical_json(e)))
+                entries = sorted(entries + fresh, key=lambda e: e["h"])
+                if add is None or protocol.allowlist_hash(entries, held["schedules"]) != body.get(
+                    "hash"
+                ):
+                    status, why = "rejected", "hash_mismatch"
+                else:
+                    status, why = "applied", None
+                    valid_until = body.get("valid_until", held["valid_until"])
+                    self.acl = {**held, "ver": ver, "entries": entries, "valid_until": valid_until}
+                    self.acl["hashes"] = {e["h"] for e in entries}
+                    self.acl_ver = ver
+        self.acl_log.append(("delta", ver, status))
+        self._ack(ver, status, why)
+
+    def holds(self, h: str) -> bool:
+        acl = self.acl
+        return acl is not None and h in acl["hashes"]
+
+    def decide_offline(self, door: str, h: str, now_ms: int | None = None) -> dict:
+        """What the device decides alone, from its list (docs/mqtt.md, cache rules)."""
+        acl = self.acl
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        only_override = now_ms >= acl["valid_until"] or self.site_mode == "lockdown"
+        local = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(acl["tz"])).replace(tzinfo=None)
+        granted = None
+        for e in acl["entries"]:
+            if e["h"] != h or door not in e["doors"]:
+                continue
+            if only_override and "override" not in e["flags"]:
+                continue
+            if (e["vf"] and now_ms < e["vf"]) or (e["vu"] and now_ms >= e["vu"]):
+                continue
+            sched = e["sched"]
+            if sched is not None and not decision.in_schedule(acl["schedules"][sched], local):
+                continue
+            granted = e
+            break
+        if granted is None:
+            return {"result": "deny", "reason": "not_in_cache", "offline": True}
+        self.seq += 1
+        event = {"v": 1, "event": "unlocked", "ts": now_ms, "seq": self.seq, "h": h}
+        with self.lock:
+            self.buffer.append({**event, "door": door})
+        if self.backend_online and self.connected.is_set():
+            self._replay()  # the backend is up but did not answer in time: log it now
+        return {"result": "grant", "reason": "cache", "offline": True, "seq": self.seq}
 
     # --- door events
 

@@ -55,6 +55,8 @@ def parse_args():
     p.add_argument("--workers", type=int, default=1, help="bridge worker processes")
     p.add_argument("--threads", type=int, default=4, help="decider threads per worker")
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--acl", action="store_true", help="allow-list figures only (at the first size)")
+    p.add_argument("--rounds", type=int, default=20, help="revocations measured with --acl")
     p.add_argument("--echo", nargs=2, metavar=("URL", "ROOT"), help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -520,6 +522,11 @@ def main():
     root = f"bench/{uuid.uuid4().hex[:8]}/campus/v1"
     results = {}
     try:
+        if args.acl:
+            grow_bookings(sizes[0])
+            figures = measure_allowlists(args, url, root, args.rounds)
+            print(json.dumps({"allow-lists": figures}, indent=1), flush=True)
+            return
         load = Load(url, root, campus["doors"], "warmup")
         echo = start_echo(args, url, root)
         assert load.online.wait(10), "echo responder did not start"
@@ -560,7 +567,87 @@ def main():
 
             connections.close_all()
             drop_database(args.server, args.db)
-    report(results, sizes, args)
+    if not args.acl:
+        report(results, sizes, args)
+
+
+def measure_allowlists(args, url: str, root: str, rounds: int) -> dict:
+    """Allow-lists: build every list in process; then the bridge (a subprocess) pushes full
+    snapshots to 40 connected simulated controllers (time from its start to the last one
+    applied); then badges held on every controller (staff) or on a few (tenants) are suspended
+    one at a time and the time to each delta applied is measured on every controller that held
+    the badge, from the update's commit."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from access import allowlists
+    from access.facts import load_snapshot
+    from access.models import AclState, Controller, Credential, Door
+    from access.mqtt import broker_from_url
+    from access.simulator import SimulatedController
+
+    for c in (38, 39):  # 40 controllers: two more, one perimeter door each
+        ctrl = Controller.objects.create(id=f"ctrl-{c:02d}", name=f"Controller {c}")
+        Door.objects.create(
+            id=f"D-9{c}", name=f"Gate {c}", controller=ctrl, kind="perimeter", direction="both"
+        )
+    now = timezone.now()
+    started = time.perf_counter()
+    lists = allowlists.build_all(load_snapshot(now), now)
+    built = time.perf_counter() - started
+    chunks = [allowlists.snapshot_messages(1, acl, now) for acl in lists.values()]
+    encoded = time.perf_counter() - started
+    figures = {
+        "controllers": len(lists),
+        "entries": sum(len(acl) for acl in lists.values()),
+        "chunks": sum(len(c) for c in chunks),
+        "largest_chunk": max(len(m) for c in chunks for m in c),
+        "build_s": round(built, 3),
+        "build_and_chunk_s": round(encoded, 3),
+    }
+    broker = broker_from_url(url)
+    sims = [
+        SimulatedController(ctrl, broker=broker, key=KEY, root=root, heartbeat=0).start()
+        for ctrl in sorted(lists)
+    ]
+    bridge = start_bridge(args, url, root)
+    started = time.monotonic()
+    try:
+        deadline = started + 60
+        while time.monotonic() < deadline and not all(s.acl is not None for s in sims):
+            time.sleep(0.01)
+        figures["all_snapshots_s"] = round(time.monotonic() - started, 3)
+        assert all(s.acl is not None for s in sims), "not every controller got its list"
+        time.sleep(1.0)
+        victims = [uid_hash(f"{i:08X}") for i in range(10)]  # staff: on every controller
+        victims += [uid_hash(f"{i:08X}") for i in range(100, 100 + max(0, rounds - 10))]
+        delays, missed = [], 0
+        for h in victims[:rounds]:
+            holders = [s for s in sims if s.holds(h)]
+            changed = time.monotonic()
+            Credential.objects.filter(uid_hash=h).update(status="suspended")
+            pending = set(range(len(holders)))
+            while pending and time.monotonic() - changed < 10:
+                for i in list(pending):
+                    if not holders[i].holds(h):
+                        delays.append(time.monotonic() - changed)
+                        pending.discard(i)
+                time.sleep(0.002)
+            missed += len(pending)
+            time.sleep(0.3)
+        delays.sort()
+        figures["revocations"] = len(victims[:rounds])
+        figures["deltas_measured"] = len(delays)
+        figures["missed"] = missed
+        figures["revocation_p50_ms"] = round(1000 * delays[len(delays) // 2])
+        figures["revocation_p99_ms"] = round(1000 * delays[int(len(delays) * 0.99) - 1])
+        figures["revocation_max_ms"] = round(1000 * delays[-1])
+        figures["acked"] = AclState.objects.filter(acked_version=F("version")).count()
+    finally:
+        stop(bridge)
+        for sim in sims:
+            sim.stop()
+    return figures
 
 
 def report(results, sizes, args):

@@ -195,6 +195,8 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", "fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", "Europe/Paris")
+# How long a controller may grant from its allow-list without news from the backend.
+ACL_VALID_HOURS = envint("ACL_VALID_HOURS", "48")
 USE_I18N = True
 USE_TZ = True
 

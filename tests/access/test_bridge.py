@@ -410,6 +410,9 @@ def test_presence_follows_birth_heartbeats_and_the_last_will(scene, bridges, dev
     sim = device(fw="door-2.1")
     assert wait_until(lambda: Controller.objects.get(pk="ctrl-a").online)
     assert Controller.objects.get(pk="ctrl-a").firmware == "door-2.1"
+    # The allow-list pushed at birth is applied first (its ack also records the version).
+    assert wait_until(lambda: sim.acl is not None)
+    assert wait_until(lambda: Controller.objects.get(pk="ctrl-a").acl_version == sim.acl_ver)
     sim.acl_ver = 12
     sim.send_heartbeat()
     assert wait_until(lambda: Controller.objects.get(pk="ctrl-a").last_heartbeat is not None)
@@ -607,7 +610,7 @@ def start_bridge_process(root, name, group):
 
 def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device, root):
     name, group = f"restart-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
-    sim = device()
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:8]}")
     online = lambda: [b for t, b in sim.extra if t.endswith("/sys/backend/status")]  # noqa: E731
     process = start_bridge_process(root, name, group)
     try:
@@ -654,7 +657,8 @@ def test_a_database_error_answers_nothing_rather_than_guessing(scene, bridges, d
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(access.facts, "probe_bookings", lost)
-    assert sim.scan("D-101", UIDS["bob"]) is None  # the device falls back to its allow-list
+    # No answer from the bridge: the device falls back to its allow-list (None without one).
+    assert (sim.scan("D-101", UIDS["bob"]) or {"offline": True}).get("offline")
     assert bridge.bridge.counters["db_errors"] == 1
     monkeypatch.setattr(access.facts, "probe_bookings", real)
     assert sim.scan("D-101", UIDS["bob"])["result"] == "grant"
@@ -673,9 +677,14 @@ def test_facts_not_refreshed_for_too_long_answer_nothing(scene, bridges, device,
 
     monkeypatch.setattr(ChangeVersion, "current", classmethod(lost))
     time.sleep(1.8)  # past the cache's 1.5 s: a suspension might have been missed meanwhile
-    assert sim.scan("D-101", UIDS["bob"]) is None
+    assert (sim.scan("D-101", UIDS["bob"]) or {"offline": True}).get("offline")
     monkeypatch.undo()
-    assert wait_until(lambda: (sim.scan("D-101", UIDS["bob"]) or {}).get("result") == "grant", 3)
+
+    def online_grant():
+        answer = sim.scan("D-101", UIDS["bob"]) or {}
+        return answer.get("result") == "grant" and "offline" not in answer
+
+    assert wait_until(online_grant, 3)
 
 
 @pytest.fixture

@@ -1,0 +1,452 @@
+"""Allow-lists for offline operation (shared/mqtt-protocol.md): what each controller may grant
+from its cache when the backend does not answer, and how it is kept current.
+
+The lists are built FROM THE DECISION FUNCTION (design invariant 3): for every badge and every
+door of a controller, `access.decision.decide` is asked on the facts of the moment the right
+would apply, and the grant's reason gives the entry's shape:
+- `staff`, `override`, `tenant_office`: at any time (`sched` null); `override` flagged;
+- `common_area`: asked with the door's schedule lifted, then bound to that schedule (named by
+  its content, so that doors with the same hours share one);
+- `booking`: asked at the booking's start (15 min early) with the schedule closed, so that only
+  the booking can open; `vf`/`vu` are the booking window;
+- `visitor`: asked within the pass window; `vf`/`vu` are the window.
+Every entry is also bounded by the badge's own validity. A deny gives no entry, and lockdown
+gives only `override` entries, because that is what `decide` says.
+
+A badge may hold several entries (one per shape); entries are ordered by `h`, then by their
+canonical JSON, and a delta replaces all entries of a hash at once (`del` removes them, `add`
+carries every entry of a hash that changed).
+
+One worker pushes (`Pusher.lead`): on PostgreSQL the holder of a session advisory lock per
+topic root, the others standing by until its connection goes; on SQLite, run one worker. Other
+workers' hooks (births, acks, heartbeats) only mark `AclState.resend` in the database, which
+the pushing worker reads at its next tick.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import cache, cached_property
+from importlib import resources
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import Count, F, Max, Q, Sum
+
+from access import decision, protocol
+from access.facts import Snapshot, local_wall_clock, person_facts
+from access.models import AclState, Controller, Door
+from bookings.models import ACTIVE, Booking
+
+log = logging.getLogger(__name__)
+
+LAG_RESEND = timedelta(seconds=60)
+REBUILD_EVERY = timedelta(hours=1)
+LAG_CHECK_EVERY = timedelta(seconds=5)
+NEVER = []  # a schedule that never opens: only a booking can grant
+
+
+def valid_for() -> timedelta:
+    return timedelta(hours=settings.ACL_VALID_HOURS)
+
+
+def epoch_ms(moment: datetime | None) -> int:
+    return int(moment.timestamp() * 1000) if moment is not None else 0
+
+
+@cache
+def posix_tz(name: str) -> str:
+    """The POSIX TZ rule of a zone (the last line of its TZif file), for devices that cannot
+    hold the time-zone database: "CET-1CEST,M3.5.0,M10.5.0/3" for Europe/Paris."""
+    try:
+        data = resources.files("tzdata.zoneinfo").joinpath(*name.split("/")).read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        try:
+            with open(f"/usr/share/zoneinfo/{name}", "rb") as f:
+                data = f.read()
+        except OSError:
+            return ""
+    return data.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode("ascii", "replace")
+
+
+def schedule_name(schedule) -> str:
+    """Named by content: the same hours give the same name on every door and every build."""
+    digest = hashlib.sha256(protocol.canonical_json([list(s) for s in schedule])).hexdigest()
+    return "s" + digest[:10]
+
+
+def entry_key(entry: dict):
+    return entry["h"], protocol.canonical_json(entry)
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """One controller's list: entries ordered by (h, canonical JSON) and the schedules they
+    name. `hash` is the protocol's canonical hash."""
+
+    entries: tuple
+    schedules: dict
+
+    @cached_property
+    def hash(self) -> str:
+        return protocol.allowlist_hash(list(self.entries), self.schedules)
+
+    def __len__(self):
+        return len(self.entries)
+
+    def by_hash(self) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {}
+        for entry in self.entries:
+            grouped.setdefault(entry["h"], []).append(entry)
+        return grouped
+
+
+EMPTY = AllowList((), {})
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def upcoming_bookings(snap: Snapshot, now: datetime, until: datetime) -> dict:
+    """Active bookings that may open a door before `until`, by person (one query)."""
+    rows = Booking.objects.filter(
+        status__in=ACTIVE,
+        person_id__isnull=False,
+        end__gt=now,
+        start__lt=until + decision.DOOR_EARLY,
+    ).values_list("person_id", "status", "start", "end", "resource_id")
+    out: dict[int, list] = {}
+    for person, status, start, end, resource in rows:
+        space, machine = snap.resources.get(resource, (None, None))
+        facts = decision.BookingFacts(space, start, end, status, machine)
+        out.setdefault(person, []).append(facts)
+    return out
+
+
+def _grants(snap: Snapshot, badge, doors, now, until, bookings):
+    """(door id, sched schedule or None, vf, vu, flags) for every right `decide` gives."""
+    cred = badge.facts
+    start = max(now, cred.valid_from or now)
+    end = min(until, cred.valid_until or until)
+    if start >= end:
+        return
+    holder = snap.people.get(badge.holder_id) if badge.holder_id is not None else None
+    tenant = leases = None
+    qualifications = decision.QualificationFacts()
+    if holder is not None:
+        tenant = snap.tenants.get(holder.tenant_id) if holder.tenant_id else None
+        leases = snap.leases.get(holder.tenant_id, ()) if holder.tenant_id else ()
+        qualifications = snap.qualifications.get(holder.pk, qualifications)
+    bound_vf, bound_vu = epoch_ms(cred.valid_from), epoch_ms(cred.valid_until)
+    moments: dict = {}
+
+    def ask(at: datetime, door, schedule, held=()):
+        if at not in moments:
+            local = local_wall_clock(at)
+            person = person_facts(holder, tenant, leases, local.date()) if holder else None
+            moments[at] = local, person
+        local, person = moments[at]
+        facts = decision.Facts(
+            now=at,
+            local_now=local,
+            credential=cred,
+            person=person,
+            door=replace(door.facts, schedule=schedule),
+            bookings=held,
+            qualifications=qualifications,
+            visitor=badge.visitor,
+            lockdown=snap.lockdown or door.mode == Door.Mode.LOCKDOWN,
+        )
+        return decision.decide(facts)
+
+    def bounded(vf: int, vu: int) -> tuple[int, int]:
+        vf = max(vf, bound_vf)
+        vu = min(vu, bound_vu) if vu and bound_vu else vu or bound_vu
+        return vf, vu
+
+    at = start
+    if badge.visitor is not None:
+        at = max(start, badge.visitor.start)
+    if at < end:
+        for door in doors:
+            answer = ask(at, door, None)
+            if not answer.granted:
+                continue
+            reason, sched, vf, vu, flags = answer.reason, None, 0, 0, []
+            if reason == "override":
+                flags = ["override"]
+            elif reason == "common_area":
+                if door.facts.schedule is not None and not door.facts.schedule:
+                    continue  # an empty schedule never opens
+                sched = door.facts.schedule
+            elif reason == "visitor":
+                vf, vu = epoch_ms(badge.visitor.start), epoch_ms(badge.visitor.end)
+            elif reason not in ("staff", "tenant_office"):
+                continue
+            yield (door, sched, *bounded(vf, vu), flags)
+    if holder is None:
+        return
+    for booking in bookings.get(holder.pk, ()):
+        opens = booking.start - decision.DOOR_EARLY
+        at = max(start, opens)
+        if at >= min(end, booking.end):
+            continue
+        for door in doors:
+            answer = ask(at, door, NEVER, (booking,))
+            if answer.reason == "booking":
+                yield (door, None, *bounded(epoch_ms(opens), epoch_ms(booking.end)), [])
+
+
+def _inputs(snap: Snapshot, badge, now: datetime, bookings: dict, doors_key) -> tuple:
+    """Everything a badge's grants depend on (hashable): the same inputs give the same grants,
+    so that a build after one change asks `decide` again only for the badges it touched.
+    Within the hour: the time-dependent bounds travel in the entries (vf/vu)."""
+    holder = snap.people.get(badge.holder_id) if badge.holder_id is not None else None
+    person = quals = held = None
+    if holder is not None:
+        tenant = snap.tenants.get(holder.tenant_id) if holder.tenant_id else None
+        leases = snap.leases.get(holder.tenant_id, ()) if holder.tenant_id else ()
+        person = person_facts(holder, tenant, leases, local_wall_clock(now).date())
+        quals = snap.qualifications.get(holder.pk)
+        held = tuple(bookings.get(holder.pk, ()))
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    return (badge, person, quals, held, snap.lockdown, doors_key, hour)
+
+
+def build_all(
+    snap: Snapshot, now: datetime, bookings: dict | None = None, memo: dict | None = None
+) -> dict:
+    """Every controller's allow-list, from the facts snapshot and the upcoming bookings.
+    `memo` (kept by the caller between builds) holds each badge's grants by their inputs."""
+    until = now + valid_for()
+    if bookings is None:
+        bookings = upcoming_bookings(snap, now, until)
+    doors = sorted(snap.doors.values(), key=lambda d: (d.controller, d.id))
+    doors_key = protocol.encode(
+        [
+            [d.controller, d.id, d.mode, d.facts.kind, d.facts.space_id, d.facts.schedule]
+            for d in doors
+        ]
+        + [[d.facts.bookable for d in doors]]
+    )
+    fresh_memo = {}
+    per_ctrl: dict[str, dict[tuple, list[str]]] = {d.controller: {} for d in doors}
+    for h, badge in snap.badges.items():
+        key = _inputs(snap, badge, now, bookings, doors_key)
+        grants = memo.get(key) if memo is not None else None
+        if grants is None:
+            grants = [
+                (door.controller, door.id, sched, vf, vu, tuple(flags))
+                for door, sched, vf, vu, flags in _grants(snap, badge, doors, now, until, bookings)
+            ]
+        fresh_memo[key] = grants
+        for ctrl, door_id, sched, vf, vu, flags in grants:
+            sched_key = None if sched is None else protocol.encode(list(sched))
+            per_ctrl[ctrl].setdefault((h, sched_key, vf, vu, flags), []).append(door_id)
+    if memo is not None:
+        memo.clear()
+        memo.update(fresh_memo)
+    lists = {}
+    for ctrl, shapes in per_ctrl.items():
+        entries, schedules = [], {}
+        for (h, _sched_key, vf, vu, flags), door_ids in shapes.items():
+            sched = None
+            if _sched_key is not None:
+                slots = [list(s) for s in json.loads(_sched_key)]
+                sched = schedule_name(slots)
+                schedules[sched] = slots
+            entry = {"h": h, "doors": sorted(set(door_ids)), "sched": sched, "vf": vf, "vu": vu}
+            entry["flags"] = list(flags)
+            entries.append(entry)
+        lists[ctrl] = AllowList(tuple(sorted(entries, key=entry_key)), schedules)
+    return lists
+
+
+# --- pushing ----------------------------------------------------------------------------------
+
+
+def snapshot_messages(ver: int, acl: AllowList, valid_until: datetime) -> list[bytes]:
+    tz = settings.TIME_ZONE
+    return protocol.snapshot_chunks(
+        ver,
+        list(acl.entries),
+        acl.schedules,
+        valid_until=epoch_ms(valid_until),
+        tz=tz,
+        tz_posix=posix_tz(tz),
+    )
+
+
+def delta_message(ver: int, base: int, old: AllowList, new: AllowList, valid_until) -> bytes:
+    """add/del by hash between two lists with the same schedules."""
+    before, after = old.by_hash(), new.by_hash()
+    changed = sorted(h for h, items in after.items() if before.get(h) != items)
+    body = {
+        "v": protocol.VERSION,
+        "type": "delta",
+        "ver": ver,
+        "base": base,
+        "add": [e for h in changed for e in after[h]],
+        "del": sorted(set(before) - set(after)),
+        "hash": new.hash,
+        "valid_until": epoch_ms(valid_until),
+    }
+    return protocol.encode(body)
+
+
+def push(state: AclState, acl: AllowList, now: datetime, publish, root: str, *, full: bool):
+    """Send `acl` as a delta on the last list sent when the device is known to follow, else as
+    a snapshot; record it. Returns "delta" or "snapshot"."""
+    valid_until = now + valid_for()
+    reported = (
+        Controller.objects.filter(pk=state.controller_id)
+        .values_list("acl_version", flat=True)
+        .first()
+    )
+    ver = max(state.version, reported or 0) + 1
+    old = AllowList(tuple(state.entries), state.schedules)
+    messages = None
+    if not full and state.acked_version and state.version and old.schedules == acl.schedules:
+        delta = delta_message(ver, state.version, old, acl, valid_until)
+        # A big change (a whole tenant leaving) goes out as a chunked snapshot instead.
+        if len(delta) <= protocol.MAX_CHUNK_BYTES:
+            messages, kind = [delta], "delta"
+    if messages is None:
+        messages, kind = snapshot_messages(ver, acl, valid_until), "snapshot"
+    topic = protocol.topic("acl_push", root, ctrl=state.controller_id)
+    # Recorded before publishing: an ack can come back before this function returns.
+    state.version, state.entries, state.schedules = ver, list(acl.entries), acl.schedules
+    state.hash, state.valid_until, state.sent_at, state.resend = acl.hash, valid_until, now, False
+    state.save()
+    for payload in messages:
+        publish(topic, payload)
+    log.info("allow-list %s v%d to %s (%d entries)", kind, ver, state.controller_id, len(acl))
+    return kind
+
+
+def sync(snap: Snapshot, now: datetime, publish, root: str, memo: dict | None = None) -> dict:
+    """Build every list; push what changed, what a device asked for again, and renewals of
+    `valid_until` (every REBUILD_EVERY). Returns counts of pushes by kind."""
+    lists = build_all(snap, now, memo=memo)
+    states = {s.controller_id: s for s in AclState.objects.all()}
+    renew_before = now + valid_for() - REBUILD_EVERY
+    counts = {"delta": 0, "snapshot": 0}
+    for ctrl in Controller.objects.filter(is_active=True).values_list("pk", flat=True):
+        acl = lists.get(ctrl, EMPTY)
+        state = states.get(ctrl)
+        if state is None:
+            state = AclState(controller_id=ctrl, resend=True)
+        stale = state.valid_until is None or state.valid_until <= renew_before
+        if state.resend or acl.hash != state.hash or stale:
+            counts[push(state, acl, now, publish, root, full=state.resend)] += 1
+    return counts
+
+
+# --- hooks called by the bridge (any worker; database writes only) ------------------------------
+
+
+def note_birth(ctrl: str, acl_ver: int | None):
+    """A controller came online: a snapshot unless it holds what we sent."""
+    states = AclState.objects.filter(controller_id=ctrl)
+    if acl_ver is not None:
+        states = states.exclude(version=acl_ver, hash__gt="")
+    states.update(resend=True)
+
+
+def note_ack(ctrl: str, ack: protocol.AclAck):
+    if ack.status == "applied":
+        AclState.objects.filter(controller_id=ctrl, version__gte=ack.ver).update(
+            acked_version=ack.ver
+        )
+    else:  # need_full, rejected (hash_mismatch): the whole list again
+        log.warning("controller %s answered %s (%s) to v%s", ctrl, ack.status, ack.why, ack.ver)
+        AclState.objects.filter(controller_id=ctrl).update(resend=True)
+
+
+def mark_lagging(now: datetime) -> int:
+    """Online controllers whose reported version lags what was sent 60 s ago: snapshot."""
+    lagging = (
+        AclState.objects.filter(resend=False, sent_at__lt=now - LAG_RESEND, controller__online=True)
+        .filter(Q(controller__acl_version__isnull=True) | ~Q(controller__acl_version=F("version")))
+        .values_list("pk", flat=True)
+    )
+    return AclState.objects.filter(pk__in=list(lagging)).update(resend=True)
+
+
+def bookings_fingerprint(now: datetime):
+    """Bookings are not in the change feed (they change all day): a new or cancelled booking
+    in the lists' horizon changes this."""
+    return tuple(
+        Booking.objects.filter(
+            status__in=ACTIVE, end__gt=now, start__lt=now + valid_for() + decision.DOOR_EARLY
+        )
+        .aggregate(n=Count("id"), s=Sum("id"), c=Max("created_at"))
+        .values()
+    )
+
+
+class Pusher:
+    """The bridge's allow-list duty, ticked by its refresher after each poll of the change
+    feed. Only the leader pushes; see the module docstring."""
+
+    def __init__(self, publish, root: str):
+        self.publish = publish
+        self.root = root
+        self.leading_on = None  # the database connection holding the lock
+        self.built_at = None
+        self.lag_checked_at = None
+        self.version = None
+        self.bookings = None
+        self.counts = {"delta": 0, "snapshot": 0}
+        self.memo: dict = {}
+
+    def lead(self) -> bool:
+        if connection.vendor != "postgresql":
+            return True  # SQLite: one worker only
+        connection.ensure_connection()
+        if self.leading_on is connection.connection:
+            return True
+        key = int.from_bytes(hashlib.sha256(b"acl:" + self.root.encode()).digest()[:8], "big")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key - 2**63])
+            got = cursor.fetchone()[0]
+        self.leading_on = connection.connection if got else None
+        if got:
+            log.info("this worker pushes the allow-lists")
+            self.built_at = None
+        return got
+
+    def tick(self, snap: Snapshot | None, now: datetime):
+        if snap is None or not self.lead():
+            return
+        if self.lag_checked_at is None or now - self.lag_checked_at >= LAG_CHECK_EVERY:
+            self.lag_checked_at = now
+            mark_lagging(now)
+        bookings = bookings_fingerprint(now)
+        due = (
+            self.built_at is None
+            or now - self.built_at >= REBUILD_EVERY
+            or snap.version != self.version
+            or bookings != self.bookings
+            or AclState.objects.filter(resend=True).exists()
+        )
+        if not due:
+            return
+        try:
+            counts = sync(snap, now, self.publish, self.root, self.memo)
+        except DatabaseError:
+            raise
+        except Exception:  # a bad row must not stop the refresher: logged, tried next tick
+            log.exception("cannot push the allow-lists")
+            return
+        self.built_at, self.version, self.bookings = now, snap.version, bookings
+        for kind, n in counts.items():
+            self.counts[kind] += n
+
+    def close(self):
+        """Release the lock with the connection, so another worker takes over at once."""
+        if self.leading_on is not None:
+            self.leading_on = None
+            connection.close()
