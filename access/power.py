@@ -81,6 +81,9 @@ class Power:
         self.lock = threading.RLock()  # guards `powered`; held while a session stops
         self.powered: dict[int, Powered] = {}  # equipment id → its session
         self.confirmations: dict[str, threading.Event] = {}
+        # The power thread sleeps until a machine with a controller exists or shows up, so that
+        # a site (or a test) without any costs no database round trip per second.
+        self.wake = threading.Event()
 
     # --- MQTT: what to subscribe to, what is ours
 
@@ -109,6 +112,7 @@ class Power:
 
     def on_relay(self, device: str, what: str, payload: bytes, now: datetime):
         """A Tasmota report, on the network thread: memory only, database writes queued."""
+        self.wake.set()
         text = payload.decode("utf-8", "replace").strip()
         if what == "POWER":
             on = text.upper() == "ON"
@@ -129,6 +133,7 @@ class Power:
         """A native node's retained state: powered or not (lease loss is read from it)."""
         if not payload:
             return
+        self.wake.set()
         state = protocol.parse_eq_state(payload)
         lookup = {
             "controller_kind": NATIVE,
@@ -155,6 +160,7 @@ class Power:
         """(answer, grant extras) for a machine scan the decision already answered."""
         if equipment is None or equipment.controller_kind == Equipment.ControllerKind.NONE:
             return answer, {}
+        self.wake.set()
         if scan.purpose == "session_stop":
             return self.badge_out(equipment, holder_id, now)
         if not answer.granted or holder_id is None:
@@ -200,6 +206,14 @@ class Power:
     def run(self, stop: threading.Event, every: float = 1.0):
         every = min(every, lease_s() / 6)
         delay = every
+        try:
+            if Equipment.objects.exclude(controller_kind=Equipment.ControllerKind.NONE).exists():
+                self.wake.set()
+        except DatabaseError:
+            self.wake.set()
+        while not self.wake.wait(every):
+            if stop.is_set():
+                return
         while not stop.wait(delay):
             try:
                 self.tick(timezone.now())
