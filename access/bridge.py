@@ -42,7 +42,7 @@ from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from access import allowlists, decision, protocol
+from access import allowlists, decision, power, protocol
 from access.facts import (
     FactCache,
     FactsUnavailable,
@@ -129,6 +129,8 @@ class BridgeConfig:
     # Scans are decided by this many threads, so that one scan's database round trip overlaps
     # another's work; everything else is handled in order by the network thread.
     deciders: int = 4
+    # Renew, warn and stop machine sessions (access.power): in one worker only.
+    power: bool = True
     session_expiry: int = SESSION_EXPIRY_S
     reconnect_max: int = 30
 
@@ -268,6 +270,7 @@ class Bridge:
         self.expiry.MessageExpiryInterval = DECISION_TTL_MS // 1000
         self.client = self._client()
         self.allowlists = allowlists.Pusher(self._publish, self.root)
+        self.power = power.Power(self.root, self._publish, self.writer)
 
     def count(self, name: str):
         with self._counting:
@@ -292,6 +295,8 @@ class Bridge:
             from bookings.management.commands.run_jobs import run_loop
 
             self._thread(lambda: run_loop(self.stop_event, self.config.jobs_interval), "jobs")
+        if self.config.power:
+            self._thread(lambda: self.power.run(self.stop_event), "bridge-power")
         b = self.config.broker
         if self.config.v5:
             props = Properties(PacketTypes.CONNECT)
@@ -419,7 +424,7 @@ class Bridge:
         topics = [f"{self.root}/{t}" for t in SHARED_TOPICS]
         if self.config.v5:
             topics = [f"$share/{self.config.group}/{t}" for t in topics]
-        topics += [f"{self.root}/{t}" for t in PLAIN_TOPICS]
+        topics += [f"{self.root}/{t}" for t in PLAIN_TOPICS] + self.power.topics()
         _result, self._subscription = client.subscribe([(t, 1) for t in topics])
         if self.cache.snapshot is not None:
             self._publish_modes(self.cache.snapshot, force=True)
@@ -500,6 +505,9 @@ class Bridge:
 
     def _dispatch(self, msg):
         self.count("received")
+        if relay := self.power.relay_topic(msg.topic):  # Tasmota's own topics, outside the root
+            self.power.on_relay(*relay, msg.payload, timezone.now())
+            return
         try:
             where = protocol.parse_topic(msg.topic, self.root)
         except protocol.ProtocolError as e:
@@ -515,6 +523,9 @@ class Bridge:
             "door_cmd_ack": self._on_cmd_ack,
             "acl_ack": self._on_acl_ack,
             "backend_status": self._on_backend_status,
+            "eq_state": lambda where, msg: self.power.on_eq_state(
+                where, msg.payload, timezone.now()
+            ),
         }.get(where.kind)
         if handler is None:
             return
@@ -574,11 +585,17 @@ class Bridge:
             props.CorrelationData = correlation
         return topic, props
 
-    def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None):
+    def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None, session=None):
         topic, props = self._reply_target(where, msg)
-        exp = epoch_ms(now) + DECISION_TTL_MS
+        # From the reply, not the scan: a machine's grant waits for its relay (access.power).
+        exp = epoch_ms(max(now, timezone.now())) + DECISION_TTL_MS
         payload = protocol.decision_payload(
-            req_id, answer.result, answer.reason, exp, pulse_ms=pulse_ms if answer.granted else None
+            req_id,
+            answer.result,
+            answer.reason,
+            exp,
+            pulse_ms=pulse_ms if answer.granted else None,
+            **(session or {}),  # session_id, lease_s of a machine's grant (access.power)
         )
         self._publish(topic, payload, properties=props)
         with self.memory:
@@ -627,7 +644,7 @@ class Bridge:
                 requested_at = datetime.fromtimestamp(scan.ts / 1000, UTC)
             except (OverflowError, OSError, ValueError):
                 raise protocol.ProtocolError("scan: 'ts' is out of range", scan.req_id) from None
-            held, badge, door, equipment_name = (), None, None, ""
+            held, badge, door, equipment_name, session = (), None, None, "", None
             if self._expired(msg):
                 answer = decision.deny("stale_request")
             elif door_scan:
@@ -635,7 +652,7 @@ class Bridge:
                 answer = decision.decide(scanned.facts)
                 held, badge, door = scanned.held, scanned.badge, scanned.door
             else:
-                answer, badge = self._decide_equipment(where, scan, now, requested_at)
+                answer, badge, session = self._decide_equipment(where, scan, now, requested_at)
                 equipment_name = where.eq
         except (DatabaseError, FactsUnavailable) as e:
             # No answer rather than a wrong one: the device decides from its cache after 1 s.
@@ -643,7 +660,8 @@ class Bridge:
             log.error("no decision for %s/%s: %s", where.ctrl, scan.req_id, e)
             connection.close()
             return
-        self._reply(where, msg, scan.req_id, answer, now, pulse_ms=door.pulse_ms if door else None)
+        pulse_ms = door.pulse_ms if door else None
+        self._reply(where, msg, scan.req_id, answer, now, pulse_ms=pulse_ms, session=session)
         self.writer.audit(
             AuditEvent(
                 kind=AuditEvent.Kind.DECISION,
@@ -685,14 +703,19 @@ class Bridge:
         """Machines are few and rarely scanned: their facts come straight from the database."""
         from labs.models import Equipment
 
-        equipment = Equipment.objects.filter(resource__code=where.eq).first()
+        equipment = Equipment.objects.select_related("resource").filter(resource__code=where.eq)
+        equipment = equipment.first()
         snap = self.cache.fresh_snapshot()
         badge = snap.badges.get(scan.h)
         if equipment is None:
             facts = decision.Facts(now, local_wall_clock(now), None, requested_at=requested_at)
         else:
             facts = load_equipment_facts(scan.h, equipment, now, requested_at)
-        return decision.decide(facts), badge
+        # A grant opens a session and powers the machine; a badge-out stops it (access.power).
+        answer, session = self.power.on_scan(
+            equipment, scan, badge.holder_id if badge else None, decision.decide(facts), now
+        )
+        return answer, badge, session
 
     def _check_in_later(self, person_id, door, held, now):
         """The first grant at a booked room's door checks its booking in (issue 6), after the

@@ -233,6 +233,15 @@ MQTT_ROOT = env("MQTT_ROOT", "campus/v1")
 # Off for a broker that speaks only 3.1.1, like the demo's embedded amqtt: one bridge worker,
 # plain subscriptions.
 MQTT_V5 = envbool("MQTT_V5", "True")
+# Tasmota relays keep their own topics (cmnd/<topic>/POWER…), outside MQTT_ROOT; a prefix
+# ("site-a/") puts them under one level of their own.
+TASMOTA_PREFIX = env("TASMOTA_PREFIX", "")
+# Machine power (access.power): the lease a grant gives (renewed every third of it), the warning
+# before the booking ends, the grace after it, how long a relay has to confirm POWER ON.
+EQ_LEASE_S = envint("EQ_LEASE_S", "60")
+EQ_WARN_S = envint("EQ_WARN_S", "300")
+EQ_GRACE_S = envint("EQ_GRACE_S", "300")
+EQ_CONFIRM_S = float(env("EQ_CONFIRM_S", "2") or "2")
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "True")

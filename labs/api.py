@@ -7,7 +7,7 @@ maintenance windows, the booking engine. Another tenant's objects answer 404.
 
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
@@ -66,6 +66,9 @@ class EquipmentOut(Schema):
     companions: list[str]
     price_per_hour_cents: int
     next_free_slot: SlotOut | None
+    relay_online: bool | None = Field(description="As the MQTT bridge last heard; null: unknown")
+    powered: bool | None
+    current_session: int | None = Field(description="The open usage session's id")
 
     @staticmethod
     def resolve_code(obj):
@@ -94,6 +97,12 @@ class EquipmentOut(Schema):
     @staticmethod
     def resolve_price_per_hour_cents(obj, context):
         return obj.resource.price_per_hour_cents(context["request"].auth.tenant)
+
+    @staticmethod
+    def resolve_current_session(obj):
+        if hasattr(obj, "current_session"):
+            return obj.current_session
+        return obj.sessions.filter(stopped_at__isnull=True).values_list("pk", flat=True).first()
 
     @staticmethod
     def resolve_next_free_slot(obj):
@@ -125,8 +134,11 @@ class EquipmentDetail(EquipmentOut):
 
 
 def equipment_queryset():
-    return Equipment.objects.select_related("resource__policy", "location").prefetch_related(
-        "resource__companions"
+    running = UsageSession.objects.filter(equipment=OuterRef("pk"), stopped_at__isnull=True)
+    return (
+        Equipment.objects.select_related("resource__policy", "location")
+        .prefetch_related("resource__companions")
+        .annotate(current_session=Subquery(running.values("pk")[:1]))
     )
 
 

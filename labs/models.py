@@ -84,6 +84,19 @@ class Equipment(models.Model):
         default=False,
         help_text=_("After each session the machine is “to check” until a technician signs it."),
     )
+    # What the MQTT bridge last heard from the machine's relay or node (access.power); empty
+    # until it reports. Shown to staff; the bridge stops a session when the relay goes away.
+    relay_online = models.BooleanField(_("relay online"), null=True, editable=False)
+    powered = models.BooleanField(_("powered"), null=True, editable=False)
+    power_seen_at = models.DateTimeField(_("power state seen"), null=True, editable=False)
+    meter_kwh = models.DecimalField(
+        _("energy meter (kWh)"),
+        max_digits=12,
+        decimal_places=3,
+        null=True,
+        editable=False,
+        help_text=_("The relay's cumulative counter (Tasmota ENERGY.Total), last reading."),
+    )
 
     class Meta:
         verbose_name = _("equipment")
@@ -341,6 +354,10 @@ class UsageSession(models.Model):
         _("stop reason"), max_length=14, choices=StopReason.choices, blank=True
     )
     energy_wh = models.PositiveIntegerField(_("energy (Wh)"), null=True, blank=True)
+    # The relay's meter when the session started: energy_wh is the difference at the stop.
+    meter_start_kwh = models.DecimalField(
+        _("meter at start (kWh)"), max_digits=12, decimal_places=3, null=True, blank=True
+    )
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
 
     class Meta:

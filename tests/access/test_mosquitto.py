@@ -70,6 +70,14 @@ def test_the_acl_confines_controllers_with_patterns_and_opens_the_tree_to_the_ba
     assert stat.S_IMODE((tmp_path / "acl").stat().st_mode) == 0o600
 
 
+def test_the_acl_follows_the_tasmota_prefix(enrolled, tmp_path, settings):
+    settings.TASMOTA_PREFIX = "site-a"
+    call_command("mosquitto_config", "--out", str(tmp_path), "--mode", "600", stdout=StringIO())
+    acl = lines(tmp_path / "acl")
+    assert "pattern read site-a/cmnd/%u/#" in acl and "pattern write site-a/stat/%u/#" in acl
+    assert "topic readwrite site-a/tele/#" in acl
+
+
 def test_the_backend_login_is_required(controllers, settings, tmp_path):
     settings.MQTT_URL = "mqtt://127.0.0.1:1883"
     with pytest.raises(CommandError, match="backend's login"):

@@ -222,11 +222,20 @@ def test_sessions_start_and_stop_from_the_api_within_the_tenant(
     )
     busy = as_bob.post("/api/v1/sessions", {"equipment_id": printer.pk}, "application/json")
     assert (busy.status_code, busy.json()["code"]) == (409, "equipment_busy")
+    shown = as_bob.get(f"/api/v1/equipment/{printer.pk}").json()
+    assert (shown["current_session"], shown["relay_online"], shown["powered"]) == (
+        session["id"],
+        None,
+        None,
+    )
+    listed = {e["id"]: e for e in as_bob.get("/api/v1/equipment").json()["items"]}
+    assert listed[printer.pk]["current_session"] == session["id"]
     stopped = as_alice.post(
         f"/api/v1/sessions/{session['id']}/stop", {"energy_wh": 12}, "application/json"
     )
     assert stopped.status_code == 200
     assert (stopped.json()["stop_reason"], stopped.json()["energy_wh"]) == ("manual", 12)
+    assert as_bob.get(f"/api/v1/equipment/{printer.pk}").json()["current_session"] is None
 
 
 def test_a_session_is_refused_without_a_booking_or_on_a_controlled_machine(

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from access.models import Controller, mosquitto_hash
 from access.mqtt import broker_from_url
+from access.power import tasmota_prefix
 
 # What a controller may do, under {root}/ctrl/%u/: publish what it reports, read what it is
 # sent. Nothing else: no other controller's subtree, no wildcard publish.
@@ -40,10 +41,11 @@ CONTROLLER_RULES = [
 SHARED_READ = ["site/mode", "sys/backend/status"]
 # A Tasmota relay enrolled as a controller whose id is its Tasmota topic.
 TASMOTA_RULES = [("read", "cmnd/%u/#"), ("write", "stat/%u/#"), ("write", "tele/%u/#")]
-BACKEND_TOPICS = ["{root}/#", "cmnd/#", "stat/#", "tele/#"]
+BACKEND_TOPICS = ["{root}/#", "{tasmota}cmnd/#", "{tasmota}stat/#", "{tasmota}tele/#"]
 
 
-def acl_text(root: str, backend_user: str, controller_ids: list[str]) -> str:
+def acl_text(root: str, backend_user: str, controller_ids: list[str], tasmota: str = "") -> str:
+    """`tasmota`: the relays' topic prefix (settings.TASMOTA_PREFIX, normalised), "" or "x/"."""
     root = root.rstrip("/")
     lines = [
         "# Mosquitto ACL for Technocampus, written by `manage.py mosquitto_config`.",
@@ -52,11 +54,11 @@ def acl_text(root: str, backend_user: str, controller_ids: list[str]) -> str:
         "# Every login, %u being its user name: a controller reaches only its own subtree.",
         *(f"pattern {access} {root}/{t}" for access, t in CONTROLLER_RULES),
         "# Tasmota relays, enrolled with their Tasmota topic as controller id.",
-        *(f"pattern {access} {t}" for access, t in TASMOTA_RULES),
+        *(f"pattern {access} {tasmota}{t}" for access, t in TASMOTA_RULES),
         "",
         "# The backend (the MQTT bridge): the whole tree and the Tasmota relays.",
         f"user {backend_user}",
-        *(f"topic readwrite {t.format(root=root)}" for t in BACKEND_TOPICS),
+        *(f"topic readwrite {t.format(root=root, tasmota=tasmota)}" for t in BACKEND_TOPICS),
         "",
         "# Each controller also reads the site mode and the backend's presence.",
     ]
@@ -129,7 +131,12 @@ class Command(BaseCommand):
         )
         write_atomically(
             folder / "acl",
-            acl_text(settings.MQTT_ROOT, broker.username, [c.id for c in controllers]),
+            acl_text(
+                settings.MQTT_ROOT,
+                broker.username,
+                [c.id for c in controllers],
+                tasmota_prefix(),
+            ),
             file_mode,
         )
         self.stdout.write(

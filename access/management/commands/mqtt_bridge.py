@@ -64,6 +64,7 @@ class Command(BaseCommand):
             client_id=new_worker_id(group, name, index),
             v5=settings.MQTT_V5,
             run_jobs=index == 0 and not no_jobs,
+            power=index == 0,
             deciders=max(1, threads),
         )
         Bridge(config).run(stop)
