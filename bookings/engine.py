@@ -142,10 +142,15 @@ def check_rules(
     return pol
 
 
+def cost_cents(hourly_cents: int, minutes: int) -> int:
+    """The price rule: an hourly price times minutes / 60, rounded half up to the cent, in
+    integers. Bookings (here) and measured sessions (labs.usage) are both priced with it."""
+    return (hourly_cents * minutes + 30) // 60
+
+
 def price_cents(resource: Resource, tenant, start: datetime, end: datetime) -> int:
-    """Hourly price times duration, rounded half up to the cent (integer arithmetic)."""
     minutes = int((end - start) / timedelta(minutes=1))
-    return (resource.price_per_hour_cents(tenant) * minutes + 30) // 60
+    return cost_cents(resource.price_per_hour_cents(tenant), minutes)
 
 
 def month_bounds(moment: datetime) -> tuple[datetime, datetime]:

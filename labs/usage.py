@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Q
 
-from bookings.engine import building_tz, month_bounds
+from bookings.engine import building_tz, cost_cents, month_bounds
 from bookings.models import Booking, Resource, Status
 from campus.models import Tenant
 from labs.models import Equipment, UsageSession
@@ -268,7 +268,7 @@ def compute(inputs: Inputs) -> Statement:
                 None,
                 "measured",
                 minutes,
-                half_up(hourly(res) * minutes, 60),
+                cost_cents(hourly(res), minutes),
                 row.energy_wh or 0,
             )
             continue
@@ -294,7 +294,7 @@ def compute(inputs: Inputs) -> Statement:
             if measured:
                 minutes = sum(_minutes(s.stopped_at - s.started_at) for s in measured)
                 energy_wh = sum(s.energy_wh or 0 for s in measured)
-                amount = half_up(hourly(res) * minutes, 60)
+                amount = cost_cents(hourly(res), minutes)
                 equipment_line(res, day, b.id, "measured", minutes, amount, energy_wh)
             else:
                 equipment_line(res, day, b.id, "booked", booked_minutes, b.price_cents, 0)
