@@ -37,7 +37,7 @@ from django.db.models import Count, F, Max, Q, Sum
 
 from access import decision, protocol
 from access.facts import Snapshot, local_wall_clock, person_facts
-from access.models import AclState, Controller, Door
+from access.models import AclState, Controller
 from bookings.models import ACTIVE, Booking
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
             bookings=held,
             qualifications=qualifications,
             visitor=badge.visitor,
-            lockdown=snap.lockdown or door.mode == Door.Mode.LOCKDOWN,
+            lockdown=door.locked_down(snap.lockdown),
         )
         return decision.decide(facts)
 

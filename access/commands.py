@@ -185,7 +185,7 @@ def unlock(
             detail={"pulse_ms": pulse_ms, "exp": command["exp"], **({"why": why} if why else {})},
         )
 
-    if SiteMode.current().lockdown or door.mode == Door.Mode.LOCKDOWN:
+    if door.locked_down(SiteMode.current().lockdown):
         record("lockdown")
         raise Conflict("The site or this door is in lockdown: no remote unlock.", code="lockdown")
     if not is_online(door.controller, now):

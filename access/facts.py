@@ -270,7 +270,7 @@ def load_door_facts(
         bookings=bookings,
         qualifications=qualifications,
         visitor=visit,
-        lockdown=site_lockdown or door.mode == Door.Mode.LOCKDOWN,
+        lockdown=door.locked_down(site_lockdown),
         requested_at=requested_at,
     )
 
@@ -506,7 +506,7 @@ class FactCache:
             bookings=tuple(b.facts for b in held),
             qualifications=qualifications,
             visitor=badge.visitor if badge else None,
-            lockdown=snap.lockdown or door.mode == Door.Mode.LOCKDOWN,
+            lockdown=door.locked_down(snap.lockdown),
             requested_at=requested_at,
         )
         return DoorScanFacts(facts, door, badge, held)

@@ -512,6 +512,10 @@ class Door(models.Model):
                 }
             )
 
+    def locked_down(self, site_lockdown: bool) -> bool:
+        """Whether this door is in lockdown: the whole site's, or its own mode."""
+        return site_lockdown or self.mode == Door.Mode.LOCKDOWN
+
     def to_facts(self) -> decision.DoorFacts:
         return decision.DoorFacts(self.kind, self.space_id, self.schedule)
 
