@@ -37,7 +37,7 @@ from django.db.models import Count, F, Max, Q, Sum
 
 from access import decision, protocol
 from access.facts import Snapshot, local_wall_clock, person_facts
-from access.models import AclState, Controller
+from access.models import AclState, Controller, locked_down
 from bookings.models import ACTIVE, Booking
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
             bookings=held,
             qualifications=qualifications,
             visitor=badge.visitor,
-            lockdown=door.locked_down(snap.lockdown),
+            lockdown=locked_down(snap.lockdown, door.mode),
         )
         return decision.decide(facts)
 

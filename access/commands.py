@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from access import protocol
-from access.models import AuditEvent, Controller, Door, SiteMode
+from access.models import AuditEvent, Controller, Door, SiteMode, locked_down
 from access.mqtt import broker_from_url, new_client
 from campus.errors import Conflict, DomainError
 from campus.models import Person
@@ -185,7 +185,7 @@ def unlock(
             detail={"pulse_ms": pulse_ms, "exp": command["exp"], **({"why": why} if why else {})},
         )
 
-    if door.locked_down(SiteMode.current().lockdown):
+    if locked_down(SiteMode.current().lockdown, door.mode):
         record("lockdown")
         raise Conflict("The site or this door is in lockdown: no remote unlock.", code="lockdown")
     if not is_online(door.controller, now):

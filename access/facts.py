@@ -37,7 +37,7 @@ from django.db import connection
 from django.db.models import Min, Q
 
 from access import decision
-from access.models import ChangeVersion, Credential, Door, SiteMode
+from access.models import ChangeVersion, Credential, Door, SiteMode, locked_down
 from bookings.models import ACTIVE, Booking, Resource
 from campus.models import Lease, Person, Space, Tenant
 from labs.models import Equipment, Qualification
@@ -270,7 +270,7 @@ def load_door_facts(
         bookings=bookings,
         qualifications=qualifications,
         visitor=visit,
-        lockdown=door.locked_down(site_lockdown),
+        lockdown=locked_down(site_lockdown, door.mode),
         requested_at=requested_at,
     )
 
@@ -506,7 +506,7 @@ class FactCache:
             bookings=tuple(b.facts for b in held),
             qualifications=qualifications,
             visitor=badge.visitor if badge else None,
-            lockdown=door.locked_down(snap.lockdown),
+            lockdown=locked_down(snap.lockdown, door.mode),
             requested_at=requested_at,
         )
         return DoorScanFacts(facts, door, badge, held)

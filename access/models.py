@@ -389,6 +389,12 @@ class DoorKind(models.TextChoices):
     COMMON = "common", _("common area")
 
 
+def locked_down(site_lockdown: bool, door_mode: str) -> bool:
+    """The lockdown rule for one door (a model row or the bridge's in-memory copy): the whole
+    site's lockdown, or the door's own mode."""
+    return site_lockdown or door_mode == "lockdown"
+
+
 class Door(models.Model):
     """A door wired to a controller. Its kind picks the access rules; its schedule (the
     protocol's weekly list, in building-local time, empty = never, null = always) is when tenant
@@ -511,10 +517,6 @@ class Door(models.Model):
                     % {"door": self.get_kind_display(), "space": self.space.get_kind_display()}
                 }
             )
-
-    def locked_down(self, site_lockdown: bool) -> bool:
-        """Whether this door is in lockdown: the whole site's, or its own mode."""
-        return site_lockdown or self.mode == Door.Mode.LOCKDOWN
 
     def to_facts(self) -> decision.DoorFacts:
         return decision.DoorFacts(self.kind, self.space_id, self.schedule)
