@@ -311,16 +311,14 @@ def test_a_heartbeat_lagging_60_seconds_after_a_push_gets_a_snapshot(scene):  # 
 
 
 @pytest.mark.mqtt
+@pytest.mark.postgres  # one pushing worker on SQLite: there are no advisory locks
 @pytest.mark.django_db(transaction=True)
 def test_with_several_workers_one_pushes_and_another_takes_over(
     scene,  # noqa: F811
     bridges,  # noqa: F811
     device,  # noqa: F811
 ):
-    from django.db import connection
 
-    if connection.vendor != "postgresql":
-        pytest.skip("one worker only on SQLite (no advisory locks)")
     group = f"g{uuid.uuid4().hex[:8]}"
     first, second = bridges(group=group), bridges(group=group)
     sim = device(client_id=f"sim-{uuid.uuid4().hex[:10]}")

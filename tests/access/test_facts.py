@@ -163,9 +163,8 @@ def test_lockdown_comes_from_the_site_mode_or_the_door_mode(scene):
     assert decide(load_door_facts(scene["master"].uid_hash, door, NOW)).reason == "override"
 
 
+@pytest.mark.postgres  # a plan test: SQLite's planner has no value statistics
 def test_the_probe_uses_the_person_end_index_on_postgresql(scene, bob):
-    if connection.vendor != "postgresql":
-        pytest.skip("a plan test for PostgreSQL; SQLite's planner has no value statistics")
     for day in range(200):
         book(bob, scene["meeting"], NOW - timedelta(days=day, hours=2), NOW - timedelta(days=day))
     with connection.cursor() as cursor:

@@ -101,19 +101,15 @@ def test_a_rejected_request_frees_nothing_else(bob, sam, auditorium):
 
 
 def test_cancelling_early_is_free_and_late_is_charged_per_policy(bob, room):
-    early = book(bob, Slot(room, at(5, 10), at(5, 12)), now=NOW)
-    late = book(bob, Slot(room, at(3, 10), at(3, 12)), now=NOW)
-    engine.cancel(bob, early, now=NOW)
-    engine.cancel(bob, late, now=NOW)  # 26 h notice is needed... only 26 h? see below
-    early.refresh_from_db()
-    late.refresh_from_db()
-    assert early.charge_cents == 0
-    # 3 March 10:00 is 26 h after NOW: free. Cancel one at 3 March 09:00 instead:
-    assert late.charge_cents == 0
-    later = book(bob, Slot(room, at(3, 14), at(3, 16)), now=NOW)
-    engine.cancel(bob, later, now=at(2, 18))  # 20 h before: late, 50 % of 40.00 €
-    later.refresh_from_db()
-    assert later.charge_cents == 2000
+    # The policy: free until 24 h before the start, then 50 % of the price (40.00 € for 2 h).
+    on_time = book(bob, Slot(room, at(3, 14), at(3, 16)), now=NOW)
+    just_late = book(bob, Slot(room, at(4, 14), at(4, 16)), now=NOW)
+    engine.cancel(bob, on_time, now=at(2, 14))  # exactly 24 h before: still free
+    engine.cancel(bob, just_late, now=at(3, 14, 1))  # 23 h 59 min before: charged
+    on_time.refresh_from_db()
+    just_late.refresh_from_db()
+    assert on_time.charge_cents == 0
+    assert just_late.charge_cents == 2000
 
 
 def test_staff_cancellations_are_never_charged(bob, sam, room):

@@ -1,6 +1,7 @@
 """The API foundation: token and session auth, roles, tenant scoping, errors as JSON."""
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from campus.models import ApiToken, Person, Space, Tenant
@@ -336,11 +337,17 @@ HUGE = 2**70  # beyond any database integer
     ],
 )
 def test_a_number_beyond_the_database_is_never_a_server_error(as_sam, url):
-    # SQLite's driver refuses such a number (422); PostgreSQL finds nothing (200, 404).
+    # SQLite's driver refuses such a number in a filter (422); PostgreSQL finds nothing.
     response = as_sam.get(url)
-    assert response.status_code in (200, 404, 422), response.status_code
-    if response.status_code == 422:
+    if "/bookings/" in url:
+        assert response.status_code == 404  # no booking has that id, on either database
+    elif connection.vendor == "sqlite":
+        assert response.status_code == 422, response.status_code
         assert response.json() == {"detail": "A value is out of range.", "code": "invalid"}
+    else:
+        assert response.status_code == 200
+        if not url.split("?")[0].endswith(".csv"):
+            assert response.json()["items"] == []
 
 
 @pytest.mark.parametrize("name", ["offset", "limit"])

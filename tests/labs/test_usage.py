@@ -87,7 +87,8 @@ def test_the_non_member_statement_uses_non_member_prices(globex, march):
 def test_same_inputs_give_the_same_statement(acme, march):
     first = usage.load_inputs(acme, MARCH)
     assert usage.load_inputs(acme, MARCH) == first
-    assert usage.compute(first) == usage.compute(first)
+    assert usage.compute(usage.load_inputs(acme, MARCH)) == usage.compute(first)
+    assert usage.compute(first).lines  # a real statement, not two empty ones
 
 
 def test_the_csv_opens_in_a_spreadsheet_with_the_expected_columns(acme, march):
