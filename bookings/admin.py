@@ -93,9 +93,14 @@ class BookingForm(forms.ModelForm):
                     by=self.acting,
                     is_maintenance=data.get("is_maintenance", False),
                 )
-            elif (data["start"], data["end"]) != (self.initial["start"], self.initial["end"]):
-                engine.move(
-                    self.acting, self.instance, data["start"], data["end"], title=data.get("title")
+            else:
+                if (data["start"], data["end"]) != (self.initial["start"], self.initial["end"]):
+                    engine.move(self.acting, self.instance, data["start"], data["end"])
+                engine.relabel(
+                    self.instance,
+                    title=data.get("title", ""),
+                    note=data.get("note", ""),
+                    attendees=data.get("attendees") or 1,
                 )
         except DomainError as e:
             raise ValidationError(e.detail, code=e.code) from e
@@ -172,9 +177,7 @@ class BookingAdmin(admin.ModelAdmin):
             obj.pk = form.result.pk
             obj.__dict__.update(form.result.__dict__)
             return
-        Booking.objects.filter(pk=obj.pk).update(
-            title=obj.title, note=obj.note, attendees=obj.attendees
-        )
+        # A change was written by the booking engine in BookingForm.clean().
 
     def has_delete_permission(self, request, obj=None):
         return False  # bookings are cancelled, never deleted: statements depend on them

@@ -347,8 +347,7 @@ def update_booking(request, booking_id: int, payload: BookingPatch):
     if end <= start:
         raise Invalid("end: must be after start.", field="end")
     if (start, end) == (booking.start, booking.end):
-        if payload.title is not None:
-            Booking.objects.filter(pk=booking.pk).update(title=payload.title)
+        engine.relabel(booking, title=payload.title)
         return booking_queryset().get(pk=booking.pk)
     engine.move(person, booking, start, end, title=payload.title)
     return booking_queryset().get(pk=booking.pk)

@@ -34,6 +34,7 @@ from bookings.models import (
     Resource,
     Status,
 )
+from campus.auth import is_staff
 from campus.errors import Conflict, DomainError, Forbidden, NotFound
 from campus.models import Person
 
@@ -96,10 +97,6 @@ def blocked_range(resource: Resource, pol: BookingPolicy, start: datetime, end: 
     before = pol.buffer_before_minutes + resource.warm_up_minutes
     after = pol.buffer_after_minutes + resource.cool_down_minutes
     return start - timedelta(minutes=before), end + timedelta(minutes=after)
-
-
-def is_staff(person: Person) -> bool:
-    return person.is_active and (person.is_facility_staff or person.is_superuser)
 
 
 def check_rules(
@@ -477,6 +474,27 @@ def move(
         lambda: offer_freed_slot(booking.resource_id, booking.start, booking.end, now)
     )
     return moved
+
+
+def relabel(booking: Booking, *, title=None, note=None, attendees=None) -> Booking:
+    """Change what a booking says, not when: title, note, attendees (within the capacity)."""
+    fields = {}
+    if title is not None:
+        fields["title"] = title[:160]
+    if note is not None:
+        fields["note"] = note[:250]
+    if attendees is not None:
+        capacity = booking.resource.capacity
+        if attendees > capacity > 0:
+            raise rules.PolicyRefused(
+                _("%(n)s attendees exceed the capacity of %(c)s.")
+                % {"n": attendees, "c": capacity},
+                code="over_capacity",
+            )
+        fields["attendees"] = attendees
+    if fields:
+        Booking.objects.filter(pk=booking.pk, status__in=HOLDING).update(**fields)
+    return booking
 
 
 def _group_of(booking: Booking) -> list[Booking]:

@@ -264,3 +264,41 @@ def test_approving_a_request_confirms_its_companions_and_rejecting_declines_them
     assert set(Booking.objects.filter(group=later.group).values_list("status", flat=True)) == {
         "rejected"
     }
+
+
+def test_relabelling_changes_what_a_booking_says_within_the_capacity(bob, room):
+    booking = book(bob, Slot(room, at(3, 10), at(3, 11), "Old"), now=NOW)
+    engine.relabel(booking, title="New", attendees=8)
+    booking.refresh_from_db()
+    assert (booking.title, booking.attendees) == ("New", 8)
+    with pytest.raises(PolicyRefused) as refused:
+        engine.relabel(booking, attendees=9)  # the room seats 8
+    assert refused.value.code == "over_capacity"
+
+
+def test_the_admin_refuses_more_attendees_than_seats_on_the_form(client, sam, bob, room):
+    booking = book(bob, Slot(room, at(3, 10), at(3, 11), "Review"), now=NOW)
+    client.force_login(sam)
+    url = f"/admin/bookings/booking/{booking.pk}/change/"
+    local = booking.start.astimezone(room_tz())
+    local_end = booking.end.astimezone(room_tz())
+    response = client.post(
+        url,
+        {
+            "title": "Review",
+            "attendees": 30,
+            "note": "",
+            "start_0": local.strftime("%Y-%m-%d"),
+            "start_1": local.strftime("%H:%M:%S"),
+            "end_0": local_end.strftime("%Y-%m-%d"),
+            "end_1": local_end.strftime("%H:%M:%S"),
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "exceed the capacity" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.attendees == 1
+
+
+def room_tz():
+    return engine.building_tz()
