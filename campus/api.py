@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import Http404
@@ -43,6 +43,7 @@ class ErrorOut(Schema):
 
 
 ERRORS = {
+    400: "A request Django refuses before any operation (a Host not allowed: `bad_request`)",
     401: "Not signed in, or the token is unknown or revoked (`unauthenticated`)",
     403: "Not allowed to you (`forbidden`, `staff_only`, `csrf_failed`, …)",
     404: "No such object, or another tenant's (`not_found`)",
@@ -173,6 +174,20 @@ def on_out_of_range(request, exc):
         transaction.set_rollback(True)
     log.info("value out of range answered 422: %s", exc)
     return error(request, 422, "A value is out of range.", "invalid")
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_large(request, exc):
+    # A body beyond DATA_UPLOAD_MAX_MEMORY_SIZE: Django calls it a suspicious operation (400).
+    return error(request, 413, "The request body is too large.", "too_large")
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request, exc):
+    # django-ninja's default answers a plain-text traceback when DEBUG is on and lets it
+    # through otherwise: let it through always, so that Django logs it with its traceback
+    # (and tells the ADMINS); campus.ops.ApiJsonErrors then answers the 500 as JSON.
+    raise exc
 
 
 @api.exception_handler(OperationalError)

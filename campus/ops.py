@@ -9,6 +9,7 @@ directory so that /metrics adds up every worker.
 import logging
 import os
 import socket
+from http import HTTPStatus
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
@@ -123,6 +124,49 @@ class OpsMiddleware:
             response.setdefault("Content-Security-Policy", self.CSP)
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
+
+
+class ApiJsonErrors:
+    """Every error under /api/ in the API's format, `{"detail", "code"}`, whoever produced it.
+
+    The API's exception handlers (campus/api.py) answer what reaches an operation. The rest is
+    answered by Django in HTML or plain text: a path that names no operation (404), a method
+    the operation does not take (405), a Host header not allowed (400), an exception no
+    handler knows (500, logged with its traceback by Django first). Outermost middleware, so
+    that it also sees what the other middleware answered. Headers such as `Allow` are kept.
+    """
+
+    PREFIX = "/api/"
+    CODES = {
+        400: ("bad_request", "Bad request."),
+        404: ("not_found", "No API operation at this path; see /api/v1/docs."),
+        405: ("method_not_allowed", "This method is not allowed here."),
+        413: ("too_large", "The request body is too large."),
+        500: ("server_error", "Internal server error; it has been logged."),
+    }
+    DROPPED = {"content-type", "content-length", "content-disposition", "content-encoding"}
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not (request.path_info + "/").startswith(self.PREFIX)
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        status = response.status_code
+        code, detail = self.CODES.get(status, ("error", HTTPStatus(status).phrase + "."))
+        if status == 405 and response.has_header("Allow"):
+            detail = f"{request.method} is not allowed here; allowed: {response['Allow']}."
+        answer = JsonResponse({"detail": detail, "code": code}, status=status)
+        for name, value in response.items():
+            if name.lower() not in self.DROPPED:
+                answer[name] = value
+        answer.cookies = response.cookies
+        return answer
 
 
 # ---------------------------------------------------------------- brute force
