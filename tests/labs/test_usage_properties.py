@@ -2,9 +2,10 @@
 statement's totals are the sums of its lines, kind by kind, to the cent, and so are the total
 rows of its CSV (read back as an accountant's spreadsheet would).
 
-`labs.usage.compute` is a pure function of its inputs, so the inputs are drawn directly (no
-database): many more months are tried in the same time. tests/labs/test_usage.py checks how
-the database rows become those inputs, and one month to the cent.
+`labs.usage.compute` is a pure function of its inputs, so most months are drawn as inputs
+directly (no database): many more are tried in the same time. A few are made of real rows
+(bookings through the engine, sessions through labs.sessions) to cover the loading too;
+tests/labs/test_usage.py checks one month to the cent.
 """
 
 import csv
@@ -13,12 +14,18 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from django.db import transaction
+from django.db.models import Q
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bookings import engine
 from bookings.engine import cost_cents
-from bookings.models import Status
-from labs import usage
+from bookings.models import Booking, Status
+from campus.errors import DomainError
+from labs import sessions, usage
+from tests.bookings.conftest import NOW, at
+from tests.labs.conftest import qualify
 
 MARCH = datetime(2026, 3, 1, tzinfo=usage.building_tz())
 BILLED = [Status.CONFIRMED, Status.CHECKED_IN, Status.RELEASED]
@@ -228,6 +235,87 @@ def test_the_csv_totals_are_the_sums_of_its_rows(inputs, decimal_comma):
     )
     assert int(totals["total_equipment"][column["energy_wh"]]) == equipment_wh
     assert int(totals["total_energy"][column["energy_wh"]]) == equipment_wh
+
+
+def assert_totals_add_up(statement):
+    t = statement.totals
+    assert t["total_cents"] == sum(line.amount_cents for line in statement.lines)
+    for kind, (minutes, amount) in KIND_TOTALS.items():
+        of_kind = [line for line in statement.lines if line.kind == kind]
+        assert t[amount] == sum(line.amount_cents for line in of_kind), kind
+        if minutes:
+            assert t[minutes] == sum(line.minutes for line in of_kind), kind
+
+
+WEEKDAYS = [d for d in range(3, 28) if datetime(2026, 3, d).weekday() < 5]
+real_booking = st.fixed_dictionaries(
+    {
+        "machine": st.booleans(),
+        "day": st.sampled_from(WEEKDAYS),
+        "quarter": st.integers(0, 36),  # from 08:00
+        "quarters": st.integers(2, 12),
+        "cancel_late": st.booleans(),
+        "session": st.none() | st.tuples(st.integers(0, 20), st.integers(1, 7200)),
+        "energy_wh": st.none() | st.integers(0, 50_000),
+    }
+)
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    member=st.booleans(),
+    prices=st.tuples(*[st.integers(0, 30_000)] * 4),
+    included=st.sampled_from([0, 45, 240]),
+    drawn=st.lists(real_booking, min_size=1, max_size=8),
+)
+def test_a_month_of_real_rows_totals_to_its_lines(
+    acme, bob, room, scope, member, prices, included, drawn
+):
+    """The same, through the database: bookings made by the engine at random prices, usage
+    sessions started and stopped by labs.sessions, then the statement of the stored rows."""
+    with transaction.atomic():
+        acme.tier = "member" if member else "non_member"
+        acme.included_minutes_per_month = included
+        acme.save()
+        for resource, (m, n) in [(room, prices[:2]), (scope.resource, prices[2:])]:
+            resource.price_member_cents, resource.price_non_member_cents = m, n
+            resource.save()
+        qualify(bob, scope)
+        for d in drawn:
+            resource = scope.resource if d["machine"] else room
+            start = at(d["day"], 8) + timedelta(minutes=15 * d["quarter"])
+            end = start + timedelta(minutes=15 * d["quarters"])
+            try:
+                booking = engine.book(bob, engine.Slot(resource, start, end), now=NOW)
+                if d["cancel_late"]:
+                    engine.cancel(bob, booking, now=start - timedelta(hours=2))
+                elif d["machine"] and d["session"]:
+                    offset, seconds = d["session"]
+                    began = start + timedelta(minutes=offset)
+                    run = sessions.start_session(bob, scope, source="portal", now=began)
+                    stopped = began + timedelta(seconds=seconds)
+                    sessions.stop_session(
+                        run, reason="manual", now=stopped, energy_wh=d["energy_wh"]
+                    )
+            except DomainError:
+                continue  # overlapping draws, a session outside its booking: not billed
+        statement = usage.statement_for(acme, usage.parse_month("2026-03"))
+        assert_totals_add_up(statement)
+        billed = Booking.objects.filter(tenant=acme).filter(
+            Q(status__in=BILLED) | Q(status=Status.CANCELLED, charge_cents__gt=0)
+        )
+        primary = [line for line in statement.lines if line.kind not in ("credit", "energy")]
+        assert sorted(line.booking_id for line in primary) == sorted(b.pk for b in billed)
+        hourly = prices[0] if member else prices[1]
+        for line in primary:
+            if line.kind == "room":  # the engine's price at these random prices, unchanged
+                assert line.amount_cents == cost_cents(hourly, line.minutes)
+        transaction.set_rollback(True)
 
 
 @pytest.mark.parametrize(
