@@ -76,3 +76,19 @@ def test_availability_answers_in_four_queries_whatever_the_number_of_resources(
     free(as_bob)
     with django_assert_num_queries(4):
         assert len(free(as_bob)) == 23
+
+
+def test_every_table_the_catalogue_reads_has_its_version_trigger(db):
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute(
+                "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname LIKE %s",
+                ["%_catalogue"],
+            )
+        else:
+            cur.execute(
+                "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
+                ["%_catalogue_%"],
+            )
+        guarded = {row[0] for row in cur.fetchall()}
+    assert guarded == set(catalogue.TABLES)
