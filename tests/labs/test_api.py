@@ -4,14 +4,16 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bookings.engine import Slot, book
 from labs import maintenance, sessions
 from labs.models import Equipment, Qualification
 from tests.bookings.conftest import NOW, at
-from tests.labs.conftest import qualify
+from tests.labs.conftest import make_equipment, qualify
 
 
 def current_slot():
@@ -309,11 +311,6 @@ def test_a_session_started_from_the_portal_marks_the_qualification_used(bob, run
 def test_the_equipment_list_costs_the_same_queries_for_2_or_8_machines(
     as_bob, scope, chamber, campus
 ):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from tests.labs.conftest import make_equipment
-
     as_bob.get("/api/v1/equipment")  # loads the catalogue, stamps the token
     with CaptureQueriesContext(connection) as two:
         body = as_bob.get("/api/v1/equipment").json()
