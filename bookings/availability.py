@@ -1,28 +1,24 @@
 """What is free: resources free for a window, and the free slots of one resource on a day.
 
-A handful of queries whatever the number of bookings: candidate resources, their policies,
-closures, and the bookings overlapping the (buffer-widened) window, read once. The rules are
+A handful of queries whatever the number of bookings and resources: the catalogue
+(bookings.catalogue: resources, policies, closures, held in memory and checked by version) and
+the bookings overlapping the (buffer-widened) window, read once. The rules are
 the engine's (blocked ranges, opening hours, closures), applied in Python to that small set.
 """
 
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
-from bookings.engine import blocked_range, building_tz, closed_days
+from bookings import catalogue
+from bookings.engine import blocked_range, building_tz, margins
 from bookings.models import HOLDING, Booking, BookingPolicy, Resource
 from bookings.policy import opening_intervals, within_opening_hours
 
 
 def policies_of(resources) -> dict[int, BookingPolicy]:
-    """Each resource's policy by resource id, from one query of the (few) policies."""
-    policies = list(BookingPolicy.objects.all())
-    by_id = {p.pk: p for p in policies}
-    defaults = {p.default_for_kind: p for p in policies if p.default_for_kind}
-    builtin = BookingPolicy(name="built-in")
-    return {
-        r.pk: by_id[r.policy_id] if r.policy_id else defaults.get(r.kind, builtin)
-        for r in resources
-    }
+    """Each resource's policy by resource id (engine.policy_for for many), from the catalogue."""
+    cat = catalogue.current()
+    return {r.pk: cat.policy_of(r) for r in resources}
 
 
 def candidates(kind=None, min_capacity=None, features=(), resource_ids=None):
@@ -38,6 +34,19 @@ def candidates(kind=None, min_capacity=None, features=(), resource_ids=None):
     if resource_ids is not None:
         qs = qs.filter(pk__in=resource_ids)
     return list(qs.order_by("code"))
+
+
+def matching(cat: catalogue.Catalogue, kind=None, min_capacity=None, features=()):
+    """The catalogue's active resources matching the filters, by code (what `candidates`
+    reads from the database)."""
+    wanted = set(features)
+    return [
+        e
+        for e in cat.active
+        if (not kind or e.kind == kind)
+        and (not min_capacity or e.capacity >= min_capacity)
+        and wanted <= e.features
+    ]
 
 
 def busy_ranges(resource_ids, start: datetime, end: datetime):
@@ -57,86 +66,106 @@ def busy_ranges(resource_ids, start: datetime, end: datetime):
     return ranges
 
 
-def free_resources(
+def _widest(entries) -> timedelta:
+    """The longest time any of these resources blocks around a booking."""
+    return max(sum(margins(e, e.policy), timedelta()) for e in entries)
+
+
+def free_entries(
     start: datetime, end: datetime, *, kind=None, min_capacity=None, features=()
-) -> list[Resource]:
-    """Resources that could be booked for [start, end]: no holding booking in the way of the
-    buffers, within opening hours, not closed."""
+) -> list[catalogue.Entry]:
+    """Resources that could be booked for [start, end], as catalogue entries: no holding
+    booking in the way of the buffers, within opening hours, not closed. Two queries: the
+    catalogue's version and the bookings in the window (plus one for companions)."""
     tz = building_tz()
-    resources = candidates(kind, min_capacity, features)
-    if not resources:
+    cat = catalogue.current()
+    entries = matching(cat, kind, min_capacity, features)
+    if not entries:
         return []
-    policies = policies_of(resources)
-    widest = max(
-        p.buffer_before_minutes + p.buffer_after_minutes + r.warm_up_minutes + r.cool_down_minutes
-        for r in resources
-        for p in [policies[r.pk]]
-    )
-    margin = timedelta(minutes=widest)
+    margin = _widest(entries)
     # Unfiltered, every resource is a candidate: the range index alone narrows the bookings.
     filtered = kind or min_capacity or features
-    busy = busy_ranges(
-        [r.pk for r in resources] if filtered else None, start - margin, end + margin
-    )
+    busy = busy_ranges([e.pk for e in entries] if filtered else None, start - margin, end + margin)
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     closed = {}
     free = []
-    for resource in resources:
-        pol = policies[resource.pk]
+    for entry in entries:
+        pol = entry.policy
         if pol.pk not in closed:
-            closed[pol.pk] = closed_days(pol, local_start.date(), local_end.date())
+            closed[pol.pk] = cat.closed_days(pol, local_start.date(), local_end.date())
         if local_start.date() in closed[pol.pk]:
             continue
         if not within_opening_hours(pol.opening_hours, local_start, local_end):
             continue
-        b_start, b_end = blocked_range(resource, pol, start, end)
-        if any(s < b_end and e > b_start for s, e in busy.get(resource.pk, ())):
+        b_start, b_end = blocked_range(entry, pol, start, end)
+        if any(s < b_end and e > b_start for s, e in busy.get(entry.pk, ())):
             continue
-        free.append(resource)
-    return _without_busy_companions(free, start, end)
+        free.append(entry)
+    return _without_busy_companions(cat, free, start, end)
 
 
-def _without_busy_companions(free: list[Resource], start: datetime, end: datetime):
-    """Drop resources whose companions (booked with them, atomically) are taken: two more
-    queries, whatever the number of resources."""
-    links = defaultdict(list)
-    through = Resource.companions.through.objects.filter(from_resource__in=[r.pk for r in free])
-    for from_id, to_id in through.values_list("from_resource_id", "to_resource_id"):
-        links[from_id].append(to_id)
-    if not links:
+def free_resources(
+    start: datetime, end: datetime, *, kind=None, min_capacity=None, features=()
+) -> list[Resource]:
+    """`free_entries` as Resource objects of their own (the portal annotates them)."""
+    ids = [
+        e.pk
+        for e in free_entries(start, end, kind=kind, min_capacity=min_capacity, features=features)
+    ]
+    found = Resource.objects.in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
+
+
+def _without_busy_companions(cat, free: list, start: datetime, end: datetime):
+    """Drop resources whose companions (booked with them, atomically) are taken: one more
+    query when any has companions, whatever the number of resources."""
+    linked = {c for e in free for c in e.companions}
+    if not linked:
         return free
-    companions = {
-        r.pk: r for r in Resource.objects.filter(pk__in={c for v in links.values() for c in v})
-    }
-    policies = policies_of(companions.values())
-    widest = max(p.buffer_before_minutes + p.buffer_after_minutes for p in policies.values())
-    margin = timedelta(
-        minutes=widest + max(r.warm_up_minutes + r.cool_down_minutes for r in companions.values())
-    )
-    busy = busy_ranges(list(companions), start - margin, end + margin)
+    companions = {pk: cat.by_pk[pk] for pk in linked}
+    margin = _widest(companions.values())
+    busy = busy_ranges(list(linked), start - margin, end + margin)
 
     def taken(companion_id):
         c = companions[companion_id]
-        b_start, b_end = blocked_range(c, policies[c.pk], start, end)
+        b_start, b_end = blocked_range(c, c.policy, start, end)
         return any(s < b_end and e > b_start for s, e in busy.get(c.pk, ()))
 
-    return [r for r in free if not any(taken(c) for c in links.get(r.pk, ()))]
+    return [e for e in free if not any(taken(c) for c in e.companions)]
 
 
 def free_slots(resource: Resource, day: date) -> list[tuple[datetime, datetime]]:
     """The free intervals of a resource on a local day, on the policy's slot steps, each at
     least the minimum duration long."""
+    return free_slots_between([resource], day, day)[resource.pk][day]
+
+
+def free_slots_between(resources, first: date, last: date) -> dict[int, dict[date, list]]:
+    """`free_slots` of each resource for each local day from first to last: two queries
+    (the catalogue's version and the bookings), whatever the number of resources and days."""
     tz = building_tz()
-    pol = policies_of([resource])[resource.pk]
-    if day in closed_days(pol, day, day):
-        return []
+    cat = catalogue.current()
+    policies = {r.pk: cat.policy_of(r) for r in resources}
+    margin = max(sum(margins(r, policies[r.pk]), timedelta()) for r in resources)
+    window_start = datetime.combine(first, time(0, 0), tzinfo=tz) - margin
+    window_end = datetime.combine(last + timedelta(days=1), time(0, 0), tzinfo=tz) + margin
+    busy = busy_ranges([r.pk for r in resources], window_start, window_end)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    found = {}
+    for resource in resources:
+        pol = policies[resource.pk]
+        before, after = margins(resource, pol)
+        # A new [s, e] must keep [s - before, e + after] clear of every blocked range.
+        taken = sorted((s - after, e + before) for s, e in busy.get(resource.pk, ()))
+        closed = cat.closed_days(pol, first, last)
+        found[resource.pk] = {
+            day: [] if day in closed else _slots_of_day(pol, day, taken, tz) for day in days
+        }
+    return found
+
+
+def _slots_of_day(pol, day: date, taken: list, tz) -> list[tuple[datetime, datetime]]:
     midnight = datetime.combine(day, time(0, 0), tzinfo=tz)
-    before = timedelta(minutes=pol.buffer_before_minutes + resource.warm_up_minutes)
-    after = timedelta(minutes=pol.buffer_after_minutes + resource.cool_down_minutes)
-    day_end = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz)
-    busy = busy_ranges([resource.pk], midnight - before - after, day_end + before + after)
-    # A new [s, e] must keep [s - before, e + after] clear of every blocked range.
-    taken = sorted((s - after, e + before) for s, e in busy.get(resource.pk, ()))
     step = timedelta(minutes=pol.slot_minutes)
     minimum = timedelta(minutes=pol.min_duration_minutes)
     slots = []
@@ -173,11 +202,25 @@ def _floor(moment: datetime, step: timedelta, origin: datetime) -> datetime:
 
 
 def next_free_slot(resource: Resource, after: datetime, days: int = 14):
-    """The first free interval starting at or after `after`, within `days` days; or None."""
-    tz = building_tz()
-    day = after.astimezone(tz).date()
-    for i in range(days):
-        for s, e in free_slots(resource, day + timedelta(days=i)):
-            if e > after:
-                return max(s, after), e
-    return None
+    """The first free interval ending after `after`, within `days` days; or None."""
+    return next_free_slots([resource], after, days)[resource.pk]
+
+
+def next_free_slots(resources, after: datetime, days: int = 14) -> dict[int, tuple | None]:
+    """`next_free_slot` of each resource, in two queries whatever their number."""
+    if not resources:
+        return {}
+    first = after.astimezone(building_tz()).date()
+    slots = free_slots_between(resources, first, first + timedelta(days=days - 1))
+    found = {}
+    for resource in resources:
+        found[resource.pk] = next(
+            (
+                (max(s, after), e)
+                for day_slots in slots[resource.pk].values()
+                for s, e in day_slots
+                if e > after
+            ),
+            None,
+        )
+    return found

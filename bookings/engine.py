@@ -24,13 +24,13 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from bookings import catalogue
 from bookings import policy as rules
 from bookings.models import (
     ACTIVE,
     HOLDING,
     Booking,
     BookingPolicy,
-    Closure,
     Resource,
     Status,
 )
@@ -73,30 +73,33 @@ class Busy(DomainError):
 
 
 def policy_for(resource: Resource) -> BookingPolicy:
-    """The resource's own policy, else its kind's default, else the built-in defaults."""
-    if resource.policy_id:
+    """The resource's own policy, else its kind's default, else the built-in defaults.
+
+    From the in-memory catalogue (one version check), unless the resource was read with its
+    policy (`select_related("policy")`). Many resources at once: `availability.policies_of`.
+    """
+    if resource.policy_id and Resource.policy.is_cached(resource):
         return resource.policy
-    default = BookingPolicy.objects.filter(default_for_kind=resource.kind).first()
-    return default or BookingPolicy(name="built-in")
+    return catalogue.current().policy_of(resource)
 
 
 def closed_days(policy: BookingPolicy, first: date, last: date) -> frozenset[date]:
-    qs = Closure.objects.filter(start_date__lte=last, end_date__gte=first)
-    if not policy.closed_on_public_holidays:
-        qs = qs.filter(is_public_holiday=False)
-    days = set()
-    for closure in qs:
-        day = max(closure.start_date, first)
-        while day <= min(closure.end_date, last):
-            days.add(day)
-            day += timedelta(days=1)
-    return frozenset(days)
+    """The local days from first to last on which the policy's resources are closed."""
+    return catalogue.current().closed_days(policy, first, last)
 
 
-def blocked_range(resource: Resource, pol: BookingPolicy, start: datetime, end: datetime):
-    before = pol.buffer_before_minutes + resource.warm_up_minutes
-    after = pol.buffer_after_minutes + resource.cool_down_minutes
-    return start - timedelta(minutes=before), end + timedelta(minutes=after)
+def margins(resource, pol: BookingPolicy) -> tuple[timedelta, timedelta]:
+    """The time a booking blocks before and after itself: the policy's buffers plus the
+    resource's warm-up and cool-down (a Resource or a catalogue entry)."""
+    return (
+        timedelta(minutes=pol.buffer_before_minutes + resource.warm_up_minutes),
+        timedelta(minutes=pol.buffer_after_minutes + resource.cool_down_minutes),
+    )
+
+
+def blocked_range(resource, pol: BookingPolicy, start: datetime, end: datetime):
+    before, after = margins(resource, pol)
+    return start - before, end + after
 
 
 def check_rules(
@@ -107,6 +110,7 @@ def check_rules(
     attendees: int,
     now: datetime,
     maintenance: bool = False,
+    cat: catalogue.Catalogue | None = None,
 ) -> BookingPolicy:
     """Apply the resource's policy to one request; returns the policy.
 
@@ -119,7 +123,8 @@ def check_rules(
         raise rules.PolicyRefused(
             _("This resource cannot be booked at the moment."), code="unavailable"
         )
-    pol = policy_for(resource)
+    cat = cat or catalogue.current()
+    pol = cat.policy_of(resource)
     needs_qualification = requires_qualification(resource)
     qualified = maintenance
     if not maintenance and (needs_qualification or pol.who_may_book == "qualified"):
@@ -132,7 +137,7 @@ def check_rules(
         qualified=qualified,
     )
     request = rules.Request(start=start, end=end, attendees=attendees, capacity=resource.capacity)
-    days = closed_days(pol, start.astimezone(tz).date(), end.astimezone(tz).date())
+    days = cat.closed_days(pol, start.astimezone(tz).date(), end.astimezone(tz).date())
     rules.check(pol, request, who, now, tz, days, qualification_required=needs_qualification)
     if not who.is_staff:
         check_unattended(resource, start, end)
@@ -331,7 +336,11 @@ def book(
     resource = slot.resource
     if slot.start.tzinfo is None or slot.end.tzinfo is None:
         raise rules.PolicyRefused(_("Times must carry a time zone."), code="naive_time")
-    resources = [resource, *resource.companions.all()]
+    cat = catalogue.current()
+    entry = cat.by_pk.get(resource.pk)
+    # The catalogue knows whether there are companions: no query for the (usual) none.
+    companions = resource.companions.all() if entry is None or entry.companions else []
+    resources = [resource, *companions]
     policies = {}
     for res in resources:
         policies[res.pk] = check_rules(
@@ -342,6 +351,7 @@ def book(
             slot.attendees if res.pk == resource.pk else 1,
             now,
             maintenance=is_maintenance,
+            cat=cat,
         )
     if not is_maintenance:
         check_quota(person, resource, slot.start, slot.end)
@@ -353,6 +363,15 @@ def book(
     group = uuid.uuid4() if len(resources) > 1 else None
 
     def write():
+        try:
+            return _write()
+        except IntegrityError as e:
+            # The exclusion constraint caught what the check could not see. Caught outside
+            # the transaction (rolled back by then): no savepoint on the way of every booking.
+            log.info("exclusion constraint refused a booking: %s", e)
+            raise just_taken([r.pk for r in resources], slot.start, slot.end) from e
+
+    def _write():
         with transaction.atomic():
             lock_resources(r.pk for r in resources)
             made = []
@@ -385,22 +404,13 @@ def book(
                         else price_cents(res, tenant, slot.start, slot.end),
                     )
                 )
-            try:
-                with transaction.atomic():
-                    for booking in made:
-                        booking.save(force_insert=True)
-            except IntegrityError as e:
-                # The exclusion constraint caught what the check could not see.
-                log.info("exclusion constraint refused a booking: %s", e)
-                raise just_taken([r.pk for r in resources], slot.start, slot.end) from e
+            for booking in made:
+                booking.save(force_insert=True)
+            if notify:
+                _queue_email(made[0], "created")
             return made[0]
 
-    booking = with_retries(write)
-    if notify:
-        from bookings import notify as notifications
-
-        transaction.on_commit(lambda: notifications.booking_changed(booking, "created"))
-    return booking
+    return with_retries(write)
 
 
 # ------------------------------------------------------------------ state changes
@@ -464,12 +474,11 @@ def move(
                         b.save()
             except IntegrityError as e:
                 raise just_taken([b.resource_id for b in fresh], start, end) from e
-            return next(b for b in fresh if b.pk == booking.pk)
+            moved = next(b for b in fresh if b.pk == booking.pk)
+            _queue_email(moved, "moved")
+            return moved
 
     moved = with_retries(write)
-    from bookings import notify as notifications
-
-    transaction.on_commit(lambda: notifications.booking_changed(moved, "moved"))
     transaction.on_commit(
         lambda: offer_freed_slot(booking.resource_id, booking.start, booking.end, now)
     )
@@ -542,10 +551,12 @@ def cancel(
                 b.cancelled_at = now
                 b.note = reason[:250]
                 b.save(update_fields=["status", "cancelled_at", "charge_cents", "note"])
-            return next(b for b in fresh if b.pk == booking.pk)
+            cancelled = next(b for b in fresh if b.pk == booking.pk)
+            _queue_email(cancelled, "cancelled")
+            return cancelled
 
     cancelled = with_retries(write)
-    _after_release(cancelled, "cancelled", now)
+    _after_release(cancelled, now)
     return cancelled
 
 
@@ -584,15 +595,13 @@ def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> 
                             sibling.save(update_fields=["status", "decided_by", "note"])
                             rejected.append(sibling)
                             mine.add(sibling.pk)
-            return next(b for b in fresh if b.pk == booking.pk)
+            approved = next(b for b in fresh if b.pk == booking.pk)
+            _queue_email(approved, "approved")
+            for other in rejected:
+                _queue_email(other, "rejected")
+            return approved
 
-    approved = with_retries(write)
-    from bookings import notify as notifications
-
-    transaction.on_commit(lambda: notifications.booking_changed(approved, "approved"))
-    for other in rejected:
-        transaction.on_commit(lambda o=other: notifications.booking_changed(o, "rejected"))
-    return approved
+    return with_retries(write)
 
 
 def reject(staff: Person, booking: Booking, *, note: str = "") -> Booking:
@@ -608,10 +617,12 @@ def reject(staff: Person, booking: Booking, *, note: str = "") -> Booking:
                 b.decided_by = staff
                 b.note = note[:250]
                 b.save(update_fields=["status", "decided_by", "note"])
-            return next(b for b in fresh if b.pk == booking.pk)
+            rejected = next(b for b in fresh if b.pk == booking.pk)
+            _queue_email(rejected, "rejected")
+            return rejected
 
     rejected = with_retries(write)
-    _after_release(rejected, "rejected", timezone.now())
+    _after_release(rejected, timezone.now())
     return rejected
 
 
@@ -648,19 +659,27 @@ def release_no_shows(now: datetime | None = None) -> list[Booking]:
         window = policy_for(b.resource).checkin_window_minutes
         if window == 0 or now < b.start + timedelta(minutes=window):
             continue
-        if Booking.objects.filter(pk=b.pk, status=Status.CONFIRMED).update(
-            status=Status.RELEASED, note=_("Released: nobody checked in.")
-        ):
+        with transaction.atomic():
+            if not Booking.objects.filter(pk=b.pk, status=Status.CONFIRMED).update(
+                status=Status.RELEASED, note=_("Released: nobody checked in.")
+            ):
+                continue
             b.status = Status.RELEASED
-            released.append(b)
-            _after_release(b, "released", now, freed_from=now)
+            _queue_email(b, "released")
+        released.append(b)
+        _after_release(b, now, freed_from=now)
     return released
 
 
-def _after_release(booking: Booking, what: str, now: datetime, freed_from: datetime | None = None):
-    from bookings import notify as notifications
+def _queue_email(booking: Booking, what: str):
+    """Queue the booker's e-mail about this change, in the current transaction."""
+    from bookings import notify
 
-    transaction.on_commit(lambda: notifications.booking_changed(booking, what))
+    notify.booking_changed(booking, what)
+
+
+def _after_release(booking: Booking, now: datetime, freed_from: datetime | None = None):
+    """Offer the freed slot to the waitlist, once the change is committed."""
     start = max(booking.start, freed_from) if freed_from else booking.start
     transaction.on_commit(lambda: offer_freed_slot(booking.resource_id, start, booking.end, now))
 

@@ -18,6 +18,7 @@ def run_due(now: datetime | None = None) -> dict[str, int]:
         ("released", lambda: len(engine.release_no_shows(now))),
         ("offers_expired", lambda: waitlist.expire_offers(now)),
         ("reminders", lambda: notify.send_reminders(now)),
+        ("emails", lambda: notify.send_outbox(now)),
         ("occurrences", lambda: series.extend_series(now)),
     ]:
         try:

@@ -500,3 +500,42 @@ class PersonFeed(models.Model):
 
 def local_midnight(day) -> datetime:
     return timezone.make_aware(datetime.combine(day, time(0, 0)))
+
+
+class CatalogueVersion(models.Model):
+    """One row whose `version` changes, through database triggers (migration 0005), with
+    every write to the tables the in-memory catalogue is read from (bookings.catalogue)."""
+
+    version = models.CharField(max_length=32)
+
+    def __str__(self):
+        return self.version
+
+
+class OutboxEmail(models.Model):
+    """An e-mail about a booking, to be sent by the periodic worker (bookings.notify).
+
+    Written in the transaction that changes the booking, so that it is never lost and never
+    sent for a change that was rolled back; marked sent only after a successful send, retried
+    with a growing delay otherwise. Rendered when sent, in the person's language.
+    """
+
+    booking = models.ForeignKey(Booking, models.CASCADE, related_name="+")
+    what = models.CharField(max_length=12)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=250, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(sent_at__isnull=True),
+                name="outbox_due",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.what} #{self.booking_id}"

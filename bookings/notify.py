@@ -1,7 +1,11 @@
 """E-mails about bookings, each with an .ics invitation (METHOD REQUEST or CANCEL).
 
-Sent after the transaction commits, through Django's e-mail backend; a failure to send is
-logged and never undoes a booking.
+A change to a booking queues its e-mail in the outbox (`booking_changed`, in the change's
+transaction: never lost, never sent for a rolled-back change); the periodic worker sends the
+outbox (`send_outbox`, bookings.jobs) through Django's e-mail backend, so that no request
+waits for a mail server. A row is marked sent after a successful send, else retried later.
+Other e-mails (series summaries, waitlist offers) are sent after the transaction commits; a
+failure to send them is logged and never undoes a booking.
 """
 
 import logging
@@ -9,17 +13,23 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from bookings import ical
 from bookings.engine import building_tz
-from bookings.models import Booking, Status
+from bookings.models import Booking, OutboxEmail, Status
 
 log = logging.getLogger(__name__)
 
 REMIND_BEFORE = timedelta(hours=1)
+# A claimed row is left to its sender this long (a sender that died is replaced after it).
+OUTBOX_LEASE = timedelta(minutes=5)
+OUTBOX_BATCH = 100
+OUTBOX_MAX_DELAY = timedelta(hours=1)
+OUTBOX_KEEP_SENT = timedelta(days=7)
 
 SUBJECTS = {
     "created": gettext_noop("Booking confirmed: %(what)s"),
@@ -40,6 +50,51 @@ def _what(booking: Booking) -> str:
 
 
 def booking_changed(booking: Booking, what: str):
+    """Queue the e-mail telling the booker of this change (sent by `send_outbox`)."""
+    OutboxEmail.objects.create(booking=booking, what=what)
+
+
+def send_outbox(now: datetime | None = None) -> int:
+    """Send the queued e-mails that are due; returns how many were sent.
+
+    Safe with several senders at once: each row is claimed by a conditional update (a lease
+    of OUTBOX_LEASE) before it is sent. A failed send is retried after 1, 2, 4… minutes (at
+    most OUTBOX_MAX_DELAY apart), never dropped.
+    """
+    now = now or timezone.now()
+    sent = 0
+    due = (
+        OutboxEmail.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", "next_attempt_at")[:OUTBOX_BATCH]
+    )
+    for pk, planned in list(due):
+        claimed = OutboxEmail.objects.filter(
+            pk=pk, sent_at__isnull=True, next_attempt_at=planned
+        ).update(next_attempt_at=now + OUTBOX_LEASE)
+        if not claimed:
+            continue  # another sender has it
+        row = OutboxEmail.objects.select_related("booking__resource", "booking__person").get(pk=pk)
+        try:
+            deliver(row.booking, row.what)
+        except Exception as e:  # the mail server is down, or the message could not be built
+            attempts = row.attempts + 1
+            delay = min(timedelta(minutes=2 ** min(attempts - 1, 10)), OUTBOX_MAX_DELAY)
+            log.warning(
+                "e-mail %s not sent (attempt %s), retrying in %s: %s", row, attempts, delay, e
+            )
+            OutboxEmail.objects.filter(pk=pk).update(
+                attempts=attempts, next_attempt_at=now + delay, last_error=str(e)[:250]
+            )
+        else:
+            OutboxEmail.objects.filter(pk=pk).update(sent_at=timezone.now())
+            sent += 1
+    OutboxEmail.objects.filter(sent_at__lt=now - OUTBOX_KEEP_SENT).delete()
+    return sent
+
+
+def deliver(booking: Booking, what: str):
+    """Render and send one booking e-mail now; raises if the backend fails."""
     if what == "created" and booking.status == Status.PENDING:
         what = "pending"
     cancelled = what in ("cancelled", "rejected", "released")
@@ -59,7 +114,8 @@ def booking_changed(booking: Booking, what: str):
                 f"{settings.SITE_URL}/",
             ]
         )
-    send(person.email, subject, body, ical.invitation(booking, cancelled), cancelled)
+    message = build(person.email, subject, body, ical.invitation(booking, cancelled), cancelled)
+    message.send()
 
 
 def series_created(series, result):
@@ -88,11 +144,16 @@ def waitlist_offer(entry):
     send(person.email, subject, body, None, cancelled=False)
 
 
-def send(to: str, subject: str, body: str, ics: bytes | None, cancelled: bool):
+def build(to: str, subject: str, body: str, ics: bytes | None, cancelled: bool) -> EmailMessage:
     message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
     if ics:
         method = "CANCEL" if cancelled else "REQUEST"
         message.attach("invite.ics", ics, f"text/calendar; charset=utf-8; method={method}")
+    return message
+
+
+def send(to: str, subject: str, body: str, ics: bytes | None, cancelled: bool):
+    message = build(to, subject, body, ics, cancelled)
     try:
         message.send()
     except Exception:  # a mail server outage must not undo a booking
@@ -109,8 +170,11 @@ def send_reminders(now: datetime | None = None) -> int:
         start__gt=now,
         start__lte=now + REMIND_BEFORE,
     )
-    for booking in due.select_related("resource", "person"):
-        if Booking.objects.filter(pk=booking.pk, reminded_at__isnull=True).update(reminded_at=now):
-            booking_changed(booking, "reminder")
-            sent += 1
+    for booking in due:
+        with transaction.atomic():
+            if Booking.objects.filter(pk=booking.pk, reminded_at__isnull=True).update(
+                reminded_at=now
+            ):
+                booking_changed(booking, "reminder")
+                sent += 1
     return sent

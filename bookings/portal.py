@@ -313,7 +313,11 @@ def priced(resources, person) -> list[Resource]:
 
 def suggest(resource: Resource, after: datetime) -> dict | None:
     """The room's next free interval, for the conflict message."""
-    found = availability.next_free_slot(resource, after)
+    return suggestion(resource, availability.next_free_slot(resource, after))
+
+
+def suggestion(resource: Resource, found: tuple | None) -> dict | None:
+    """A free interval (availability.next_free_slot) as the pages show it."""
     if found is None:
         return None
     start, end = local(found[0]), local(found[1])

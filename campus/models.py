@@ -470,10 +470,13 @@ class ApiToken(models.Model):
         if token is None:
             return None
         now = timezone.now()
-        # One write a minute at most, however busy the token: a conditional update.
-        cls.objects.filter(pk=token.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - cls.LAST_USED_RESOLUTION)
-        ).update(last_used_at=now)
+        # One write a minute at most, however busy the token: a conditional update, and not
+        # even that when the row just read says it was used within the minute.
+        recent = token.last_used_at and token.last_used_at >= now - cls.LAST_USED_RESOLUTION
+        if not recent:
+            cls.objects.filter(pk=token.pk).filter(
+                Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - cls.LAST_USED_RESOLUTION)
+            ).update(last_used_at=now)
         return token.person
 
     def revoke(self):

@@ -14,9 +14,9 @@ from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import model_validator
 
-from bookings import availability, engine
+from bookings import availability, catalogue, engine
 from bookings.api import BookingOut, aware, booking_queryset
-from bookings.models import HOLDING
+from bookings.models import HOLDING, Resource
 from campus.api import In, Pages, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
@@ -79,7 +79,10 @@ class EquipmentOut(Schema):
         return obj.resource.name
 
     @staticmethod
-    def resolve_assisted(obj):
+    def resolve_assisted(obj, context):
+        rows = getattr(context["request"], "equipment_rows", None)
+        if rows is not None:
+            return rows.catalogue().policy_of(obj.resource).approval_required
         return engine.policy_for(obj.resource).approval_required
 
     @staticmethod
@@ -105,11 +108,39 @@ class EquipmentOut(Schema):
         return obj.sessions.filter(stopped_at__isnull=True).values_list("pk", flat=True).first()
 
     @staticmethod
-    def resolve_next_free_slot(obj):
+    def resolve_next_free_slot(obj, context):
         if not obj.is_usable or not obj.resource.is_active:
             return None
-        found = availability.next_free_slot(obj.resource, timezone.now())
+        rows = getattr(context["request"], "equipment_rows", None)
+        if rows is not None:
+            found = rows.next_free_slot(obj.resource)
+        else:
+            found = availability.next_free_slot(obj.resource, timezone.now())
         return {"start": found[0], "end": found[1]} if found else None
+
+
+class EquipmentRows:
+    """What the rows of one equipment list share, each read once for the whole list: the
+    catalogue (policies) and every active machine's next free slot (two queries, instead of
+    ~40 per machine before)."""
+
+    def __init__(self):
+        self.now = timezone.now()
+        self._catalogue = None
+        self._next_free = None
+
+    def catalogue(self):
+        if self._catalogue is None:
+            self._catalogue = catalogue.current()
+        return self._catalogue
+
+    def next_free_slot(self, resource):
+        if self._next_free is None:
+            machines = list(Resource.objects.filter(is_active=True, equipment__isnull=False))
+            self._next_free = availability.next_free_slots(machines, self.now)
+        if resource.pk not in self._next_free:  # activated meanwhile
+            return availability.next_free_slot(resource, self.now)
+        return self._next_free[resource.pk]
 
 
 class StatusChangeOut(Schema):
@@ -153,6 +184,7 @@ class EquipmentFilter(Schema):
 )
 @paginate(Pages)
 def list_equipment(request, filters: Query[EquipmentFilter]):
+    request.equipment_rows = EquipmentRows()
     qs = equipment_queryset().filter(resource__is_active=True)
     if filters.equipment_class:
         qs = qs.filter(equipment_class=filters.equipment_class)

@@ -21,6 +21,7 @@ from bookings.portal import (
     local,
     refusal_text,
     suggest,
+    suggestion,
 )
 from campus.errors import DomainError
 from labs import maintenance
@@ -73,9 +74,11 @@ def equipment_list(request):
     now = timezone.now()
     rows = list(machines().order_by("location__code", "resource__code"))
     mine = standings(request.user.pk, rows, now)
+    # Every machine's next free slot in two queries (not ~40 per machine).
+    found = availability.next_free_slots([eq.resource for eq in rows if eq.is_usable], now)
     for eq in rows:
         eq.standing = mine[eq.pk]
-        eq.next_free = free_slot_of(eq, now)
+        eq.next_free = suggestion(eq.resource, found.get(eq.resource_id))
     return render(request, "labs/machines.html", {"machines": rows})
 
 

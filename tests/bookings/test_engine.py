@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from bookings import engine, waitlist
+from bookings import engine, notify, waitlist
 from bookings.engine import Slot, book
 from bookings.models import Booking, BookingPolicy, Closure, WaitlistEntry
 from bookings.policy import PolicyRefused
@@ -232,6 +232,8 @@ def test_booking_sends_an_invitation_with_an_ics(bob, room, django_capture_on_co
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         book(bob, Slot(room, at(3, 10), at(3, 11), "Review"), now=NOW)
+    assert mail.outbox == []  # queued, not sent by the request
+    assert notify.send_outbox() == 1
     [message] = mail.outbox
     assert message.to == ["bob@acme.test"]
     name, content, mimetype = message.attachments[0]

@@ -4,14 +4,16 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bookings.engine import Slot, book
 from labs import maintenance, sessions
 from labs.models import Equipment, Qualification
 from tests.bookings.conftest import NOW, at
-from tests.labs.conftest import qualify
+from tests.labs.conftest import make_equipment, qualify
 
 
 def current_slot():
@@ -304,3 +306,19 @@ def test_a_technician_signs_off_a_machine_to_check(as_tina, as_bob, scope):
 def test_a_session_started_from_the_portal_marks_the_qualification_used(bob, running, printer):
     session = sessions.start_session(bob, printer, source="portal")
     assert Qualification.objects.get(person=bob).last_used_at == session.started_at
+
+
+def test_the_equipment_list_costs_the_same_queries_for_2_or_8_machines(
+    as_bob, scope, chamber, campus
+):
+    as_bob.get("/api/v1/equipment")  # loads the catalogue, stamps the token
+    with CaptureQueriesContext(connection) as two:
+        body = as_bob.get("/api/v1/equipment").json()
+    assert body["count"] == 2 and body["items"][1]["next_free_slot"]["start"]
+    for i in range(6):
+        make_equipment(f"EQ-X{i}", f"Extra {i}", "oscilloscope", campus["lab"])
+    as_bob.get("/api/v1/equipment")
+    with CaptureQueriesContext(connection) as eight:
+        body = as_bob.get("/api/v1/equipment").json()
+    assert body["count"] == 8 and all(e["next_free_slot"] for e in body["items"][2:])
+    assert len(eight) == len(two)

@@ -1,0 +1,226 @@
+"""The catalogue of bookable resources, held in memory by each process, checked per call.
+
+What every availability search and booking needs besides the bookings themselves: the
+resources (their kind, capacity, warm-up and cool-down, features, companions), the booking
+policies and the closures. They change a few times a month; reading them from the database
+and building 500 model instances cost most of an availability request (bench/README.md).
+
+Correctness first: every change to the tables below, whatever writes it (the admin, the API,
+a queryset `update()`, raw SQL, a rolled-back transaction), changes the version row through
+database triggers (migration 0005), and `current()` compares that version, one primary-key
+read, before answering from memory. The version is a random value, not a counter, so that a
+rolled-back change cannot bring back a version some process cached meanwhile. No version row
+(a test database flushed by a transactional test): nothing is cached.
+
+Entries and policies are shared between requests: read them, never change them.
+"""
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db import connection
+from pydantic import BaseModel, ConfigDict
+
+from bookings.models import BookingPolicy, CatalogueVersion, Closure, Resource
+from campus.models import Space
+
+# The tables the catalogue is read from: migration 0005 puts the version triggers on them.
+TABLES = (
+    "bookings_resource",
+    "bookings_resource_companions",
+    "bookings_bookingpolicy",
+    "bookings_closure",
+    "campus_space_features",
+    "campus_feature",
+)
+
+BUILT_IN = BookingPolicy(name="built-in")
+
+
+class ResourceBrief(BaseModel):
+    # Plain pydantic models, not ninja's Schema: ninja wraps every object it validates in a
+    # Python getter, which made a list of 500 resources cost ~20 ms to validate instead of
+    # ~2 ms (bench/README.md). from_attributes keeps reading Resource objects in BookingOut.
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    kind: str
+
+
+class ResourceOut(ResourceBrief):
+    capacity: int
+    space_id: int | None
+    features: list[str]
+    price_per_hour_cents: int
+    approval_required: bool
+    warm_up_minutes: int
+    cool_down_minutes: int
+    companions: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One resource as the searches and the API see it."""
+
+    pk: int
+    code: str
+    name: str
+    kind: str
+    capacity: int
+    space_id: int | None
+    is_active: bool
+    policy: BookingPolicy
+    warm_up_minutes: int
+    cool_down_minutes: int
+    price_member_cents: int
+    price_non_member_cents: int
+    features: frozenset[str]
+    companions: tuple[int, ...]
+    companion_codes: tuple[str, ...]
+    # The resource's API answer (bookings.api.ResourceOut) as JSON, for a member's tenant
+    # and for everyone else (the price differs), validated once when the catalogue loads.
+    json_member: bytes = b""
+    json_other: bytes = b""
+
+    def answer(self, tenant) -> bytes:
+        """The API answer (JSON) for a caller of this tenant (None: no tenant)."""
+        member = tenant is not None and tenant.is_member()
+        return self.json_member if member else self.json_other
+
+
+@dataclass
+class Catalogue:
+    version: str | None
+    by_pk: dict[int, Entry]
+    active: list[Entry]  # ordered by code
+    policies: dict[int, BookingPolicy]
+    defaults: dict[str, BookingPolicy]
+    closures: list[tuple[date, date, bool]] = field(default_factory=list)
+
+    def policy_of(self, resource) -> BookingPolicy:
+        """A resource's own policy, else its kind's default, else the built-in defaults."""
+        if resource.policy_id:
+            return self.policies[resource.policy_id]
+        return self.defaults.get(resource.kind, BUILT_IN)
+
+    def closed_days(self, policy: BookingPolicy, first: date, last: date) -> frozenset[date]:
+        days = set()
+        for start, end, is_holiday in self.closures:
+            if end < first or start > last or (is_holiday and not policy.closed_on_public_holidays):
+                continue
+            day = max(start, first)
+            while day <= min(end, last):
+                days.add(day)
+                day += timedelta(days=1)
+        return frozenset(days)
+
+
+_lock = threading.Lock()
+_cached: Catalogue | None = None
+
+
+def _version() -> str | None:
+    return CatalogueVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+
+
+def current() -> Catalogue:
+    """The catalogue as committed now (or as this transaction sees it): one query when
+    nothing changed since this process last loaded it."""
+    global _cached
+    version = _version()
+    cached = _cached
+    if version is not None and cached is not None and cached.version == version:
+        return cached
+    # Read after the version: the data is at least as new as the version it is cached under.
+    loaded = load(version)
+    if version is not None and connection.vendor in ("postgresql", "sqlite"):
+        with _lock:
+            _cached = loaded
+    return loaded
+
+
+def forget():
+    """Drop this process's copy (tests that rewrite the tables without triggers)."""
+    global _cached
+    with _lock:
+        _cached = None
+
+
+def load(version: str | None) -> Catalogue:
+    policies = {p.pk: p for p in BookingPolicy.objects.all()}
+    defaults = {p.default_for_kind: p for p in policies.values() if p.default_for_kind}
+    features = defaultdict(set)
+    for space_id, code in Space.features.through.objects.values_list("space_id", "feature__code"):
+        features[space_id].add(code)
+    rows = list(
+        Resource.objects.order_by("code").values(
+            "pk",
+            "code",
+            "name",
+            "kind",
+            "capacity",
+            "space_id",
+            "is_active",
+            "policy_id",
+            "warm_up_minutes",
+            "cool_down_minutes",
+            "price_member_cents",
+            "price_non_member_cents",
+        )
+    )
+    codes = {r["pk"]: r["code"] for r in rows}
+    companions = defaultdict(list)
+    for from_id, to_id in Resource.companions.through.objects.values_list(
+        "from_resource_id", "to_resource_id"
+    ):
+        companions[from_id].append(to_id)
+    closures = list(Closure.objects.values_list("start_date", "end_date", "is_public_holiday"))
+    by_pk = {}
+    for r in rows:
+        policy_id = r.pop("policy_id")
+        policy = policies[policy_id] if policy_id else defaults.get(r["kind"], BUILT_IN)
+        mine = tuple(sorted(companions[r["pk"]], key=codes.__getitem__))
+        entry = Entry(
+            **r,
+            policy=policy,
+            features=frozenset(features[r["space_id"]]) if r["space_id"] else frozenset(),
+            companions=mine,
+            companion_codes=tuple(codes[c] for c in mine),
+        )
+        answer = {
+            "id": entry.pk,
+            "code": entry.code,
+            "name": entry.name,
+            "kind": entry.kind,
+            "capacity": entry.capacity,
+            "space_id": entry.space_id,
+            "features": sorted(entry.features),
+            "approval_required": policy.approval_required,
+            "warm_up_minutes": entry.warm_up_minutes,
+            "cool_down_minutes": entry.cool_down_minutes,
+            "companions": list(entry.companion_codes),
+        }
+        rendered = {}
+        for tier, price in [
+            ("json_member", entry.price_member_cents),
+            ("json_other", entry.price_non_member_cents),
+        ]:
+            valid = ResourceOut.model_validate({**answer, "price_per_hour_cents": price})
+            rendered[tier] = valid.model_dump_json().encode()
+        by_pk[entry.pk] = Entry(**{**_fields(entry), **rendered})
+    return Catalogue(
+        version=version,
+        by_pk=by_pk,
+        active=[e for e in by_pk.values() if e.is_active],
+        policies=policies,
+        defaults=defaults,
+        closures=closures,
+    )
+
+
+def _fields(entry: Entry) -> dict:
+    return {name: getattr(entry, name) for name in Entry.__slots__}
