@@ -501,7 +501,10 @@ class Bridge:
             except Exception:  # nothing a device sends may stop the bridge
                 self.count("errors")
                 log.exception("failed to handle a scan on %s", msg.topic)
-            self.client.ack(msg.mid, msg.qos)
+            # Acknowledged by the writer once the scan's audit row is committed: a worker
+            # killed before that gets the scan again (DUP) when it is back, and answers it from
+            # the log or decides and logs it then. The audit log misses no answered scan.
+            self.writer.call(self.client.ack, msg.mid, msg.qos)
 
     def _dispatch(self, msg):
         self.count("received")
