@@ -120,8 +120,10 @@ def assert_every_scan_answered_and_logged_once(stream: ScanStream, cluster, name
     reasons = {(a["result"], a["reason"]) for r in stream.sent for a in answers[r]}
     assert reasons <= {("grant", grant_reason), ("deny", "stale_request")}, reasons
     # The writer flushes within a fraction of a second, or retries while the database is away.
-    assert wait_until(lambda: set(stream.sent) <= set(decision_rows(cluster, name)), 30)
+    wait_until(lambda: set(stream.sent) <= set(decision_rows(cluster, name)), 30)
     logged = decision_rows(cluster, name)
+    unlogged = [r for r in stream.sent if r not in logged]
+    assert unlogged == [], f"{len(unlogged)} answered scans have no audit row"
     twice = {r: rows for r, rows in logged.items() if len(rows) != 1}
     assert twice == {}
     unexplained = {
