@@ -163,7 +163,16 @@ def book(pause: float):
             time.sleep(pause)
         connection.close()
 
-    threads = [threading.Thread(target=write, args=(n, person)) for n, person in enumerate(writers)]
+    def writer(n: int, person: Person):
+        try:
+            write(n, person)
+        except Exception as e:  # reported, so that the test fails rather than misses it
+            say(crashed=repr(e), writer=n)
+            raise
+
+    threads = [
+        threading.Thread(target=writer, args=(n, person)) for n, person in enumerate(writers)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
