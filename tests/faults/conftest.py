@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -179,13 +178,3 @@ def mosquitto(private_mosquitto):
     if private_mosquitto.process is None or private_mosquitto.process.poll() is not None:
         private_mosquitto.start()
     return private_mosquitto
-
-
-def wait_for(predicate, timeout: float, step: float = 0.05):
-    """Poll until true; the last value (a generous bound, not a timed assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(step)
-    return predicate()
