@@ -154,10 +154,11 @@ def scene(database, mosquitto):
     class Scene:
         db_url, db_name, broker, topic_root, device = url, name, mosquitto, root, sim
 
-        def bridge(self, name="bridge", workers=1, **env) -> subprocess.Popen:
+        def bridge(self, name=None, workers=1, **env) -> subprocess.Popen:
+            """`mqtt_bridge`; the same `name` again resumes the same broker sessions."""
             process = start_bridge_process(
                 root,
-                f"{name}-{uuid.uuid4().hex[:6]}" if name == "bridge" else name,
+                name or f"bridge-{uuid.uuid4().hex[:6]}",
                 f"g-{root.split('/')[1]}",
                 database=url,
                 mqtt_url=mosquitto.url,
