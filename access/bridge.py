@@ -60,6 +60,7 @@ DECISION_TTL_MS = 2000  # a decision's `exp`: the device ignores it after that
 # enough for a restart. Not more: Mosquitto (2.0.11, measured) keeps handing an offline member
 # of a shared group its share of the scans, and a scan is stale after 5 s anyway.
 SESSION_EXPIRY_S = 30
+RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send us (MQTT 5)
 HEARTBEAT_S = 30.0
 MISSED_HEARTBEATS = 3
 ALARMS = frozenset({"forced", "held", "tamper"})
@@ -301,6 +302,9 @@ class Bridge:
         if self.config.v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.config.session_expiry
+            # Scans are acknowledged once audited (the writer's batch, up to `audit_delay`
+            # later): let the broker keep that many in flight, not Mosquitto's default of 20.
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
             self.client.connect_async(b.host, b.port, 30, clean_start=False, properties=props)
         else:
             self.client.connect_async(b.host, b.port, 30)
@@ -501,7 +505,10 @@ class Bridge:
             except Exception:  # nothing a device sends may stop the bridge
                 self.count("errors")
                 log.exception("failed to handle a scan on %s", msg.topic)
-            self.client.ack(msg.mid, msg.qos)
+            # Acknowledged by the writer once the scan's audit row is committed: a worker
+            # killed before that gets the scan again (DUP) when it is back, and answers it from
+            # the log or decides and logs it then. The audit log misses no answered scan.
+            self.writer.call(self.client.ack, msg.mid, msg.qos)
 
     def _dispatch(self, msg):
         self.count("received")

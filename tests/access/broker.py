@@ -1,10 +1,15 @@
 """A test's view of the real broker: each test gets its own topic root, a listener that records
 what arrives, and a sweep of the retained messages it left behind."""
 
+import getpass
+import shutil
+import socket
+import subprocess
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +99,55 @@ def listener(broker_root):
     listening = Listener(broker_root)
     yield listening
     listening.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class PrivateMosquitto:
+    """A Mosquitto of a test's own on a free port, which it may stop and start again (on the
+    same port, without persistence: sessions and retained messages are lost, as after a crash).
+    Never the system broker: other tests use it."""
+
+    def __init__(self, directory: Path):
+        if shutil.which("mosquitto") is None:
+            raise FileNotFoundError("the mosquitto binary is not installed")
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.conf = Path(directory) / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+            f"persistence false\nuser {getpass.getuser()}\n"
+        )
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not port_open(self.port):
+            assert time.monotonic() < deadline, f"mosquitto did not listen on {self.port}"
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def restart(self):
+        self.stop()
+        self.start()

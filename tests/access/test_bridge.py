@@ -6,13 +6,10 @@ cleared afterwards. Data is committed (transactional tests), since the bridge re
 own threads and processes. Times are real: the scene is built around now.
 """
 
-import getpass
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +32,7 @@ from access.mqtt import broker_from_url, new_client
 from access.simulator import SimulatedController
 from bookings.models import Booking, Resource
 from labs.models import Equipment, Qualification
+from tests.access.broker import PrivateMosquitto
 from tests.conftest import MQTT_TEST_URL
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
@@ -593,19 +591,24 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_bridge_process(root, name, group):
+def start_bridge_process(
+    root, name, group, *, database=None, mqtt_url=MQTT_TEST_URL, workers=1, **extra_env
+):
+    """`manage.py mqtt_bridge` on this test's database (or `database`) and broker."""
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
-        "MQTT_URL": MQTT_TEST_URL,
+        "DATABASE_URL": database or database_url(),
+        "MQTT_URL": mqtt_url,
         "MQTT_ROOT": root,
         "CREDENTIAL_KEY": settings.CREDENTIAL_KEY,
         "SECRET_KEY": settings.SECRET_KEY,
         "LOG_LEVEL": "WARNING",
+        **extra_env,
     }
     manage = Path(settings.BASE_DIR) / "manage.py"
     argv = [sys.executable, str(manage), "mqtt_bridge", "--name", name, "--group", group]
-    return subprocess.Popen(argv + ["--no-jobs"], env=env)  # noqa: S603
+    argv += ["--workers", str(workers), "--no-jobs"]
+    return subprocess.Popen(argv, env=env)  # noqa: S603
 
 
 def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device, root):
@@ -690,48 +693,13 @@ def test_facts_not_refreshed_for_too_long_answer_nothing(scene, bridges, device,
 @pytest.fixture
 def private_broker(tmp_path):
     """A Mosquitto of our own, which the test may stop and start again on the same port."""
-    if shutil.which("mosquitto") is None:
-        pytest.fail("the mosquitto binary is not installed")
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-        f"persistence false\nuser {getpass.getuser()}\n"
-    )
-
-    class Private:
-        url = f"mqtt://127.0.0.1:{port}"
-        process = None
-
-        def start(self):
-            self.process = subprocess.Popen(
-                ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            assert wait_until(lambda: port_open(port), 10)
-
-        def stop(self):
-            self.process.terminate()
-            self.process.wait(10)
-
-    broker = Private()
+    try:
+        broker = PrivateMosquitto(tmp_path)
+    except FileNotFoundError as e:
+        pytest.fail(str(e))
     broker.start()
     yield broker
-    if broker.process.poll() is None:
-        broker.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
+    broker.stop()
 
 
 def test_the_bridge_reconnects_after_losing_the_broker(scene, root, private_broker):

@@ -45,9 +45,10 @@ class SimulatedRelay:
     """A Tasmota plug: POWER ON|OFF, PulseTime 100+s (off by itself unless switched on again),
     stat/POWER after each switch, a retained tele/LWT, tele/SENSOR with ENERGY.Total in kWh."""
 
-    def __init__(self, prefix: str, device: str, *, answers=True):
-        self.prefix, self.device, self.answers = prefix, device, answers
+    def __init__(self, prefix: str, device: str, *, answers=True, broker=BROKER):
+        self.prefix, self.device, self.answers, self.broker = prefix, device, answers, broker
         self.on = False
+        self.switches: list[bool] = []  # every switch, by command or by the pulse timer
         self.pulse_s = 0
         self.commands: list[tuple[str, str]] = []
         self.timer: threading.Timer | None = None
@@ -60,7 +61,7 @@ class SimulatedRelay:
         return f"{self.prefix}{kind}/{self.device}/{what}"
 
     def start(self):
-        self.client.connect(BROKER.host, BROKER.port)
+        self.client.connect(self.broker.host, self.broker.port)
         self.client.loop_start()
         self.client.subscribe(self.topic("cmnd", "+"), qos=1)
         self.lwt("Online")
@@ -87,6 +88,7 @@ class SimulatedRelay:
     def _switch(self, on: bool):
         with self.lock:
             self.on = on
+            self.switches.append(on)
             if self.timer:
                 self.timer.cancel()
                 self.timer = None
