@@ -43,6 +43,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from access import allowlists, decision, power, protocol
+from access import facts as access_facts
 from access.facts import (
     FactCache,
     FactsUnavailable,
@@ -55,6 +56,8 @@ from access.mqtt import Broker, broker_from_url, new_client
 
 log = logging.getLogger(__name__)
 
+# Scans answered together by one decider thread, with one bookings probe (Bridge._decide_loop).
+MAX_SCAN_BATCH = 32
 DECISION_TTL_MS = 2000  # a decision's `exp`: the device ignores it after that
 # The broker keeps a worker's session, and queues its scans, this long after it disconnects:
 # enough for a restart. Not more: Mosquitto (2.0.11, measured) keeps handing an offline member
@@ -148,6 +151,7 @@ class Writer:
         self.delay = delay
         self.queue: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="bridge-writer", daemon=True)
+        self.stopping = threading.Event()
         self.written = 0
         self.lost = 0
 
@@ -161,6 +165,7 @@ class Writer:
         self.queue.put(("call", fn, args))
 
     def stop(self, timeout: float = 10.0):
+        self.stopping.set()
         self.queue.put(self.STOP)
         self.thread.join(timeout)
 
@@ -168,24 +173,27 @@ class Writer:
         stopping = False
         try:
             while not stopping:
-                item = self.queue.get()
-                batch, calls = [], []
-                deadline = time.monotonic() + self.delay
+                items = [self.queue.get()]
+                if items[0] is not self.STOP:
+                    # What comes within `delay` of the first item is taken at once: the thread
+                    # wakes once per batch, not once per row (a wake-up costs more than a row).
+                    self.stopping.wait(self.delay)
                 while True:
+                    try:
+                        items.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                batch, calls = [], []
+                for item in items:
                     if item is self.STOP:
                         stopping = True
-                        break
-                    if item[0] == "audit":
+                    elif item[0] == "audit":
                         batch.append(item[1])
                     else:
                         calls.append(item[1:])
-                    if len(batch) >= self.MAX_BATCH:
-                        break
-                    try:
-                        item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                self._write(batch, calls, patient=not stopping)
+                for start in range(0, len(batch), self.MAX_BATCH):
+                    self._write(batch[start : start + self.MAX_BATCH], [], patient=not stopping)
+                self._write([], calls, patient=not stopping)
         finally:
             connection.close()
 
@@ -489,19 +497,59 @@ class Bridge:
         client.ack(msg.mid, msg.qos)
 
     def _decide_loop(self):
+        """Take the scans waiting (up to MAX_SCAN_BATCH) and answer them together: one bookings
+        probe for all of them. At a low rate a batch is one scan; under load it is the scans
+        that arrived during the previous batch, which saves a round trip and an execute each."""
         while not self.stopping:
             try:
-                msg = self.scans.get(timeout=0.2)
+                batch = [self.scans.get(timeout=0.2)]
             except queue.Empty:
                 continue
+            while len(batch) < MAX_SCAN_BATCH:
+                try:
+                    batch.append(self.scans.get_nowait())
+                except queue.Empty:
+                    break
             if self.stopping:
                 break  # not acknowledged: delivered again to this session after the restart
+            door_scans = []
+            for msg in batch:
+                try:
+                    if (taken := self._take_scan(msg)) is not None:
+                        door_scans.append(taken)
+                except Exception:  # nothing a device sends may stop the bridge
+                    self.count("errors")
+                    log.exception("failed to handle a scan on %s", msg.topic)
             try:
-                self._dispatch(msg)
-            except Exception:  # nothing a device sends may stop the bridge
+                self._answer_door_scans(door_scans)
+            except Exception:
                 self.count("errors")
-                log.exception("failed to handle a scan on %s", msg.topic)
-            self.client.ack(msg.mid, msg.qos)
+                log.exception("failed to answer %d scans", len(door_scans))
+            finally:
+                with self.memory:
+                    for where, _msg, scan in door_scans:
+                        self.in_progress.discard((where.ctrl, scan.req_id))
+            for msg in batch:
+                self.client.ack(msg.mid, msg.qos)
+
+    def _take_scan(self, msg):
+        """(where, msg, scan) for a door scan this thread must answer; anything else (a
+        machine's scan, a bad payload, a repeat) is handled here and gives None."""
+        self.count("received")
+        try:
+            where = protocol.parse_topic(msg.topic, self.root)
+        except protocol.ProtocolError as e:
+            self._bad(None, msg, e)
+            return None
+        if where.kind != "door_scan":
+            self._handle(where, msg)
+            return None
+        try:
+            scan = protocol.parse_scan(msg.payload)
+        except protocol.ProtocolError as e:
+            self._bad(where, msg, e)
+            return None
+        return (where, msg, scan) if self._claim(where, scan) else None
 
     def _dispatch(self, msg):
         self.count("received")
@@ -513,6 +561,9 @@ class Bridge:
         except protocol.ProtocolError as e:
             self._bad(None, msg, e)
             return
+        self._handle(where, msg)
+
+    def _handle(self, where, msg):
         handler = {
             "door_scan": self._on_scan,
             "eq_scan": self._on_scan,
@@ -615,28 +666,67 @@ class Bridge:
         scan = (
             protocol.parse_scan(msg.payload) if door_scan else protocol.parse_eq_scan(msg.payload)
         )
+        if not self._claim(where, scan):
+            return
+        try:
+            self._answer_scan(where, msg, scan, door_scan, timezone.now())
+        finally:
+            with self.memory:
+                self.in_progress.discard((where.ctrl, scan.req_id))
+
+    def _claim(self, where, scan) -> bool:
+        """True when this thread is to decide the scan (and must then release its req_id
+        from `in_progress`); a repeat is answered here and gives False."""
         key = (where.ctrl, scan.req_id)
         with self.memory:
             previous = self.answered.get(key)
             twin = previous is None and key in self.in_progress
             if previous is None and not twin:
                 self.in_progress.add(key)
-        if previous is not None or twin:
-            # The same request again (a QoS 1 redelivery, a retry): the same answer, logged
-            # once. A twin being decided right now by another thread will be answered by it.
-            if previous is not None:
-                topic, payload, props = previous
-                self._publish(topic, payload, properties=props)
-            self.count("repeats")
-            return
-        try:
-            self._answer_scan(where, msg, scan, door_scan)
-        finally:
-            with self.memory:
-                self.in_progress.discard(key)
+        if previous is None and not twin:
+            return True
+        # The same request again (a QoS 1 redelivery, a retry): the same answer, logged once.
+        # A twin being decided right now by another thread will be answered by it.
+        if previous is not None:
+            topic, payload, props = previous
+            self._publish(topic, payload, properties=props)
+        self.count("repeats")
+        return False
 
-    def _answer_scan(self, where, msg, scan, door_scan):
+    def _answer_door_scans(self, scans):
+        """Door scans taken together: one bookings probe for every holder among them, then
+        each decided, answered and logged in turn."""
+        if not scans:
+            return
         now = timezone.now()
+        probed = None
+        try:
+            people = {
+                person
+                for where, msg, scan in scans
+                if not self._expired(msg)
+                and (person := self.cache.holder_at_door(scan.h, where.ctrl, where.door))
+            }
+            if people:
+                resources = self.cache.fresh_snapshot().resources
+                probed = access_facts.probe_bookings(people, now, resources)
+        except (DatabaseError, FactsUnavailable) as e:
+            # No answer rather than a wrong one: the devices decide from their caches after 1 s.
+            for where, _msg, scan in scans:
+                self.count("db_errors")
+                log.error("no decision for %s/%s: %s", where.ctrl, scan.req_id, e)
+            connection.close()
+            return
+        for where, msg, scan in scans:
+            try:
+                self._answer_scan(where, msg, scan, True, now, probed=probed)
+            except protocol.ProtocolError as e:
+                self._bad(where, msg, e)
+            except Exception:  # one scan's failure must not leave the others unanswered
+                self.count("errors")
+                log.exception("failed to answer %s/%s", where.ctrl, scan.req_id)
+
+    def _answer_scan(self, where, msg, scan, door_scan, now, *, probed=None):
         try:
             if msg.dup and self._answer_logged_repeat(where, msg, scan, now):
                 return
@@ -648,7 +738,9 @@ class Bridge:
             if self._expired(msg):
                 answer = decision.deny("stale_request")
             elif door_scan:
-                scanned = self.cache.door_facts(scan.h, where.ctrl, where.door, now, requested_at)
+                scanned = self.cache.door_facts(
+                    scan.h, where.ctrl, where.door, now, requested_at, probed=probed
+                )
                 answer = decision.decide(scanned.facts)
                 held, badge, door = scanned.held, scanned.badge, scanned.door
             else:

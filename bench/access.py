@@ -473,7 +473,7 @@ def probe_timing(samples: int = 2000) -> dict:
     times = []
     for i in range(samples + 200):
         start = time.perf_counter()
-        probe_bookings(rng.choice(people), timezone.now(), {})
+        probe_bookings([rng.choice(people)], timezone.now(), {})
         if i >= 200:
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
