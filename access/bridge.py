@@ -97,10 +97,6 @@ def configured_broker() -> Broker:
     return broker_from_url(configured_broker_url())
 
 
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 class LRU(OrderedDict):
     """A small bounded memory of recent keys (repeated req_id, seq), oldest dropped first."""
 
@@ -158,7 +154,7 @@ class Writer:
     def start(self):
         self.thread.start()
 
-    def audit(self, event: AuditEvent):
+    def audit(self, event: AuditEvent | dict):
         self.queue.put(("audit", event))
 
     def call(self, fn, *args):
@@ -224,27 +220,32 @@ class Writer:
         log.error("gave up writing %d audit rows and %d updates", len(batch), len(calls))
 
 
-def record(batch: list[AuditEvent]):
-    """Insert audit rows; repeats of a logged (controller, req_id) or (controller, seq) are
-    skipped by the unique constraints. A row that cannot be stored (a badge deleted meanwhile,
-    a value out of range) is dealt with alone rather than failing its whole batch."""
+def record(batch: list[AuditEvent | dict]):
+    """Insert audit rows (AuditEvents, or dicts of their fields); repeats of a logged
+    (controller, req_id) or (controller, seq) are skipped by the unique constraints. A row that
+    cannot be stored (a badge deleted meanwhile, a value out of range) is dealt with alone
+    rather than failing its whole batch."""
     try:
         AuditEvent.objects.record(batch)
         return
     except (OperationalError, InterfaceError):
         raise
-    except (DatabaseError, ValueError, OverflowError):
+    except (DatabaseError, ValueError, OverflowError, TypeError):
         pass
     for event in batch:
         try:
             AuditEvent.objects.record([event])
         except IntegrityError:
-            event.credential_id = event.person_id = None
+            if isinstance(event, dict):
+                event = {**event, "credential_id": None, "person_id": None}
+            else:
+                event.credential_id = event.person_id = None
             AuditEvent.objects.record([event])
         except (OperationalError, InterfaceError):
             raise
-        except (DatabaseError, ValueError, OverflowError):
-            log.exception("dropped an audit row that cannot be stored: %s", event.__dict__)
+        except (DatabaseError, ValueError, OverflowError, TypeError):
+            shown = event if isinstance(event, dict) else event.__dict__
+            log.exception("dropped an audit row that cannot be stored: %s", shown)
 
 
 class Bridge:
@@ -639,7 +640,7 @@ class Bridge:
     def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None, session=None):
         topic, props = self._reply_target(where, msg)
         # From the reply, not the scan: a machine's grant waits for its relay (access.power).
-        exp = epoch_ms(max(now, timezone.now())) + DECISION_TTL_MS
+        exp = protocol.epoch_ms(max(now, timezone.now())) + DECISION_TTL_MS
         payload = protocol.decision_payload(
             req_id,
             answer.result,
@@ -754,23 +755,24 @@ class Bridge:
             return
         pulse_ms = door.pulse_ms if door else None
         self._reply(where, msg, scan.req_id, answer, now, pulse_ms=pulse_ms, session=session)
+        # A dict, not an AuditEvent: a model instance per scan costs more than its insert.
         self.writer.audit(
-            AuditEvent(
-                kind=AuditEvent.Kind.DECISION,
-                ts=now,
-                controller=where.ctrl,
-                door=where.door or "",
-                equipment=equipment_name,
-                credential_id=badge.id if badge else None,
-                uid_hash=scan.h,
-                person_id=badge.holder_id if badge else None,
-                result=answer.result,
-                reason=answer.reason,
+            {
+                "kind": AuditEvent.Kind.DECISION.value,
+                "ts": now,
+                "controller": where.ctrl,
+                "door": where.door or "",
+                "equipment": equipment_name,
+                "credential_id": badge.id if badge else None,
+                "uid_hash": scan.h,
+                "person_id": badge.holder_id if badge else None,
+                "result": answer.result,
+                "reason": answer.reason,
                 # From receipt (paho stamps each message with its monotonic clock) to reply.
-                latency_ms=int((time.monotonic() - msg.timestamp) * 1000),
-                req_id=scan.req_id,
-                detail={"ts": scan.ts, **({"purpose": scan.purpose} if scan.purpose else {})},
-            )
+                "latency_ms": int((time.monotonic() - msg.timestamp) * 1000),
+                "req_id": scan.req_id,
+                "detail": {"ts": scan.ts, **({"purpose": scan.purpose} if scan.purpose else {})},
+            }
         )
         if answer.granted and door is not None and badge is not None:
             self._check_in_later(badge.holder_id, door, held, now)

@@ -299,6 +299,20 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU time of each thread of one process, by thread id (in creation order:
+    for the bridge, main, writer, deciders, refresher, power, then paho's network thread)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def stop(process: subprocess.Popen):
     process.terminate()
     try:
@@ -453,10 +467,16 @@ def measure(load: Load, args, label: str, pid: int) -> dict:
     rate = load.offered(args.rate, args.seconds)
     rate_prefix = load.prefix
     load.reset(f"{label}-sat-{uuid.uuid4().hex[:4]}")
-    cpu = cpu_seconds(pid)
+    cpu, threads = cpu_seconds(pid), thread_cpu_seconds(pid)
     saturation = load.saturate(args.inflight, args.seconds)
     cpu = cpu_seconds(pid) - cpu
-    saturation["cpu_ms_per_decision"] = round(cpu * 1000 / max(1, saturation["answered"]), 3)
+    answered = max(1, saturation["answered"])
+    saturation["cpu_ms_per_decision"] = round(cpu * 1000 / answered, 3)
+    # Where the process's CPU went, per thread and per decision (in thread creation order).
+    after = thread_cpu_seconds(pid)
+    saturation["cpu_ms_per_decision_by_thread"] = [
+        round((after[tid] - threads.get(tid, 0.0)) * 1000 / answered, 3) for tid in sorted(after)
+    ]
     saturation["load_average"] = round(os.getloadavg()[0], 1)
     return {"rate": rate, "saturation": saturation, "prefixes": [rate_prefix, load.prefix]}
 

@@ -35,7 +35,7 @@ from access.mqtt import broker_from_url, new_client
 from access.simulator import SimulatedController
 from bookings.models import Booking, Resource
 from labs.models import Equipment, Qualification
-from tests.conftest import MQTT_TEST_URL
+from tests.conftest import MQTT_TEST_URL, _missing
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
 
@@ -691,7 +691,7 @@ def test_facts_not_refreshed_for_too_long_answer_nothing(scene, bridges, device,
 def private_broker(tmp_path):
     """A Mosquitto of our own, which the test may stop and start again on the same port."""
     if shutil.which("mosquitto") is None:
-        pytest.fail("the mosquitto binary is not installed")
+        _missing("mqtt", "the mosquitto binary is not installed (apt-get install mosquitto)")
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
