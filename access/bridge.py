@@ -650,7 +650,7 @@ class Bridge:
             props.CorrelationData = correlation
         return topic, props
 
-    def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None, session=None):
+    def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None, session=None, outbox=None):
         topic, props = self._reply_target(where, msg)
         # From the reply, not the scan: a machine's grant waits for its relay (access.power).
         exp = protocol.epoch_ms(max(now, timezone.now())) + DECISION_TTL_MS
@@ -662,7 +662,10 @@ class Bridge:
             pulse_ms=pulse_ms if answer.granted else None,
             **(session or {}),  # session_id, lease_s of a machine's grant (access.power)
         )
-        self._publish(topic, payload, properties=props)
+        if outbox is None:
+            self._publish(topic, payload, properties=props)
+        else:
+            outbox.append((topic, payload, props))
         with self.memory:
             self.answered.remember((where.ctrl, req_id), (topic, payload, props))
         self.count(answer.result)
@@ -731,16 +734,27 @@ class Bridge:
                 log.error("no decision for %s/%s: %s", where.ctrl, scan.req_id, e)
             connection.close()
             return
+        # The replies go out together after the batch is decided: paho wakes its network thread
+        # for each message queued, and a wake-up in the middle of deciding costs two GIL
+        # hand-offs. At a low rate a batch is one scan, so nothing waits.
+        outbox: list = []
+        try:
+            self._decide_each(scans, now, probed, outbox)
+        finally:
+            for topic, payload, props in outbox:
+                self._publish(topic, payload, properties=props)
+
+    def _decide_each(self, scans, now, probed, outbox):
         for where, msg, scan in scans:
             try:
-                self._answer_scan(where, msg, scan, True, now, probed=probed)
+                self._answer_scan(where, msg, scan, True, now, probed=probed, outbox=outbox)
             except protocol.ProtocolError as e:
                 self._bad(where, msg, e)
             except Exception:  # one scan's failure must not leave the others unanswered
                 self.count("errors")
                 log.exception("failed to answer %s/%s", where.ctrl, scan.req_id)
 
-    def _answer_scan(self, where, msg, scan, door_scan, now, *, probed=None):
+    def _answer_scan(self, where, msg, scan, door_scan, now, *, probed=None, outbox=None):
         try:
             if msg.dup and self._answer_logged_repeat(where, msg, scan, now):
                 return
@@ -767,7 +781,9 @@ class Bridge:
             connection.close()
             return
         pulse_ms = door.pulse_ms if door else None
-        self._reply(where, msg, scan.req_id, answer, now, pulse_ms=pulse_ms, session=session)
+        self._reply(
+            where, msg, scan.req_id, answer, now, pulse_ms=pulse_ms, session=session, outbox=outbox
+        )
         # A dict, not an AuditEvent: a model instance per scan costs more than its insert.
         self.writer.audit(
             {
