@@ -53,7 +53,7 @@ def valid_for() -> timedelta:
 
 
 def epoch_ms(moment: datetime | None) -> int:
-    return int(moment.timestamp() * 1000) if moment is not None else 0
+    return protocol.epoch_ms(moment) if moment is not None else 0
 
 
 @cache

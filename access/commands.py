@@ -40,10 +40,6 @@ class BrokerUnavailable(DomainError):
     code = "broker_unavailable"
 
 
-def epoch_ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
-
-
 def is_online(controller: Controller, now: datetime | None = None) -> bool:
     """Online: its last status said so and it was heard from in the last 90 seconds."""
     now = now or timezone.now()
@@ -168,7 +164,7 @@ def unlock(
         "v": protocol.VERSION,
         "cmd": "unlock",
         "pulse_ms": pulse_ms,
-        "exp": epoch_ms(now + UNLOCK_VALID_FOR),
+        "exp": protocol.epoch_ms(now + UNLOCK_VALID_FOR),
         "req_id": req_id,
     }
 

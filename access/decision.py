@@ -26,7 +26,8 @@ The rules, in the order they are checked:
    schedule opens that); otherwise a tenant member gets `outside_schedule`;
 7. machines (session start): not in maintenance, qualified for the machine, a booking of it
    covering now (10 minutes early allowed), free → `booking`; nobody, staff included, powers a
-   machine without training and a booking.
+   machine without training and a booking. A badge-out (`session_stop`) is
+   `decide_session_stop`: only the session's holder stops it.
 Anything else → `not_authorized`.
 """
 
@@ -263,6 +264,18 @@ def _decide_equipment(facts: Facts, eq: EquipmentFacts, cred: CredentialFacts, p
         return deny("no_booking")
     if eq.busy:
         return deny("equipment_busy")
+    return grant("booking")
+
+
+def decide_session_stop(holder_id: int | None, session_holder_id: int | None) -> Decision:
+    """A badge-out at a machine (`session_stop`): the holder of the running session stops it;
+    with no session running any badge may ask (the machine is switched off again: stopping is
+    always safe) → `booking`; someone else's badge → `not_authorized`. Ids of people; None for
+    a badge without a holder, or no session running."""
+    if session_holder_id is None:
+        return grant("booking")
+    if holder_id is None or holder_id != session_holder_id:
+        return deny("not_authorized")
     return grant("booking")
 
 

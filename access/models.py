@@ -1,13 +1,15 @@
 """Badges, visitor passes, controllers, doors, the site mode and the append-only audit log."""
 
 import base64
+import functools
 import hashlib
+import json
 import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -677,10 +679,63 @@ class AuditQuerySet(models.QuerySet):
     def delete(self):
         raise AppendOnlyError("the audit log is append-only; see purge_audit_events()")
 
-    def record(self, events: list["AuditEvent"]) -> None:
+    def record(self, events: list["AuditEvent | dict"]) -> None:
         """Insert a batch; a replayed decision (controller, req_id) or device event
-        (controller, seq) already logged is skipped, so that QoS 1 redeliveries log once."""
-        self.bulk_create(events, ignore_conflicts=True)
+        (controller, seq) already logged is skipped, so that QoS 1 redeliveries log once.
+        An event is an AuditEvent, or a dict of its fields by attribute name (`person_id`),
+        the others taking their defaults: the bridge logs every decision so, without the
+        cost of a model instance.
+
+        On PostgreSQL one prepared `INSERT … SELECT … FROM json_populate_recordset(<the rows
+        as one JSON text>) ON CONFLICT DO NOTHING`: what bulk_create(ignore_conflicts=True)
+        does, without the ORM's per-field preparation (~0.08 ms of CPU per row, the bridge's
+        largest cost after MQTT) and with the rows encoded by the json module's C encoder
+        rather than as one array parameter per column. Elsewhere, bulk_create."""
+        if not events:
+            return
+        db = connections[self.db]
+        if db.vendor != "postgresql":
+            events = [AuditEvent(**e) if isinstance(e, dict) else e for e in events]
+            self.bulk_create(events, ignore_conflicts=True)
+            return
+        import psycopg
+
+        fields, sql = _audit_insert(self.db)
+        rows = []
+        for e in events:
+            if isinstance(e, dict):
+                row = {
+                    f.column: e[f.attname] if f.attname in e else f.get_default() for f in fields
+                }
+            else:
+                row = {f.column: getattr(e, f.attname) for f in fields}
+            if row["ts"] is not None:
+                row["ts"] = row["ts"].isoformat()  # aware: the offset travels with it
+            rows.append(row)
+        payload = json.dumps(rows, separators=(",", ":"))
+        db.ensure_connection()
+        with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+            cursor.execute(sql, [payload], prepare=True)
+
+
+@functools.cache
+def _audit_insert(alias: str) -> tuple[list[models.Field], str]:
+    """The inserted fields, and the statement that reads them from one JSON array of rows.
+
+    The rows take the table's own row type (`json_populate_recordset(NULL::<table>, …)`), so
+    that each value is read by its column's type: a string too long for its column is refused,
+    as an INSERT would, not cut; a missing key would be NULL (record() sends every column)."""
+    db = connections[alias]
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    quote = db.ops.quote_name
+    table = quote(AuditEvent._meta.db_table)
+    names = ", ".join(quote(f.column) for f in fields)
+    # Only the model's own table and column names: nothing from outside.
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608
+        f"FROM json_populate_recordset(NULL::{table}, %s::json) ON CONFLICT DO NOTHING"
+    )
+    return fields, sql
 
 
 class AuditEvent(models.Model):

@@ -172,6 +172,7 @@ class Power:
         try:
             session = sessions.start_session(person, equipment, source="controller", now=now)
         except sessions.SessionRefused as e:
+            # Not a rule of ours: labs.sessions refused (another session got in meanwhile).
             return decision.deny(e.code), {}
         entry = Powered(session.pk, pending=True)
         with self.lock:
@@ -182,6 +183,9 @@ class Power:
                 self.powered.pop(equipment.pk, None)
                 sessions.stop_session(session, reason="relay_offline", now=timezone.now())
                 self._power_off(equipment, session.pk)
+            # Not a rule either: the decision granted, but the machine could not be powered;
+            # the device must not believe it is on, and `maintenance` is the protocol's code
+            # for a machine that cannot be used now.
             return decision.deny("maintenance"), {}
         meter = Equipment.objects.filter(pk=equipment.pk).values_list("meter_kwh", flat=True)[0]
         UsageSession.objects.filter(pk=session.pk).update(meter_start_kwh=meter)
@@ -192,14 +196,15 @@ class Power:
 
     def badge_out(self, equipment: Equipment, person_id: int | None, now: datetime):
         session = UsageSession.objects.filter(equipment=equipment, stopped_at__isnull=True).first()
+        answer = decision.decide_session_stop(person_id, session.person_id if session else None)
         if session is None:
             self._power_off(equipment, None)  # nothing runs: make sure it is off
-            return decision.grant("booking"), {}
-        if person_id != session.person_id:
-            return decision.deny("not_authorized"), {}
+            return answer, {}
+        if not answer.granted:
+            return answer, {}
         with self.lock:
             self.stop(session, "badge_out", now)
-        return decision.grant("booking"), {"session_id": str(session.pk)}
+        return answer, {"session_id": str(session.pk)}
 
     # --- the power thread
 
@@ -256,7 +261,7 @@ class Power:
         end = session.booking.end
         if not entry.warned and now >= end - timedelta(seconds=settings.EQ_WARN_S):
             entry.warned = True
-            self._event(equipment, session, "warn", now, ends=protocol_ms(end))
+            self._event(equipment, session, "warn", now, ends=protocol.epoch_ms(end))
         if time.monotonic() - entry.renewed >= lease_s() / 3:
             self._power_on(equipment, session, renew=True)
             entry.renewed = time.monotonic()
@@ -347,7 +352,7 @@ class Power:
             "event": event,
             "session_id": str(session.pk),
             "user": str(session.person),
-            "ts": protocol_ms(now),
+            "ts": protocol.epoch_ms(now),
             "duration_s": max(0, int((end - session.started_at).total_seconds())),
             **extra,
         }
@@ -356,10 +361,6 @@ class Power:
         self.publish(
             protocol.topic("eq_session", self.root, eq=equipment.code), protocol.encode(body)
         )
-
-
-def protocol_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 # --- writes done in the writer thread -----------------------------------------------------------

@@ -13,6 +13,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 VERSION = 1
@@ -53,6 +54,17 @@ EQ_PURPOSES = frozenset({"session_start", "session_stop"})
 ACL_ACK_STATUSES = frozenset({"applied", "need_full", "rejected"})
 CMD_ACK_STATUSES = frozenset({"done", "rejected"})
 ENTRY_FLAGS = frozenset({"override"})
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """An aware datetime as the protocol's times are written (`ts`, `exp`, `vf`…): whole
+    milliseconds since 1970 UTC, rounded down. Exact: no float on the way (past 2038,
+    `timestamp() * 1000` makes some times one millisecond short)."""
+    return (moment - EPOCH) // _MS
 
 
 class ProtocolError(ValueError):

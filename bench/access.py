@@ -53,7 +53,7 @@ def parse_args():
     p.add_argument("--inflight", type=int, default=16)
     p.add_argument("--rate", type=float, default=100.0)
     p.add_argument("--workers", type=int, default=1, help="bridge worker processes")
-    p.add_argument("--threads", type=int, default=4, help="decider threads per worker")
+    p.add_argument("--threads", type=int, default=1, help="door decider threads per worker")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--acl", action="store_true", help="allow-list figures only (at the first size)")
     p.add_argument("--rounds", type=int, default=20, help="revocations measured with --acl")
@@ -299,6 +299,20 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU time of each thread of one process, by thread id (in creation order:
+    for the bridge: main, writer, door deciders, machine scans, refresher, power, paho)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def stop(process: subprocess.Popen):
     process.terminate()
     try:
@@ -453,12 +467,36 @@ def measure(load: Load, args, label: str, pid: int) -> dict:
     rate = load.offered(args.rate, args.seconds)
     rate_prefix = load.prefix
     load.reset(f"{label}-sat-{uuid.uuid4().hex[:4]}")
-    cpu = cpu_seconds(pid)
+    cpu, threads = cpu_seconds(pid), thread_cpu_seconds(pid)
     saturation = load.saturate(args.inflight, args.seconds)
     cpu = cpu_seconds(pid) - cpu
-    saturation["cpu_ms_per_decision"] = round(cpu * 1000 / max(1, saturation["answered"]), 3)
+    answered = max(1, saturation["answered"])
+    saturation["cpu_ms_per_decision"] = round(cpu * 1000 / answered, 3)
+    # Where the process's CPU went, per thread and per decision (in thread creation order).
+    after = thread_cpu_seconds(pid)
+    saturation["cpu_ms_per_decision_by_thread"] = [
+        round((after[tid] - threads.get(tid, 0.0)) * 1000 / answered, 3) for tid in sorted(after)
+    ]
     saturation["load_average"] = round(os.getloadavg()[0], 1)
     return {"rate": rate, "saturation": saturation, "prefixes": [rate_prefix, load.prefix]}
+
+
+def answering(load: Load, limit: float = 60.0, seconds: int = 3) -> float:
+    """Warm up at 200 scans/s until `seconds` whole seconds in a row are answered; returns
+    when the first of them started (perf_counter). A bridge says it is online before it answers
+    steadily: its refresher builds the allow-lists after connecting, and decisions are refused
+    while the facts' last check is older than 1.5 s. The runs then measure steady state."""
+    deadline = time.perf_counter() + limit
+    streak, since = 0, time.perf_counter()
+    for n in range(1000):
+        if streak == 0:
+            since = time.perf_counter()
+        load.reset(f"warm-{n}")
+        figures = load.offered(200, 1)
+        streak = streak + 1 if figures["answered"] == figures["sent"] else 0
+        if streak >= seconds or time.perf_counter() > deadline:
+            break
+    return since
 
 
 def probe_timing(samples: int = 2000) -> dict:
@@ -473,7 +511,7 @@ def probe_timing(samples: int = 2000) -> dict:
     times = []
     for i in range(samples + 200):
         start = time.perf_counter()
-        probe_bookings(rng.choice(people), timezone.now(), {})
+        probe_bookings([rng.choice(people)], timezone.now(), {})
         if i >= 200:
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
@@ -545,10 +583,11 @@ def main():
             bridge = start_bridge(args, url, root)
             try:
                 assert load.online.wait(30), "bridge did not start"
-                time.sleep(1.0)
-                load.reset("warm")
-                load.offered(200, 2)
+                started = time.perf_counter()
+                warm = answering(load)
                 figures = measure(load, args, f"b{size}", bridge.pid)
+                # From "online" to answering every scan steadily: the runs start after it.
+                figures["answering_after_s"] = round(warm - started, 1)
             finally:
                 stop(bridge)
                 load.online.clear()

@@ -33,7 +33,7 @@ from access.simulator import SimulatedController
 from bookings.models import Booking, Resource
 from labs.models import Equipment, Qualification
 from tests.access.broker import PrivateMosquitto
-from tests.conftest import MQTT_TEST_URL
+from tests.conftest import MQTT_TEST_URL, _missing
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
 
@@ -696,7 +696,7 @@ def private_broker(tmp_path):
     try:
         broker = PrivateMosquitto(tmp_path)
     except FileNotFoundError as e:
-        pytest.fail(str(e))
+        _missing("mqtt", f"{e} (apt-get install mosquitto)")
     broker.start()
     yield broker
     broker.stop()

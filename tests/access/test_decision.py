@@ -492,3 +492,20 @@ def test_facts_refuse_a_naive_now():
 def test_facts_refuse_an_aware_local_time():
     with pytest.raises(ValueError, match="naive"):
         Facts(now=NOW, local_now=NOW, credential=BADGE)
+
+
+@pytest.mark.parametrize(
+    ("holder", "session_holder", "expected"),
+    [
+        (7, 7, "grant booking"),  # the session's holder badges out
+        (8, 7, "deny not_authorized"),  # someone else's badge does not stop it
+        (None, 7, "deny not_authorized"),  # nor a badge without a holder
+        (8, None, "grant booking"),  # nothing runs: any badge may (it is switched off again)
+        (None, None, "grant booking"),
+    ],
+)
+def test_a_badge_out_stops_only_ones_own_session(holder, session_holder, expected):
+    from access.decision import decide_session_stop
+
+    answer = decide_session_stop(holder, session_holder)
+    assert f"{answer.result} {answer.reason}" == expected

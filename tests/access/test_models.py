@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from access.decision import Facts, decide
@@ -361,6 +361,33 @@ def test_a_replayed_decision_is_logged_once(db):
         ("ctrl-a", "r2"),
         ("ctrl-b", "r1"),
     ]
+
+
+def test_a_batch_keeps_every_column_as_given(bob):
+    credential = badge(bob)
+    at = timezone.now() - timedelta(minutes=3)
+    first = decision_event("r1", ts=at, credential=credential, person=bob, detail={"ts": 17})
+    second = AuditEvent(kind="door_event", controller="ctrl-a", door="D-002", result="opened",
+                        seq=2**62, actor=bob, detail={"why": "é"})  # fmt: skip
+    # A dict of some fields: the others take their defaults (now, {}, "", None).
+    third = {"kind": "decision", "controller": "ctrl-b", "req_id": "r1", "result": "deny"}
+    before = timezone.now()
+    AuditEvent.objects.record([first, second, third])
+    fields = ["ts", "credential_id", "person_id", "latency_ms", "detail", "req_id", "seq"]
+    rows = AuditEvent.objects.values_list(*fields, "actor_id", "door").order_by("id")
+    assert list(rows[:2]) == [
+        (at, credential.pk, bob.pk, 3, {"ts": 17}, "r1", None, None, "D-001"),
+        (second.ts, None, None, None, {"why": "é"}, None, 2**62, bob.pk, "D-002"),
+    ]
+    assert rows[2][1:] == (None, None, None, {}, "r1", None, None, "")
+    assert before <= rows[2][0] <= timezone.now()
+
+
+@pytest.mark.postgres  # SQLite does not hold strings to their length
+def test_a_value_too_long_is_refused_not_cut(db):
+    with pytest.raises(DataError), transaction.atomic():
+        AuditEvent.objects.record([decision_event("r" * 65)])
+    assert not AuditEvent.objects.exists()
 
 
 def test_the_database_refuses_a_second_row_for_one_request(db):

@@ -459,3 +459,17 @@ def test_the_vectors_printed_in_docs_mqtt_md():
     assert allowlist_hash([], {}) == (
         "sha256:5504d92842438214e51ebe2326545b06545b1876fc8f75ddc35030c4f63ea7ba"
     )
+
+
+def test_times_are_exact_milliseconds_since_1970_utc():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    # A badge valid until 2038-08-15 15:00:50.430 UTC: as a float, timestamp() * 1000 is
+    # …429.99 (past 2038 a double no longer holds the milliseconds exactly).
+    moment = datetime(2038, 8, 15, 15, 0, 50, 430000, tzinfo=UTC)
+    assert int(moment.timestamp() * 1000) == 2165497250429  # the float way, one short
+    assert protocol.epoch_ms(moment) == 2165497250430
+    paris = moment.astimezone(timezone(timedelta(hours=2)))
+    assert protocol.epoch_ms(paris) == 2165497250430
+    assert protocol.epoch_ms(moment + timedelta(microseconds=999)) == 2165497250430
+    assert protocol.epoch_ms(datetime(1970, 1, 1, tzinfo=UTC)) == 0

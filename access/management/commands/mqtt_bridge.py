@@ -37,7 +37,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-jobs", action="store_true", help="do not run the booking jobs")
         parser.add_argument(
-            "--threads", type=int, default=4, help="threads deciding scans in each worker"
+            "--threads", type=int, default=1, help="threads deciding door scans in each worker"
         )
         parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
 
