@@ -42,7 +42,7 @@ from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from access import allowlists, decision, power, protocol
+from access import allowlists, changefeed, decision, power, protocol
 from access.facts import (
     FactCache,
     FactsUnavailable,
@@ -364,10 +364,27 @@ class Bridge:
                 delay = min(delay * 2, 30)
         raise SystemExit(0)
 
+    def _wait_for_changes(self, feed: changefeed.Listener, delay: float) -> bool:
+        """Until the change feed moves (PostgreSQL notifies it) or `delay` passes; True when
+        the bridge stops."""
+        try:
+            feed.wait(delay)
+        except DatabaseError as e:
+            log.warning("cannot listen to the change feed (%s); polling", e)
+            connection.close()
+            self.stop_event.wait(delay)
+        return self.stop_event.is_set()
+
     def _refresh_loop(self):
         last_watch = last_report = time.monotonic()
         delay = self.config.poll
-        while not self.stop_event.wait(delay):
+        feed = changefeed.Listener(self.stop_event)
+        try:  # while the broker connects: the first push then sends what is built already
+            self.allowlists.warm(self.cache.snapshot, timezone.now())
+        except DatabaseError:
+            log.exception("cannot build the allow-lists")
+            connection.close()
+        while not self._wait_for_changes(feed, delay):
             try:
                 fresh = self.cache.refresh(timezone.now())
                 delay = self.config.poll

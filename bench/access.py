@@ -266,7 +266,7 @@ def child_env(args, url: str, root: str) -> dict:
         "MQTT_V5": "1",
         "CREDENTIAL_KEY": KEY,
         "DEBUG": "1",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
 
 
