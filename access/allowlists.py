@@ -46,6 +46,7 @@ LAG_RESEND = timedelta(seconds=60)
 REBUILD_EVERY = timedelta(hours=1)
 LAG_CHECK_EVERY = timedelta(seconds=5)
 NEVER = []  # a schedule that never opens: only a booking can grant
+NO_HASH = b'"h":""'  # in the canonical JSON of an entry shape, before the badge's hash
 
 
 def valid_for() -> timedelta:
@@ -129,17 +130,23 @@ def upcoming_bookings(snap: Snapshot, now: datetime, until: datetime) -> dict:
     return out
 
 
-def _door_variants(doors) -> dict:
-    """Each door's facts with its schedule lifted (None) and closed (NEVER), made once per
-    build instead of once per question."""
+def _door_variants(snap: Snapshot, doors) -> dict:
+    """Per door, made once per build instead of once per question: its facts with the
+    schedule lifted (None) and closed (NEVER), whether it is locked down, and its schedule
+    as encoded (the key of a `common_area` entry's schedule)."""
     return {
-        door.id: (replace(door.facts, schedule=None), replace(door.facts, schedule=NEVER))
+        door.id: (
+            replace(door.facts, schedule=None),
+            replace(door.facts, schedule=NEVER),
+            locked_down(snap.lockdown, door.mode),
+            _sched_key(door.facts.schedule),
+        )
         for door in doors
     }
 
 
 def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
-    """(door, sched schedule or None, vf, vu, flags) for every right `decide` gives."""
+    """(door, its schedule as encoded or None, vf, vu, flags) for every right `decide` gives."""
     cred = badge.facts
     start = max(now, cred.valid_from or now)
     end = min(until, cred.valid_until or until)
@@ -155,7 +162,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
     bound_vf, bound_vu = epoch_ms(cred.valid_from), epoch_ms(cred.valid_until)
     moments: dict = {}
 
-    def ask(at: datetime, door, door_facts, held=()):
+    def ask(at: datetime, variant, door_facts, held=()):
         if at not in moments:
             local = local_wall_clock(at)
             person = person_facts(holder, tenant, leases, local.date()) if holder else None
@@ -170,7 +177,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
             bookings=held,
             qualifications=qualifications,
             visitor=badge.visitor,
-            lockdown=locked_down(snap.lockdown, door.mode),
+            lockdown=variant[2],
         )
         return decision.decide(facts)
 
@@ -184,7 +191,8 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
         at = max(start, badge.visitor.start)
     if at < end:
         for door in doors:
-            answer = ask(at, door, variants[door.id][0])
+            variant = variants[door.id]
+            answer = ask(at, variant, variant[0])
             if not answer.granted:
                 continue
             reason, sched, vf, vu, flags = answer.reason, None, 0, 0, []
@@ -193,7 +201,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
             elif reason == "common_area":
                 if door.facts.schedule is not None and not door.facts.schedule:
                     continue  # an empty schedule never opens
-                sched = door.facts.schedule
+                sched = variant[3]
             elif reason == "visitor":
                 vf, vu = epoch_ms(badge.visitor.start), epoch_ms(badge.visitor.end)
             elif reason not in ("staff", "tenant_office"):
@@ -207,7 +215,8 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
         if at >= min(end, booking.end):
             continue
         for door in doors:
-            answer = ask(at, door, variants[door.id][1], (booking,))
+            variant = variants[door.id]
+            answer = ask(at, variant, variant[1], (booking,))
             if answer.reason == "booking":
                 yield (door, None, *bounded(epoch_ms(opens), epoch_ms(booking.end)), [])
 
@@ -243,6 +252,7 @@ class Builder:
 
     def __init__(self):
         self.grants: dict = {}  # inputs → [(controller, door, sched, vf, vu, flags)]
+        self.shapes: dict = {}  # inputs → {controller: ((canonical JSON, entry), ...)}, no h
         self.badges: dict = {}  # h → (inputs, {controller: ((canonical JSON, entry), ...)})
         self.per_ctrl: dict[str, dict] = {}  # controller → {h: ((canonical JSON, entry), ...)}
         self.schedules: dict = {}  # name → slots
@@ -252,9 +262,19 @@ class Builder:
         self.sent: dict = {}  # controller → ((version, hash), AllowList): what was pushed
         self.asked = 0  # badges whose grants were asked of `decide` (for the bench and tests)
 
-    def _entries(self, h: str, grants) -> dict:
-        """A badge's entries by controller: one per shape (sched, vf, vu, flags), ordered by
-        canonical JSON."""
+    def _entries(self, h: str, shapes: dict) -> dict:
+        """A badge's entries by controller, from the shapes of its inputs: the same entries
+        with its hash (spliced into the canonical JSON: a badge's entries share one hash, so
+        their order does not change)."""
+        mark = b'"h":"' + h.encode() + b'"'
+        return {
+            ctrl: tuple((canon.replace(NO_HASH, mark, 1), {**e, "h": h}) for canon, e in items)
+            for ctrl, items in shapes.items()
+        }
+
+    def _shapes(self, grants) -> dict:
+        """The entries that `grants` give, by controller, with an empty hash: one per shape
+        (sched, vf, vu, flags), ordered by canonical JSON."""
         shapes: dict = {}
         for ctrl, door_id, sched, vf, vu, flags in grants:
             shapes.setdefault(ctrl, {}).setdefault((sched, vf, vu, flags), []).append(door_id)
@@ -269,7 +289,7 @@ class Builder:
                         slots = [list(s) for s in json.loads(sched_key)]
                         name = self.sched_names[sched_key] = schedule_name(slots)
                         self.schedules[name] = slots
-                entry = {"h": h, "doors": sorted(set(door_ids)), "sched": name, "vf": vf}
+                entry = {"h": "", "doors": sorted(set(door_ids)), "sched": name, "vf": vf}
                 entry["vu"], entry["flags"] = vu, list(flags)
                 items.append((protocol.canonical_json(entry), entry))
             out[ctrl] = tuple(sorted(items, key=lambda item: item[0]))
@@ -294,6 +314,7 @@ class Builder:
         variants = None
         hour = now.replace(minute=0, second=0, microsecond=0)
         fresh_grants: dict = {}
+        fresh_shapes: dict = {}
         touched: set[str] = set()
         for h, badge in snap.badges.items():
             key = _inputs(snap, badge, bookings, hour)
@@ -303,10 +324,10 @@ class Builder:
                 grants = self.grants.get(key)
                 if grants is None:
                     if variants is None:
-                        variants = _door_variants(doors)
+                        variants = _door_variants(snap, doors)
                     self.asked += 1
                     grants = [
-                        (door.controller, door.id, _sched_key(sched), vf, vu, tuple(flags))
+                        (door.controller, door.id, sched, vf, vu, tuple(flags))
                         for door, sched, vf, vu, flags in _grants(
                             snap, badge, doors, now, until, bookings, variants
                         )
@@ -314,7 +335,10 @@ class Builder:
                 fresh_grants[key] = grants
             if known is not None and known[0] == key:
                 continue
-            entries = self._entries(h, grants)
+            shapes = fresh_shapes.get(key)
+            if shapes is None:
+                shapes = fresh_shapes[key] = self.shapes.get(key) or self._shapes(grants)
+            entries = self._entries(h, shapes)
             before = known[1] if known is not None else {}
             self.badges[h] = (key, entries)
             for ctrl in before.keys() | entries.keys():
@@ -329,6 +353,7 @@ class Builder:
                 touched.add(ctrl)
                 self.per_ctrl[ctrl].pop(h, None)
         self.grants = fresh_grants
+        self.shapes = {key: shapes for key, shapes in fresh_shapes.items() if key in fresh_grants}
         for ctrl, held in self.per_ctrl.items():
             if ctrl in touched or ctrl not in self.lists:
                 items = [item for h in sorted(held) for item in held[h]]

@@ -384,6 +384,10 @@ class Bridge:
         except DatabaseError:
             log.exception("cannot build the allow-lists")
             connection.close()
+        except Exception:  # a bad row must not stop the refresher (tick logs it again)
+            log.exception("cannot build the allow-lists")
+        # The first push waits for the first poll: the devices' retained births, read at
+        # connection, are noted by then (a birth noted after a push would ask for it again).
         while not self._wait_for_changes(feed, delay):
             try:
                 fresh = self.cache.refresh(timezone.now())
