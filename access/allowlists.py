@@ -512,11 +512,16 @@ def sync(snap: Snapshot, now: datetime, publish, root: str, memo: Builder | None
 # --- hooks called by the bridge (any worker; database writes only) ------------------------------
 
 
-def note_birth(ctrl: str, acl_ver: int | None):
-    """A controller came online: a snapshot unless it holds what we sent."""
+def note_birth(ctrl: str, acl_ver: int | None, seen_at: datetime | None = None):
+    """A controller came online: a snapshot unless it holds what we sent, or unless a push
+    went out after the birth was received at `seen_at` (a retained birth read at the bridge's
+    connection, noted after the first push): that push already answered it, and a device
+    that did not follow answers a delta with need_full."""
     states = AclState.objects.filter(controller_id=ctrl)
     if acl_ver is not None:
         states = states.exclude(version=acl_ver, hash__gt="")
+    if seen_at is not None:
+        states = states.exclude(sent_at__gt=seen_at)
     states.update(resend=True)
 
 

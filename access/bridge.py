@@ -386,9 +386,13 @@ class Bridge:
             connection.close()
         except Exception:  # a bad row must not stop the refresher (tick logs it again)
             log.exception("cannot build the allow-lists")
-        # The first push waits for the first poll: the devices' retained births, read at
-        # connection, are noted by then (a birth noted after a push would ask for it again).
-        while not self._wait_for_changes(feed, delay):
+        # Connected while building: push at once (a retained birth noted after that push does
+        # not ask for it again, see allowlists.note_birth).
+        now_ready = self.connected.is_set()
+        while (now_ready and not self.stop_event.is_set()) or not self._wait_for_changes(
+            feed, delay
+        ):
+            now_ready = False
             try:
                 fresh = self.cache.refresh(timezone.now())
                 delay = self.config.poll
@@ -806,9 +810,10 @@ class Bridge:
         if not msg.payload:
             return  # a retained status being cleared
         status = protocol.parse_status(msg.payload)
-        self.writer.call(set_presence, where.ctrl, status, timezone.now())
+        seen_at = timezone.now()
+        self.writer.call(set_presence, where.ctrl, status, seen_at)
         if status.online:
-            self.writer.call(allowlists.note_birth, where.ctrl, status.acl_ver)
+            self.writer.call(allowlists.note_birth, where.ctrl, status.acl_ver, seen_at)
 
     def _on_heartbeat(self, where, msg):
         hb = protocol.parse_heartbeat(msg.payload)

@@ -362,6 +362,16 @@ def test_a_change_right_after_a_snapshot_goes_as_a_delta_on_it_before_the_ack(sc
 
 
 @pytest.mark.django_db
+def test_a_birth_received_before_the_last_push_asks_for_nothing_more(scene):  # noqa: F811
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    allowlists.note_birth("ctrl-a", None, now - timedelta(seconds=1))  # read before the push
+    assert not AclState.objects.get(pk="ctrl-a").resend
+    allowlists.note_birth("ctrl-a", None, now + timedelta(seconds=1))  # a new birth
+    assert AclState.objects.get(pk="ctrl-a").resend
+
+
+@pytest.mark.django_db
 def test_need_full_rejected_and_other_births_ask_for_a_snapshot(scene):  # noqa: F811
     sent, now = Sent(), timezone.now()
     allowlists.sync(load_snapshot(now), now, sent, "r")
