@@ -256,6 +256,7 @@ class Bridge:
         self.stop_event = threading.Event()
         self.stopping = False
         self.connected = threading.Event()
+        self.connected_at = 0.0  # time.monotonic() of the last connection
         self.ready = threading.Event()  # connected and subscribed
         self._subscription = None
         self.handling = threading.Lock()  # held while a message is handled; stop waits on it
@@ -386,13 +387,13 @@ class Bridge:
             connection.close()
         except Exception:  # a bad row must not stop the refresher (tick logs it again)
             log.exception("cannot build the allow-lists")
-        # Connected while building: push at once (a retained birth noted after that push does
-        # not ask for it again, see allowlists.note_birth).
-        now_ready = self.connected.is_set()
-        while (now_ready and not self.stop_event.is_set()) or not self._wait_for_changes(
-            feed, delay
-        ):
-            now_ready = False
+        # The first push waits until one poll interval after the connection (not after the
+        # build): devices connecting with the bridge are noted first (a live birth received
+        # after a push asks for a second one).
+        wait = delay
+        if self.connected.is_set():
+            wait = max(0.0, delay - (time.monotonic() - self.connected_at))
+        while not self._wait_for_changes(feed, wait):
             try:
                 fresh = self.cache.refresh(timezone.now())
                 delay = self.config.poll
@@ -405,6 +406,7 @@ class Bridge:
                 log.exception("cannot refresh the access facts")
                 connection.close()
                 delay = min(delay * 2, 5.0)
+            wait = delay
             now = time.monotonic()
             if now - last_watch >= self.config.heartbeat:
                 last_watch = now
@@ -454,6 +456,7 @@ class Bridge:
         if self.cache.snapshot is not None:
             self._publish_modes(self.cache.snapshot, force=True)
         self.allowlists.built_at = None  # rebuild and push what changed while away
+        self.connected_at = time.monotonic()
         self.connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
