@@ -26,16 +26,16 @@ the pushing worker reads at its next tick.
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from functools import cache, cached_property
 from importlib import resources
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Max, Q, Sum
 
-from access import decision, protocol
+from access import changefeed, decision, protocol
 from access.facts import Snapshot, local_wall_clock, person_facts
 from access.models import AclState, Controller, locked_down
 from bookings.models import ACTIVE, Booking
@@ -46,6 +46,7 @@ LAG_RESEND = timedelta(seconds=60)
 REBUILD_EVERY = timedelta(hours=1)
 LAG_CHECK_EVERY = timedelta(seconds=5)
 NEVER = []  # a schedule that never opens: only a booking can grant
+NO_HASH = b'"h":""'  # in the canonical JSON of an entry shape, before the badge's hash
 
 
 def valid_for() -> timedelta:
@@ -88,10 +89,14 @@ class AllowList:
 
     entries: tuple
     schedules: dict
+    # The entries' canonical JSON, when the builder kept it: the hash without encoding again.
+    canon: tuple | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def hash(self) -> str:
-        return protocol.allowlist_hash(list(self.entries), self.schedules)
+        if self.canon is None:
+            return protocol.allowlist_hash(list(self.entries), self.schedules)
+        return protocol.allowlist_hash_canonical(self.canon, self.schedules)
 
     def __len__(self):
         return len(self.entries)
@@ -125,8 +130,23 @@ def upcoming_bookings(snap: Snapshot, now: datetime, until: datetime) -> dict:
     return out
 
 
-def _grants(snap: Snapshot, badge, doors, now, until, bookings):
-    """(door id, sched schedule or None, vf, vu, flags) for every right `decide` gives."""
+def _door_variants(snap: Snapshot, doors) -> dict:
+    """Per door, made once per build instead of once per question: its facts with the
+    schedule lifted (None) and closed (NEVER), whether it is locked down, and its schedule
+    as encoded (the key of a `common_area` entry's schedule)."""
+    return {
+        door.id: (
+            replace(door.facts, schedule=None),
+            replace(door.facts, schedule=NEVER),
+            locked_down(snap.lockdown, door.mode),
+            _sched_key(door.facts.schedule),
+        )
+        for door in doors
+    }
+
+
+def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
+    """(door, its schedule as encoded or None, vf, vu, flags) for every right `decide` gives."""
     cred = badge.facts
     start = max(now, cred.valid_from or now)
     end = min(until, cred.valid_until or until)
@@ -142,7 +162,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
     bound_vf, bound_vu = epoch_ms(cred.valid_from), epoch_ms(cred.valid_until)
     moments: dict = {}
 
-    def ask(at: datetime, door, schedule, held=()):
+    def ask(at: datetime, variant, door_facts, held=()):
         if at not in moments:
             local = local_wall_clock(at)
             person = person_facts(holder, tenant, leases, local.date()) if holder else None
@@ -153,11 +173,11 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
             local_now=local,
             credential=cred,
             person=person,
-            door=replace(door.facts, schedule=schedule),
+            door=door_facts,
             bookings=held,
             qualifications=qualifications,
             visitor=badge.visitor,
-            lockdown=locked_down(snap.lockdown, door.mode),
+            lockdown=variant[2],
         )
         return decision.decide(facts)
 
@@ -171,7 +191,8 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
         at = max(start, badge.visitor.start)
     if at < end:
         for door in doors:
-            answer = ask(at, door, None)
+            variant = variants[door.id]
+            answer = ask(at, variant, variant[0])
             if not answer.granted:
                 continue
             reason, sched, vf, vu, flags = answer.reason, None, 0, 0, []
@@ -180,7 +201,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
             elif reason == "common_area":
                 if door.facts.schedule is not None and not door.facts.schedule:
                     continue  # an empty schedule never opens
-                sched = door.facts.schedule
+                sched = variant[3]
             elif reason == "visitor":
                 vf, vu = epoch_ms(badge.visitor.start), epoch_ms(badge.visitor.end)
             elif reason not in ("staff", "tenant_office"):
@@ -194,74 +215,167 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings):
         if at >= min(end, booking.end):
             continue
         for door in doors:
-            answer = ask(at, door, NEVER, (booking,))
+            variant = variants[door.id]
+            answer = ask(at, variant, variant[1], (booking,))
             if answer.reason == "booking":
                 yield (door, None, *bounded(epoch_ms(opens), epoch_ms(booking.end)), [])
 
 
-def _inputs(snap: Snapshot, badge, now: datetime, bookings: dict, doors_key) -> tuple:
-    """Everything a badge's grants depend on (hashable): the same inputs give the same grants,
-    so that a build after one change asks `decide` again only for the badges it touched.
-    Within the hour: the time-dependent bounds travel in the entries (vf/vu)."""
+PERSON_FIELDS = tuple(changefeed.WATCHED["campus_person"])
+
+
+def _inputs(snap: Snapshot, badge, bookings: dict, hour: datetime) -> tuple:
+    """Everything a badge's grants depend on besides the doors (hashable), and nothing that
+    names the badge: the same inputs give the same grants, so that badges alike (the members
+    of one tenant) ask `decide` once, and a build after one change asks it again only for the
+    badges the change touched. Within the hour: the time-dependent bounds travel in the
+    entries (vf/vu)."""
     holder = snap.people.get(badge.holder_id) if badge.holder_id is not None else None
     person = quals = held = None
     if holder is not None:
         tenant = snap.tenants.get(holder.tenant_id) if holder.tenant_id else None
         leases = snap.leases.get(holder.tenant_id, ()) if holder.tenant_id else ()
-        person = person_facts(holder, tenant, leases, local_wall_clock(now).date())
+        person = (
+            tuple(getattr(holder, name) for name in PERSON_FIELDS),
+            tenant and (tenant.pk, tenant.status, tenant.contract_start, tenant.contract_end),
+            tuple(sorted((lease.space_id, lease.start, lease.end or date.max) for lease in leases)),
+        )
         quals = snap.qualifications.get(holder.pk)
         held = tuple(bookings.get(holder.pk, ()))
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    return (badge, person, quals, held, snap.lockdown, doors_key, hour)
+    return (badge.facts, badge.visitor, person, quals, held, snap.lockdown, hour)
+
+
+class Builder:
+    """Every controller's allow-list, kept between builds (by the pushing worker) so that a
+    change rebuilds only what it touched: each badge's entries by controller, with their
+    canonical JSON (for the order and the hash), and each controller's list."""
+
+    def __init__(self):
+        self.grants: dict = {}  # inputs → [(controller, door, sched, vf, vu, flags)]
+        self.shapes: dict = {}  # inputs → {controller: ((canonical JSON, entry), ...)}, no h
+        self.badges: dict = {}  # h → (inputs, {controller: ((canonical JSON, entry), ...)})
+        self.per_ctrl: dict[str, dict] = {}  # controller → {h: ((canonical JSON, entry), ...)}
+        self.schedules: dict = {}  # name → slots
+        self.sched_names: dict = {}  # schedule as encoded → name
+        self.lists: dict[str, AllowList] = {}
+        self.doors_key = None
+        self.sent: dict = {}  # controller → ((version, hash), AllowList): what was pushed
+        self.asked = 0  # badges whose grants were asked of `decide` (for the bench and tests)
+
+    def _entries(self, h: str, shapes: dict) -> dict:
+        """A badge's entries by controller, from the shapes of its inputs: the same entries
+        with its hash (spliced into the canonical JSON: a badge's entries share one hash, so
+        their order does not change)."""
+        mark = b'"h":"' + h.encode() + b'"'
+        return {
+            ctrl: tuple((canon.replace(NO_HASH, mark, 1), {**e, "h": h}) for canon, e in items)
+            for ctrl, items in shapes.items()
+        }
+
+    def _shapes(self, grants) -> dict:
+        """The entries that `grants` give, by controller, with an empty hash: one per shape
+        (sched, vf, vu, flags), ordered by canonical JSON."""
+        shapes: dict = {}
+        for ctrl, door_id, sched, vf, vu, flags in grants:
+            shapes.setdefault(ctrl, {}).setdefault((sched, vf, vu, flags), []).append(door_id)
+        out = {}
+        for ctrl, by_shape in shapes.items():
+            items = []
+            for (sched_key, vf, vu, flags), door_ids in by_shape.items():
+                name = None
+                if sched_key is not None:
+                    name = self.sched_names.get(sched_key)
+                    if name is None:
+                        slots = [list(s) for s in json.loads(sched_key)]
+                        name = self.sched_names[sched_key] = schedule_name(slots)
+                        self.schedules[name] = slots
+                entry = {"h": "", "doors": sorted(set(door_ids)), "sched": name, "vf": vf}
+                entry["vu"], entry["flags"] = vu, list(flags)
+                items.append((protocol.canonical_json(entry), entry))
+            out[ctrl] = tuple(sorted(items, key=lambda item: item[0]))
+        return out
+
+    def build(self, snap: Snapshot, now: datetime, bookings: dict | None = None) -> dict:
+        until = now + valid_for()
+        if bookings is None:
+            bookings = upcoming_bookings(snap, now, until)
+        doors = sorted(snap.doors.values(), key=lambda d: (d.controller, d.id))
+        doors_key = protocol.encode(
+            [
+                [d.controller, d.id, d.mode, d.facts.kind, d.facts.space_id, d.facts.schedule]
+                for d in doors
+            ]
+            + [[d.facts.bookable for d in doors]]
+        )
+        if doors_key != self.doors_key:  # the doors changed: every badge again
+            self.__init__()
+            self.doors_key = doors_key
+            self.per_ctrl = {d.controller: {} for d in doors}
+        variants = None
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        fresh_grants: dict = {}
+        fresh_shapes: dict = {}
+        touched: set[str] = set()
+        for h, badge in snap.badges.items():
+            key = _inputs(snap, badge, bookings, hour)
+            known = self.badges.get(h)
+            grants = fresh_grants.get(key)
+            if grants is None:
+                grants = self.grants.get(key)
+                if grants is None:
+                    if variants is None:
+                        variants = _door_variants(snap, doors)
+                    self.asked += 1
+                    grants = [
+                        (door.controller, door.id, sched, vf, vu, tuple(flags))
+                        for door, sched, vf, vu, flags in _grants(
+                            snap, badge, doors, now, until, bookings, variants
+                        )
+                    ]
+                fresh_grants[key] = grants
+            if known is not None and known[0] == key:
+                continue
+            shapes = fresh_shapes.get(key)
+            if shapes is None:
+                shapes = fresh_shapes[key] = self.shapes.get(key) or self._shapes(grants)
+            entries = self._entries(h, shapes)
+            before = known[1] if known is not None else {}
+            self.badges[h] = (key, entries)
+            for ctrl in before.keys() | entries.keys():
+                if before.get(ctrl) != entries.get(ctrl):
+                    touched.add(ctrl)
+                    if ctrl in entries:
+                        self.per_ctrl[ctrl][h] = entries[ctrl]
+                    else:
+                        self.per_ctrl[ctrl].pop(h, None)
+        for h in self.badges.keys() - snap.badges.keys():  # badges deleted
+            for ctrl in self.badges.pop(h)[1]:
+                touched.add(ctrl)
+                self.per_ctrl[ctrl].pop(h, None)
+        self.grants = fresh_grants
+        self.shapes = {key: shapes for key, shapes in fresh_shapes.items() if key in fresh_grants}
+        for ctrl, held in self.per_ctrl.items():
+            if ctrl in touched or ctrl not in self.lists:
+                items = [item for h in sorted(held) for item in held[h]]
+                names = {entry["sched"] for _canon, entry in items if entry["sched"]}
+                self.lists[ctrl] = AllowList(
+                    tuple(entry for _canon, entry in items),
+                    {name: self.schedules[name] for name in sorted(names)},
+                    tuple(canon for canon, _entry in items),
+                )
+        return dict(self.lists)
+
+
+def _sched_key(schedule):
+    return None if schedule is None else protocol.encode(list(schedule))
 
 
 def build_all(
-    snap: Snapshot, now: datetime, bookings: dict | None = None, memo: dict | None = None
+    snap: Snapshot, now: datetime, bookings: dict | None = None, memo: Builder | None = None
 ) -> dict:
     """Every controller's allow-list, from the facts snapshot and the upcoming bookings.
-    `memo` (kept by the caller between builds) holds each badge's grants by their inputs."""
-    until = now + valid_for()
-    if bookings is None:
-        bookings = upcoming_bookings(snap, now, until)
-    doors = sorted(snap.doors.values(), key=lambda d: (d.controller, d.id))
-    doors_key = protocol.encode(
-        [
-            [d.controller, d.id, d.mode, d.facts.kind, d.facts.space_id, d.facts.schedule]
-            for d in doors
-        ]
-        + [[d.facts.bookable for d in doors]]
-    )
-    fresh_memo = {}
-    per_ctrl: dict[str, dict[tuple, list[str]]] = {d.controller: {} for d in doors}
-    for h, badge in snap.badges.items():
-        key = _inputs(snap, badge, now, bookings, doors_key)
-        grants = memo.get(key) if memo is not None else None
-        if grants is None:
-            grants = [
-                (door.controller, door.id, sched, vf, vu, tuple(flags))
-                for door, sched, vf, vu, flags in _grants(snap, badge, doors, now, until, bookings)
-            ]
-        fresh_memo[key] = grants
-        for ctrl, door_id, sched, vf, vu, flags in grants:
-            sched_key = None if sched is None else protocol.encode(list(sched))
-            per_ctrl[ctrl].setdefault((h, sched_key, vf, vu, flags), []).append(door_id)
-    if memo is not None:
-        memo.clear()
-        memo.update(fresh_memo)
-    lists = {}
-    for ctrl, shapes in per_ctrl.items():
-        entries, schedules = [], {}
-        for (h, _sched_key, vf, vu, flags), door_ids in shapes.items():
-            sched = None
-            if _sched_key is not None:
-                slots = [list(s) for s in json.loads(_sched_key)]
-                sched = schedule_name(slots)
-                schedules[sched] = slots
-            entry = {"h": h, "doors": sorted(set(door_ids)), "sched": sched, "vf": vf, "vu": vu}
-            entry["flags"] = list(flags)
-            entries.append(entry)
-        lists[ctrl] = AllowList(tuple(sorted(entries, key=entry_key)), schedules)
-    return lists
+    `memo` (kept by the caller between builds) rebuilds only what changed since its last."""
+    return (memo if memo is not None else Builder()).build(snap, now, bookings)
 
 
 # --- pushing ----------------------------------------------------------------------------------
@@ -276,6 +390,7 @@ def snapshot_messages(ver: int, acl: AllowList, valid_until: datetime) -> list[b
         valid_until=epoch_ms(valid_until),
         tz=tz,
         tz_posix=posix_tz(tz),
+        canon=acl.canon,
     )
 
 
@@ -296,62 +411,117 @@ def delta_message(ver: int, base: int, old: AllowList, new: AllowList, valid_unt
     return protocol.encode(body)
 
 
-def push(state: AclState, acl: AllowList, now: datetime, publish, root: str, *, full: bool):
-    """Send `acl` as a delta on the last list sent when the device is known to follow, else as
-    a snapshot; record it. Returns "delta" or "snapshot"."""
+def prepare(
+    state: AclState,
+    acl: AllowList,
+    now: datetime,
+    root: str,
+    *,
+    full: bool,
+    reported: int | None = -1,
+    sent: dict | None = None,
+) -> tuple[str, str, list[bytes]]:
+    """The messages that send `acl`: a delta on the last list sent when the device follows,
+    else a snapshot; `state` is updated to record them (not saved). Returns (kind,
+    topic, messages).
+
+    `reported`: the version the controller last reported (read here when not given); `sent`:
+    the lists this worker sent, by controller, so that the base of a delta is not read back
+    from the database (it is when the record moved since: another worker pushed)."""
     valid_until = now + valid_for()
-    reported = (
-        Controller.objects.filter(pk=state.controller_id)
-        .values_list("acl_version", flat=True)
-        .first()
-    )
+    if reported == -1:
+        reported = (
+            Controller.objects.filter(pk=state.controller_id)
+            .values_list("acl_version", flat=True)
+            .first()
+        )
     ver = max(state.version, reported or 0) + 1
-    old = AllowList(tuple(state.entries), state.schedules)
     messages = None
-    if not full and state.acked_version and state.version and old.schedules == acl.schedules:
-        delta = delta_message(ver, state.version, old, acl, valid_until)
+    # The device follows when it applied a version, or while the last push is in flight: the
+    # messages of one topic arrive in order, so a delta sent just after a snapshot (before its
+    # ack came back) lands on it; a device without that base answers need_full.
+    follows = state.acked_version or (state.sent_at and now - state.sent_at < LAG_RESEND)
+    if not full and follows and state.version and state.schedules == acl.schedules:
+        old = (sent or {}).get(state.controller_id)
+        if old is None or old[0] != (state.version, state.hash):
+            old = None, AllowList(tuple(state.entries), state.schedules)
+        delta = delta_message(ver, state.version, old[1], acl, valid_until)
         # A big change (a whole tenant leaving) goes out as a chunked snapshot instead.
         if len(delta) <= protocol.MAX_CHUNK_BYTES:
             messages, kind = [delta], "delta"
     if messages is None:
         messages, kind = snapshot_messages(ver, acl, valid_until), "snapshot"
-    topic = protocol.topic("acl_push", root, ctrl=state.controller_id)
-    # Recorded before publishing: an ack can come back before this function returns.
     state.version, state.entries, state.schedules = ver, list(acl.entries), acl.schedules
     state.hash, state.valid_until, state.sent_at, state.resend = acl.hash, valid_until, now, False
+    if sent is not None:
+        sent[state.controller_id] = (ver, acl.hash), acl
+    return kind, protocol.topic("acl_push", root, ctrl=state.controller_id), messages
+
+
+def push(state: AclState, acl: AllowList, now: datetime, publish, root: str, *, full: bool):
+    """Send `acl` to one controller (see `prepare`) and record it. Returns the kind."""
+    kind, topic, messages = prepare(state, acl, now, root, full=full)
+    # Recorded before publishing: an ack can come back before this function returns.
     state.save()
     for payload in messages:
         publish(topic, payload)
-    log.info("allow-list %s v%d to %s (%d entries)", kind, ver, state.controller_id, len(acl))
+    log.info("allow-list %s v%d to %s (%d entries)", kind, state.version, topic, len(acl))
     return kind
 
 
-def sync(snap: Snapshot, now: datetime, publish, root: str, memo: dict | None = None) -> dict:
+def sync(snap: Snapshot, now: datetime, publish, root: str, memo: Builder | None = None) -> dict:
     """Build every list; push what changed, what a device asked for again, and renewals of
-    `valid_until` (every REBUILD_EVERY). Returns counts of pushes by kind."""
+    `valid_until` (every REBUILD_EVERY). Returns counts of pushes by kind.
+
+    The lists sent are not read back (`entries` deferred): with a `memo`, the base of a delta
+    is the list this worker sent, when the record still names it. Every push is recorded in
+    one transaction (one commit, not one per controller) before anything is published: an
+    ack can come back at once."""
+    memo = memo if memo is not None else Builder()
     lists = build_all(snap, now, memo=memo)
-    states = {s.controller_id: s for s in AclState.objects.all()}
+    states = {s.controller_id: s for s in AclState.objects.defer("entries")}
     renew_before = now + valid_for() - REBUILD_EVERY
     counts = {"delta": 0, "snapshot": 0}
-    for ctrl in Controller.objects.filter(is_active=True).values_list("pk", flat=True):
+    active = Controller.objects.filter(is_active=True).values_list("pk", "acl_version")
+    outgoing = []
+    for ctrl, reported in active:
         acl = lists.get(ctrl, EMPTY)
         state = states.get(ctrl)
         if state is None:
             state = AclState(controller_id=ctrl, resend=True)
         stale = state.valid_until is None or state.valid_until <= renew_before
         if state.resend or acl.hash != state.hash or stale:
-            counts[push(state, acl, now, publish, root, full=state.resend)] += 1
+            full = state.resend
+            sending = prepare(state, acl, now, root, full=full, reported=reported, sent=memo.sent)
+            outgoing.append((state, len(acl), *sending))
+    try:
+        with transaction.atomic():
+            for state, *_rest in outgoing:
+                state.save()
+    except Exception:
+        memo.sent.clear()  # not recorded: the next build starts from the database
+        raise
+    for state, size, kind, topic, messages in outgoing:
+        for payload in messages:
+            publish(topic, payload)
+        counts[kind] += 1
+        log.info("allow-list %s v%d to %s (%d entries)", kind, state.version, topic, size)
     return counts
 
 
 # --- hooks called by the bridge (any worker; database writes only) ------------------------------
 
 
-def note_birth(ctrl: str, acl_ver: int | None):
-    """A controller came online: a snapshot unless it holds what we sent."""
+def note_birth(ctrl: str, acl_ver: int | None, seen_at: datetime | None = None):
+    """A controller came online: a snapshot unless it holds what we sent, or unless a push
+    went out after the birth was received at `seen_at` (a retained birth read at the bridge's
+    connection, noted after the first push): that push already answered it, and a device
+    that did not follow answers a delta with need_full."""
     states = AclState.objects.filter(controller_id=ctrl)
     if acl_ver is not None:
         states = states.exclude(version=acl_ver, hash__gt="")
+    if seen_at is not None:
+        states = states.exclude(sent_at__gt=seen_at)
     states.update(resend=True)
 
 
@@ -400,7 +570,7 @@ class Pusher:
         self.version = None
         self.bookings = None
         self.counts = {"delta": 0, "snapshot": 0}
-        self.memo: dict = {}
+        self.memo = Builder()
 
     def lead(self) -> bool:
         if connection.vendor != "postgresql":
@@ -417,6 +587,12 @@ class Pusher:
             log.info("this worker pushes the allow-lists")
             self.built_at = None
         return got
+
+    def warm(self, snap: Snapshot | None, now: datetime):
+        """Build every list ahead of the first push (at start, while the broker connects), if
+        this worker pushes."""
+        if snap is not None and self.lead():
+            build_all(snap, now, memo=self.memo)
 
     def tick(self, snap: Snapshot | None, now: datetime):
         if snap is None or not self.lead():

@@ -9,11 +9,15 @@ Threads of one bridge process:
   for the whole batch, the reply published before anything is written;
 - the writer thread does every other database write off that path: audit rows in batches
   (within `audit_delay` of the first), controller presence, check-ins by badge;
-- the refresher polls the change feed every `poll` seconds (access.facts.FactCache), publishes
-  the retained site mode and door modes when they change, and watches heartbeats;
+- the refresher wakes when the change feed moves (PostgreSQL NOTIFY) or every `poll` seconds
+  (access.facts.FactCache), publishes the retained site mode and door modes when they change,
+  and watches heartbeats;
+- the allow-list thread builds and pushes the lists (access.allowlists.Pusher) after each
+  refresh, apart from the refresher so that a long build never lets the facts go stale;
 - the periodic booking jobs (bookings.jobs.run_due) every 30 s, in the first worker only.
 
-Delivery: QoS 1 with manual acknowledgement. A message is acknowledged once handled; one
+Delivery: QoS 1 with manual acknowledgement. A message is acknowledged once handled (a scan
+once its audit row is committed); one
 received while stopping is not, so that the broker delivers it again to the same persistent
 session (MQTT 5 clean_start=False with a session expiry, or 3.1.1 clean_session=False) when the
 bridge is back. Several workers share the load with MQTT 5 shared subscriptions
@@ -42,7 +46,7 @@ from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from access import allowlists, decision, power, protocol
+from access import allowlists, changefeed, decision, power, protocol
 from access import facts as access_facts
 from access.facts import (
     FactCache,
@@ -270,6 +274,7 @@ class Bridge:
         self.stop_event = threading.Event()
         self.stopping = False
         self.connected = threading.Event()
+        self.connected_at = 0.0  # time.monotonic() of the last connection
         self.ready = threading.Event()  # connected and subscribed
         self._subscription = None
         self.handling = threading.Lock()  # held while a message is handled; stop waits on it
@@ -284,6 +289,7 @@ class Bridge:
         self.expiry.MessageExpiryInterval = DECISION_TTL_MS // 1000
         self.client = self._client()
         self.allowlists = allowlists.Pusher(self._publish, self.root)
+        self.facts_checked = threading.Event()  # set by the refresher, for the allow-lists
         self.power = power.Power(self.root, self._publish, self.writer)
 
     def count(self, name: str):
@@ -310,6 +316,7 @@ class Bridge:
             self._thread(lambda: self._decide_loop(self.machine_scans), "bridge-machines")
         )
         self._thread(self._refresh_loop, "bridge-refresh")
+        self._thread(self._allowlist_loop, "bridge-allowlists")
         if self.config.run_jobs:
             from bookings.management.commands.run_jobs import run_loop
 
@@ -386,17 +393,32 @@ class Bridge:
                 delay = min(delay * 2, 30)
         raise SystemExit(0)
 
+    def _wait_for_changes(self, feed: changefeed.Listener, delay: float) -> bool:
+        """Until the change feed moves (PostgreSQL notifies it) or `delay` passes; True when
+        the bridge stops."""
+        try:
+            feed.wait(delay)
+        except DatabaseError as e:
+            log.warning("cannot listen to the change feed (%s); polling", e)
+            connection.close()
+            self.stop_event.wait(delay)
+        return self.stop_event.is_set()
+
     def _refresh_loop(self):
+        """Keep the facts fresh: wake when the change feed moves (or every poll interval) and
+        reload what changed. The allow-lists are built in a thread of their own
+        (`_allowlist_loop`), woken after each refresh: building every list takes a second or
+        more, and scans are refused once the facts are older than `max_age`."""
         last_watch = last_report = time.monotonic()
         delay = self.config.poll
-        while not self.stop_event.wait(delay):
+        feed = changefeed.Listener(self.stop_event)
+        while not self._wait_for_changes(feed, delay):
             try:
                 fresh = self.cache.refresh(timezone.now())
                 delay = self.config.poll
                 if fresh is not None and self.connected.is_set():
                     self._publish_modes(fresh)
-                if self.connected.is_set():
-                    self.allowlists.tick(self.cache.snapshot, timezone.now())
+                self.facts_checked.set()
             except DatabaseError:
                 self.count("db_errors")
                 log.exception("cannot refresh the access facts")
@@ -409,6 +431,37 @@ class Bridge:
             if now - last_report >= 60:
                 last_report = now
                 log.info("bridge %s: %s", self.config.client_id, dict(self.counters))
+
+    def _allowlist_loop(self):
+        """The allow-list duty (access.allowlists.Pusher): build every list at start, while
+        the broker connects, then push what changed after each refresh of the facts."""
+        delay = self.config.poll
+        try:
+            self.allowlists.warm(self.cache.snapshot, timezone.now())
+        except DatabaseError:
+            log.exception("cannot build the allow-lists")
+            connection.close()
+        except Exception:  # a bad row must not stop the lists (tick logs it again)
+            log.exception("cannot build the allow-lists")
+        # The first push waits until one poll interval after the connection (not after the
+        # build): devices connecting with the bridge are noted first (a live birth received
+        # after a push asks for a second one).
+        wait = delay
+        if self.connected.is_set():
+            wait = max(0.0, delay - (time.monotonic() - self.connected_at))
+        if not self.stop_event.wait(wait):
+            while not self.stop_event.is_set():
+                try:
+                    if self.connected.is_set():
+                        self.allowlists.tick(self.cache.snapshot, timezone.now())
+                    delay = self.config.poll
+                except DatabaseError:
+                    log.exception("cannot push the allow-lists")
+                    connection.close()
+                    delay = min(delay * 2, 5.0)
+                    self.stop_event.wait(delay)
+                self.facts_checked.wait(delay)
+                self.facts_checked.clear()
         self.allowlists.close()
 
     # --- MQTT plumbing
@@ -451,6 +504,7 @@ class Bridge:
         if self.cache.snapshot is not None:
             self._publish_modes(self.cache.snapshot, force=True)
         self.allowlists.built_at = None  # rebuild and push what changed while away
+        self.connected_at = time.monotonic()
         self.connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -915,9 +969,10 @@ class Bridge:
         if not msg.payload:
             return  # a retained status being cleared
         status = protocol.parse_status(msg.payload)
-        self.writer.call(set_presence, where.ctrl, status, timezone.now())
+        seen_at = timezone.now()
+        self.writer.call(set_presence, where.ctrl, status, seen_at)
         if status.online:
-            self.writer.call(allowlists.note_birth, where.ctrl, status.acl_ver)
+            self.writer.call(allowlists.note_birth, where.ctrl, status.acl_ver, seen_at)
 
     def _on_heartbeat(self, where, msg):
         hb = protocol.parse_heartbeat(msg.payload)

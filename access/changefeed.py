@@ -4,7 +4,17 @@ bumps `access_changeversion` in the writer's transaction (see access.models.Chan
 They are (re)installed after every `migrate` (post_migrate), not only by migration 0002:
 SQLite rebuilds a table (copy, drop, rename) for many schema changes, and the rebuild drops
 its triggers; a later migration of a watched table would silently stop the feed otherwise.
+
+On PostgreSQL the trigger also notifies CHANNEL, delivered when the writer commits: the bridge's
+refresher LISTENs (`Listener`) and wakes at once instead of at its next poll, whichever process
+wrote. The poll stays as the fallback (and the only way on SQLite).
 """
+
+import threading
+
+from django.db import connection
+
+CHANNEL = "access_change_feed"
 
 # Person: only the columns that change rights, so that a sign-in (last_login) does not make
 # every bridge reload.
@@ -34,6 +44,7 @@ CREATE OR REPLACE FUNCTION access_bump_change_version() RETURNS trigger LANGUAGE
 BEGIN
     INSERT INTO access_changeversion (id, version) VALUES (1, 1)
     ON CONFLICT (id) DO UPDATE SET version = access_changeversion.version + 1;
+    PERFORM pg_notify('access_change_feed', '');
     RETURN NULL;
 END
 $$
@@ -76,3 +87,31 @@ def install_after_migrate(sender, using="default", **kwargs):
     from django.db import connections
 
     install(connections[using])
+
+
+class Listener:
+    """Waits for the change feed to move, on this thread's database connection: LISTEN/NOTIFY
+    on PostgreSQL (listening again after a reconnection), the whole timeout elsewhere. A
+    notification that came while the caller was busy (reloading) ends the next wait at once."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.listening_on = None
+
+    def wait(self, timeout: float) -> bool:
+        """Until a change, `timeout` seconds or `stop`; returns whether a change was notified.
+        Database errors propagate (Django's)."""
+        if connection.vendor != "postgresql":
+            self.stop.wait(timeout)
+            return False
+        connection.ensure_connection()
+        raw = connection.connection
+        with connection.wrap_database_errors:
+            if self.listening_on is not raw:
+                raw.execute(f"LISTEN {CHANNEL}")
+                self.listening_on = raw
+            notified = any(True for _ in raw.notifies(timeout=timeout, stop_after=1))
+            if notified:  # one reload covers every change committed so far
+                for _ in raw.notifies(timeout=0):
+                    pass
+        return notified

@@ -642,8 +642,9 @@ class ChangeVersion(models.Model):
     Database triggers bump it (migration 0002), not Django signals, so that no path is missed:
     admin saves, conditional `update()`s, bulk writes, raw SQL and other processes alike. The
     bump is part of the writer's transaction, so a reader sees the new version only with the
-    change. The MQTT bridge polls it every 0.5 s and reloads its in-memory facts when it moved
-    (access.facts.FactCache); a row that went missing (a test flush) reads as version 0.
+    change. On PostgreSQL the trigger also notifies `access_change_feed` at commit. The MQTT
+    bridge reads it when notified and every 0.5 s, and reloads its in-memory facts when it
+    moved (access.facts.FactCache); a row that went missing (a test flush) reads as version 0.
     """
 
     SINGLETON = 1

@@ -494,6 +494,14 @@ def allowlist_hash(entries: list[dict], schedules: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+def allowlist_hash_canonical(canon, schedules: dict) -> str:
+    """`allowlist_hash` from each entry's canonical JSON, already in hash order: the same bytes
+    as encoding {"entries": [...], "schedules": {...}} whole, without encoding the entries
+    again (both ends keep them encoded, and a delta changes only a few)."""
+    body = b'{"entries":[' + b",".join(canon) + b'],"schedules":'
+    return "sha256:" + hashlib.sha256(body + canonical_json(schedules) + b"}").hexdigest()
+
+
 def check_entry(entry: Any) -> dict:
     """An allow-list entry: {"h", "doors", "sched", "vf", "vu", "flags"}, each well-formed."""
     if not isinstance(entry, dict):
@@ -539,17 +547,23 @@ def snapshot_chunks(
     tz: str,
     tz_posix: str,
     max_bytes: int = MAX_CHUNK_BYTES,
+    canon: list[bytes] | tuple | None = None,
 ) -> list[bytes]:
     """The snapshot as acl/push messages of at most `max_bytes` each, numbered from 1.
 
     Every chunk repeats ver, chunks, valid_until and hash; tz, tz_posix and schedules travel in
     chunk 1 only. Entries are packed greedily in hash order, so the same list always gives the
-    same chunks.
+    same chunks. `canon`: each entry's canonical JSON when the caller keeps it (same order as
+    `entries`), for the hash and the sizes (an entry's compact JSON has the same length).
     """
     for entry in entries:
         check_entry(entry)
-    ordered = sorted(entries, key=lambda e: e["h"])
-    digest = allowlist_hash(ordered, schedules)
+    if canon is None:
+        canon = [canonical_json(entry) for entry in entries]
+    pairs = sorted(zip(entries, canon, strict=True), key=lambda pair: pair[0]["h"])
+    ordered = [entry for entry, _c in pairs]
+    sizes = [len(c) for _e, c in pairs]
+    digest = allowlist_hash_canonical([c for _e, c in pairs], schedules)
     # Measure with a chunk count at least as wide as the real one: the real messages can only be
     # shorter than measured, never longer.
     wide = len(ordered) + 1
@@ -569,15 +583,24 @@ def snapshot_chunks(
         body["entries"] = items
         return body
 
+    # A message's size is its size with no entries, plus each entry's and a comma between
+    # two: each entry is encoded once, not once per entry added to its chunk.
+    def empty_size(number: int) -> int:
+        return len(encode(message(number, wide, [])))
+
     groups: list[list[dict]] = [[]]
-    for entry in ordered:
-        if len(encode(message(len(groups), wide, [*groups[-1], entry]))) <= max_bytes:
+    size = empty_size(1)
+    for entry, length in zip(ordered, sizes, strict=True):
+        grown = size + length + (1 if groups[-1] else 0)
+        if grown <= max_bytes:
             groups[-1].append(entry)
+            size = grown
             continue
         if not groups[-1] and len(groups) > 1:
             raise ProtocolError(f"entry {entry['h']} alone is over {max_bytes} bytes")
         groups.append([entry])
-        if len(encode(message(len(groups), wide, groups[-1]))) > max_bytes:
+        size = empty_size(len(groups)) + length
+        if size > max_bytes:
             raise ProtocolError(f"entry {entry['h']} alone is over {max_bytes} bytes")
     if len(encode(message(1, wide, groups[0]))) > max_bytes:
         raise ProtocolError(f"chunk 1 (time zone and schedules) is over {max_bytes} bytes")

@@ -268,6 +268,7 @@ class SimulatedController:
                 "valid_until": snap.valid_until,
                 "tz": snap.tz or "UTC",
                 "hashes": {e["h"] for e in snap.entries},
+                "canon": _canon_by_hash(snap.entries),
             }
             self.acl_ver = snap.ver
         self.acl_log.append(("snapshot", ver, "applied"))
@@ -288,15 +289,19 @@ class SimulatedController:
                 # Entries sharing a hash are ordered by their canonical JSON (docs/mqtt.md).
                 fresh = sorted(add or [], key=lambda e: (e["h"], protocol.canonical_json(e)))
                 entries = sorted(entries + fresh, key=lambda e: e["h"])
-                if add is None or protocol.allowlist_hash(entries, held["schedules"]) != body.get(
-                    "hash"
-                ):
+                # The kept entries' canonical JSON is reused: only the delta's is encoded.
+                canon = {h: c for h, c in held["canon"].items() if h not in replaced}
+                canon.update(_canon_by_hash(fresh))
+                ordered = [c for h in sorted(canon) for c in canon[h]]
+                digest = protocol.allowlist_hash_canonical(ordered, held["schedules"])
+                if add is None or digest != body.get("hash"):
                     status, why = "rejected", "hash_mismatch"
                 else:
                     status, why = "applied", None
                     valid_until = body.get("valid_until", held["valid_until"])
                     self.acl = {**held, "ver": ver, "entries": entries, "valid_until": valid_until}
                     self.acl["hashes"] = {e["h"] for e in entries}
+                    self.acl["canon"] = canon
                     self.acl_ver = ver
         self.acl_log.append(("delta", ver, status))
         self._ack(ver, status, why)
@@ -365,3 +370,12 @@ class SimulatedController:
 
     def _send_log(self, events):
         self.client.publish(self._topic("log"), protocol.encode({"v": 1, "events": events}), qos=1)
+
+
+def _canon_by_hash(entries) -> dict[str, list[bytes]]:
+    """Each entry's canonical JSON by its hash, in the order given (ordered by h, then by
+    canonical JSON)."""
+    out: dict[str, list[bytes]] = {}
+    for e in entries:
+        out.setdefault(e["h"], []).append(protocol.canonical_json(e))
+    return out

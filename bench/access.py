@@ -57,7 +57,11 @@ def parse_args():
     p.add_argument("--keep", action="store_true")
     p.add_argument("--acl", action="store_true", help="allow-list figures only (at the first size)")
     p.add_argument("--rounds", type=int, default=20, help="revocations measured with --acl")
+    p.add_argument(
+        "--devices", type=int, default=2, help="processes running the simulated controllers (--acl)"
+    )
     p.add_argument("--echo", nargs=2, metavar=("URL", "ROOT"), help=argparse.SUPPRESS)
+    p.add_argument("--sim-host", nargs=3, metavar=("URL", "ROOT", "IDS"), help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -266,7 +270,7 @@ def child_env(args, url: str, root: str) -> dict:
         "MQTT_V5": "1",
         "CREDENTIAL_KEY": KEY,
         "DEBUG": "1",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
 
 
@@ -350,6 +354,98 @@ def run_echo(url: str, root: str):
     client.connect(b.host, b.port)
     signal.signal(signal.SIGTERM, lambda *_: client.disconnect())
     client.loop_forever()
+
+
+def run_sim_host(url: str, root: str, ids: str):
+    """Some of the simulated controllers of --acl, in their own process (as real devices do not
+    share one interpreter), driven by lines on stdin; answers are JSON lines on stdout. Times
+    are time.monotonic(), one clock for every process of the machine.
+    - "lists": when the bridge's status and the first and last list reached these devices;
+    - "holds <h>": which of them hold the badge hash;
+    - "watch <h> <ids>": "watching", then when each device listed stopped holding it."""
+    sys.path.insert(0, str(ROOT))
+    from access.mqtt import broker_from_url
+    from access.simulator import SimulatedController
+
+    broker = broker_from_url(url)
+    sims = {
+        ctrl: SimulatedController(ctrl, broker=broker, key=KEY, root=root, heartbeat=0).start()
+        for ctrl in ids.split(",")
+    }
+    seen = {"online": None, "first": None, "last": None}
+
+    def watch_lists():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if seen["online"] is None and any(s.backend_online for s in sims.values()):
+                seen["online"] = now
+            if seen["first"] is None and any(s.acl is not None for s in sims.values()):
+                seen["first"] = now
+            if all(s.acl is not None for s in sims.values()):
+                seen["last"] = now
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch_lists, daemon=True)
+    watcher.start()
+
+    def say(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    say({"ready": True})
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "lists":
+            watcher.join()
+            say(seen)
+        elif command == "holds":
+            say([ctrl for ctrl, s in sims.items() if s.holds(rest[0])])
+        elif command == "watch":
+            h, holders = rest[0], rest[1].split(",") if len(rest) > 1 else []
+            say("watching")
+            pending, gone, deadline = set(holders), {}, time.monotonic() + 10
+            while pending and time.monotonic() < deadline:
+                for ctrl in list(pending):
+                    if not sims[ctrl].holds(h):
+                        gone[ctrl] = time.monotonic()
+                        pending.discard(ctrl)
+                time.sleep(0.002)
+            say({"gone": gone, "missed": len(pending)})
+        elif command == "stop":
+            break
+    for s in sims.values():
+        s.stop()
+
+
+class SimHost:
+    """The bench's end of one --sim-host process."""
+
+    def __init__(self, url: str, root: str, ids: list[str]):
+        argv = [sys.executable, str(Path(__file__).resolve()), "--sim-host", url, root]
+        argv.append(",".join(ids))
+        self.ids = ids
+        self.process = subprocess.Popen(  # noqa: S603
+            argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    def ask(self, line: str | None = None):
+        if line is not None:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError("a simulated-controller process ended")
+        return json.loads(answer)
+
+    def close(self):
+        try:
+            self.process.stdin.write("stop\n")
+            self.process.stdin.close()
+            self.process.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
 
 
 # ------------------------------------------------------------------ load
@@ -536,6 +632,9 @@ def main():
     if args.echo:
         run_echo(*args.echo)
         return
+    if args.sim_host:
+        run_sim_host(*args.sim_host)
+        return
     if shutil.which("mosquitto") is None:
         raise SystemExit("needs the mosquitto binary (apt-get install mosquitto)")
     os.environ.update(
@@ -612,18 +711,16 @@ def main():
 
 def measure_allowlists(args, url: str, root: str, rounds: int) -> dict:
     """Allow-lists: build every list in process; then the bridge (a subprocess) pushes full
-    snapshots to 40 connected simulated controllers (time from its start to the last one
-    applied); then badges held on every controller (staff) or on a few (tenants) are suspended
-    one at a time and the time to each delta applied is measured on every controller that held
-    the badge, from the update's commit."""
+    snapshots to 40 connected simulated controllers, run in `--devices` processes (time from
+    its start to the last one applied); then badges held on every controller (staff) or on a
+    few (tenants) are suspended one at a time and the time to each delta applied is measured
+    on every controller that held the badge, from the update's commit."""
     from django.db.models import F
     from django.utils import timezone
 
     from access import allowlists
     from access.facts import load_snapshot
-    from access.models import AclState, Controller, Credential, Door
-    from access.mqtt import broker_from_url
-    from access.simulator import SimulatedController
+    from access.models import AclState, Controller, Door
 
     for c in (38, 39):  # 40 controllers: two more, one perimeter door each
         ctrl = Controller.objects.create(id=f"ctrl-{c:02d}", name=f"Controller {c}")
@@ -644,49 +741,58 @@ def measure_allowlists(args, url: str, root: str, rounds: int) -> dict:
         "build_s": round(built, 3),
         "build_and_chunk_s": round(encoded, 3),
     }
-    broker = broker_from_url(url)
-    sims = [
-        SimulatedController(ctrl, broker=broker, key=KEY, root=root, heartbeat=0).start()
-        for ctrl in sorted(lists)
-    ]
-    bridge = start_bridge(args, url, root)
-    started = time.monotonic()
+    controllers = sorted(lists)
+    hosts = [SimHost(url, root, controllers[i :: args.devices]) for i in range(args.devices)]
     try:
-        deadline = started + 60
-        while time.monotonic() < deadline and not all(s.acl is not None for s in sims):
-            time.sleep(0.01)
-        figures["all_snapshots_s"] = round(time.monotonic() - started, 3)
-        assert all(s.acl is not None for s in sims), "not every controller got its list"
-        time.sleep(1.0)
-        victims = [uid_hash(f"{i:08X}") for i in range(10)]  # staff: on every controller
-        victims += [uid_hash(f"{i:08X}") for i in range(100, 100 + max(0, rounds - 10))]
-        delays, missed = [], 0
-        for h in victims[:rounds]:
-            holders = [s for s in sims if s.holds(h)]
-            changed = time.monotonic()
-            Credential.objects.filter(uid_hash=h).update(status="suspended")
-            pending = set(range(len(holders)))
-            while pending and time.monotonic() - changed < 10:
-                for i in list(pending):
-                    if not holders[i].holds(h):
-                        delays.append(time.monotonic() - changed)
-                        pending.discard(i)
-                time.sleep(0.002)
-            missed += len(pending)
-            time.sleep(0.3)
-        delays.sort()
-        figures["revocations"] = len(victims[:rounds])
-        figures["deltas_measured"] = len(delays)
-        figures["missed"] = missed
-        figures["revocation_p50_ms"] = round(1000 * delays[len(delays) // 2])
-        figures["revocation_p99_ms"] = round(1000 * delays[int(len(delays) * 0.99) - 1])
-        figures["revocation_max_ms"] = round(1000 * delays[-1])
-        figures["acked"] = AclState.objects.filter(acked_version=F("version")).count()
+        for host in hosts:
+            host.ask()  # ready: every device connected
+        bridge = start_bridge(args, url, root)
+        started = time.monotonic()
+        try:
+            seen = [host.ask("lists") for host in hosts]
+            assert all(s["last"] for s in seen), "not every controller got its list"
+            figures["all_snapshots_s"] = round(max(s["last"] for s in seen) - started, 3)
+            figures["bridge_online_s"] = round(min(s["online"] for s in seen) - started, 3)
+            figures["first_snapshot_s"] = round(min(s["first"] for s in seen) - started, 3)
+            time.sleep(1.0)
+            figures.update(revoke(hosts, rounds))
+            figures["acked"] = AclState.objects.filter(acked_version=F("version")).count()
+        finally:
+            stop(bridge)
     finally:
-        stop(bridge)
-        for sim in sims:
-            sim.stop()
+        for host in hosts:
+            host.close()
     return figures
+
+
+def revoke(hosts, rounds: int) -> dict:
+    """Badges suspended one at a time (an ORM update, committed); each device process times
+    when every device of its own that held the badge stopped holding it."""
+    from access.models import Credential
+
+    victims = [uid_hash(f"{i:08X}") for i in range(10)]  # staff: on every controller
+    victims += [uid_hash(f"{i:08X}") for i in range(100, 100 + max(0, rounds - 10))]
+    delays, missed = [], 0
+    for h in victims[:rounds]:
+        holders = [host.ask(f"holds {h}") for host in hosts]
+        for host, held in zip(hosts, holders, strict=True):
+            assert host.ask(f"watch {h} {','.join(held)}") == "watching"
+        changed = time.monotonic()
+        Credential.objects.filter(uid_hash=h).update(status="suspended")
+        for host in hosts:
+            answer = host.ask()
+            delays += [t - changed for t in answer["gone"].values()]
+            missed += answer["missed"]
+        time.sleep(0.3)
+    delays.sort()
+    return {
+        "revocations": len(victims[:rounds]),
+        "deltas_measured": len(delays),
+        "missed": missed,
+        "revocation_p50_ms": round(1000 * delays[len(delays) // 2]),
+        "revocation_p99_ms": round(1000 * delays[int(len(delays) * 0.99) - 1]),
+        "revocation_max_ms": round(1000 * delays[-1]),
+    }
 
 
 def report(results, sizes, args):

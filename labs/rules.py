@@ -94,9 +94,19 @@ def is_qualified(
     return covers([QualificationFacts.of(q) for q in rows], ids, classes, at_start, at_end)
 
 
+def targets(qualifications, equipment, at: datetime) -> tuple[frozenset[int], frozenset[int]]:
+    """The machines that `qualifications` (QualificationFacts) in force at `at` cover, directly
+    or by class, among `equipment` rows (pk, class, location), and the lab spaces those
+    machines stand in (whose doors the qualification opens)."""
+    live = [q for q in qualifications if in_force(q, at)]
+    direct = {q.equipment_id for q in live if q.equipment_id}
+    classes = {q.equipment_class for q in live if q.equipment_class}
+    pairs = [(pk, lab) for pk, cls, lab in equipment if pk in direct or cls in classes]
+    return frozenset(pk for pk, _s in pairs), frozenset(s for _pk, s in pairs)
+
+
 def qualified_targets(person_id: int, at: datetime) -> tuple[frozenset[int], frozenset[int]]:
-    """For the access decision: the machines a person may power at `at`, and the lab spaces
-    those machines stand in (whose doors the qualification opens)."""
+    """For the access decision: `targets` of one person's qualifications (two queries)."""
     facts = [QualificationFacts.of(q) for q in Qualification.objects.filter(person_id=person_id)]
     live = [q for q in facts if in_force(q, at)]
     if not live:
@@ -104,8 +114,7 @@ def qualified_targets(person_id: int, at: datetime) -> tuple[frozenset[int], fro
     direct = {q.equipment_id for q in live if q.equipment_id}
     classes = {q.equipment_class for q in live if q.equipment_class}
     rows = Equipment.objects.filter(Q(pk__in=direct) | Q(equipment_class__in=classes))
-    pairs = list(rows.values_list("pk", "location_id"))
-    return frozenset(pk for pk, _s in pairs), frozenset(s for _pk, s in pairs)
+    return targets(live, rows.values_list("pk", "equipment_class", "location_id"), at)
 
 
 def requires_qualification(resource) -> bool:

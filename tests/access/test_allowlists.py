@@ -136,6 +136,74 @@ def test_a_delta_replaces_the_entries_of_changed_hashes(lists):
     assert delta["hash"] == new.hash and delta["base"] == 8
 
 
+def same_lists(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        (a[c].entries, a[c].schedules, a[c].hash) == (b[c].entries, b[c].schedules, b[c].hash)
+        for c in a
+    )
+
+
+@pytest.mark.django_db
+def test_a_rebuild_asks_decide_again_only_for_the_badges_a_change_touched(scene):  # noqa: F811
+    now = timezone.now()
+    builder = allowlists.Builder()
+    first = allowlists.build_all(load_snapshot(now), now, memo=builder)
+    assert builder.asked > 2
+    asked = builder.asked
+    assert same_lists(allowlists.build_all(load_snapshot(now), now, memo=builder), first)
+    assert builder.asked == asked  # nothing changed: nothing asked
+    Credential.objects.filter(uid_hash=h(UIDS["alice"])).update(status="suspended")
+    again = allowlists.build_all(load_snapshot(now), now, memo=builder)
+    assert builder.asked == asked + 1
+    assert not entries_of(again["ctrl-a"], UIDS["alice"])
+    assert same_lists(again, allowlists.build_all(load_snapshot(now), now))  # as built anew
+    Credential.objects.filter(uid_hash=h(UIDS["sam"])).delete()
+    Door.objects.filter(pk="D-102").update(is_active=False)
+    again = allowlists.build_all(load_snapshot(now), now, memo=builder)
+    assert not entries_of(again["ctrl-a"], UIDS["sam"])
+    assert all("D-102" not in e["doors"] for e in again["ctrl-a"].entries)
+    assert same_lists(again, allowlists.build_all(load_snapshot(now), now))
+
+
+@pytest.mark.django_db
+def test_badges_with_the_same_facts_share_one_question(scene):  # noqa: F811
+    spare = Credential(holder=scene["badges"]["bob"].holder)
+    spare.set_uid("0BB0BB0B")
+    spare.save()
+    now = timezone.now()
+    builder = allowlists.Builder()
+    acl = allowlists.build_all(load_snapshot(now), now, memo=builder)["ctrl-a"]
+    assert builder.asked == Credential.objects.count() - 1
+    without_h = [{**e, "h": ""} for e in entries_of(acl, "0BB0BB0B")]
+    assert without_h and without_h == [{**e, "h": ""} for e in entries_of(acl, UIDS["bob"])]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_change_feed_notifies_a_listener_when_a_write_commits(scene):  # noqa: F811
+    import threading
+
+    from django.db import connection
+
+    from access import changefeed
+
+    stop, woke, listening = threading.Event(), [], threading.Event()
+
+    def listen():
+        feed = changefeed.Listener(stop)
+        feed.wait(0)  # LISTEN now, before the write
+        listening.set()
+        woke.append(feed.wait(30))
+        connection.close()
+
+    thread = threading.Thread(target=listen)
+    thread.start()
+    assert listening.wait(10)
+    Credential.objects.filter(uid_hash=h(UIDS["bob"])).update(status="suspended")
+    thread.join(40)
+    assert woke == [True]  # notified, not the timeout
+
+
 # --- through the real broker -------------------------------------------------------------------
 
 
@@ -275,6 +343,32 @@ def test_pushes_start_with_a_snapshot_then_follow_with_deltas_once_acked(scene):
     sent.clear()
     allowlists.sync(load_snapshot(now), now, sent, "r")
     assert sent == []  # nothing changed
+
+
+@pytest.mark.django_db
+def test_a_change_right_after_a_snapshot_goes_as_a_delta_on_it_before_the_ack(scene):  # noqa: F811
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    Credential.objects.filter(uid_hash=h(UIDS["bob"])).update(status="suspended")
+    sent.clear()
+    allowlists.sync(load_snapshot(now), now + timedelta(seconds=1), sent, "r")
+    (delta,) = sent  # in flight: the device gets it after the snapshot, or answers need_full
+    assert (delta["type"], delta["ver"], delta["base"]) == ("delta", 2, 1)
+    Credential.objects.filter(uid_hash=h(UIDS["bob"])).update(status="active")
+    sent.clear()
+    later = now + allowlists.LAG_RESEND + timedelta(seconds=1)
+    allowlists.sync(load_snapshot(later), later, sent, "r")
+    assert {m["type"] for m in sent} == {"snapshot"}  # never acked, no longer in flight
+
+
+@pytest.mark.django_db
+def test_a_birth_received_before_the_last_push_asks_for_nothing_more(scene):  # noqa: F811
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    allowlists.note_birth("ctrl-a", None, now - timedelta(seconds=1))  # read before the push
+    assert not AclState.objects.get(pk="ctrl-a").resend
+    allowlists.note_birth("ctrl-a", None, now + timedelta(seconds=1))  # a new birth
+    assert AclState.objects.get(pk="ctrl-a").resend
 
 
 @pytest.mark.django_db

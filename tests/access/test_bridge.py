@@ -690,6 +690,29 @@ def test_facts_not_refreshed_for_too_long_answer_nothing(scene, bridges, device,
     assert wait_until(online_grant, 3)
 
 
+def test_a_slow_allow_list_push_never_lets_the_facts_go_stale(scene, bridges, device, monkeypatch):
+    """Building and pushing every list can take seconds on a large campus: scans must still be
+    answered online meanwhile (the facts are refused once older than 1.5 s)."""
+    from access.allowlists import Pusher
+
+    pushing = threading.Event()
+
+    def slow_tick(self, snap, now):
+        pushing.set()
+        time.sleep(2.5)
+
+    monkeypatch.setattr(Pusher, "tick", slow_tick)
+    bridges()
+    sim = device()
+    assert pushing.wait(5)
+    answers = []
+    deadline = time.monotonic() + 3.0  # across a whole slow push, well past the 1.5 s
+    while time.monotonic() < deadline:
+        answers.append(sim.scan("D-101", UIDS["bob"]) or {"offline": True})
+        time.sleep(0.2)
+    assert all(a.get("result") == "grant" and "offline" not in a for a in answers), answers
+
+
 @pytest.fixture
 def private_broker(tmp_path):
     """A Mosquitto of our own, which the test may stop and start again on the same port."""

@@ -107,6 +107,22 @@ def test_door_facts_take_at_most_seven_queries_whatever_the_data(
     assert decide(facts).reason == "unknown_credential"
 
 
+def test_the_cache_and_one_person_s_load_expand_qualifications_alike(scene, bob, sam, tina):
+    from access.facts import all_qualifications
+    from labs.rules import qualified_targets
+
+    qualify(bob, equipment=scene["emc"])
+    qualify(sam, equipment_class="emc")
+    revoked = qualify(tina, equipment=scene["emc"])
+    Qualification.objects.filter(pk=revoked.pk).update(revoked_at=NOW - H)
+    cached, _changes_at = all_qualifications(NOW)
+    for person in (bob, sam, tina):
+        machines, labs = qualified_targets(person.pk, NOW)
+        held = cached.get(person.pk)
+        assert (held.equipment_ids, held.space_ids) == (machines, labs) if held else not machines
+    assert cached[bob.pk].equipment_ids == {scene["emc"].pk} and tina.pk not in cached
+
+
 def test_equipment_facts_take_at_most_seven_queries(scene, bob, django_assert_max_num_queries):
     book(bob, scene["chamber"], NOW + 5 * M, NOW + H)
     qualify(bob, equipment_class="emc")

@@ -18,6 +18,9 @@ from access.bridge import Bridge, BridgeConfig, configured_broker, new_worker_id
 
 class Command(BaseCommand):
     help = "Run the MQTT bridge between door/equipment controllers and the access decision."
+    # No system checks at start: they import every URL conf, admin and API module (0.3-0.6 s
+    # of CPU) before the first allow-list can go out; `manage.py check` and `migrate` run them.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument(
