@@ -9,6 +9,8 @@ the engine's (blocked ranges, opening hours, closures), applied in Python to tha
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
+
 from bookings import catalogue
 from bookings.engine import blocked_range, building_tz, margins
 from bookings.models import HOLDING, Booking, BookingPolicy, Resource
@@ -66,6 +68,46 @@ def busy_ranges(resource_ids, start: datetime, end: datetime):
     return ranges
 
 
+def busy_among(windows: dict[int, tuple[datetime, datetime]]) -> set[int]:
+    """The resources (of these, by id) with a holding booking in their window: one query.
+
+    On PostgreSQL the comparison runs in the database, which answers with the busy ids only:
+    one range-index probe over the union of the windows (materialised: joined first, the
+    planner probed the index once per resource, ~30 ms), then each resource's own window.
+    Reading the bookings' timestamps back instead cost ~5 ms per search at 1,000,000 bookings
+    (~200 bookings in a one-hour window of 500 resources; bench/README.md)."""
+    if not windows:
+        return set()
+    low = min(w[0] for w in windows.values())
+    high = max(w[1] for w in windows.values())
+    if connection.vendor != "postgresql":
+        busy = busy_ranges(list(windows), low, high)
+        return {
+            pk
+            for pk, (w_start, w_end) in windows.items()
+            if any(s < w_end and e > w_start for s, e in busy.get(pk, ()))
+        }
+    ids = list(windows)
+    starts = [windows[pk][0] for pk in ids]
+    ends = [windows[pk][1] for pk in ids]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH hits AS MATERIALIZED (
+                SELECT resource_id, blocked_start, blocked_end FROM bookings_booking
+                WHERE status = ANY(%s)
+                  AND tstzrange(blocked_start, blocked_end, '[)') && tstzrange(%s, %s, '[)')
+            )
+            SELECT DISTINCT h.resource_id FROM hits h
+            JOIN unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(id, lo, hi)
+              ON w.id = h.resource_id
+            WHERE h.blocked_start < w.hi AND h.blocked_end > w.lo
+            """,
+            [list(HOLDING), low, high, ids, starts, ends],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 def _widest(entries) -> timedelta:
     """The longest time any of these resources blocks around a booking."""
     return max(sum(margins(e, e.policy), timedelta()) for e in entries)
@@ -82,13 +124,9 @@ def free_entries(
     entries = matching(cat, kind, min_capacity, features)
     if not entries:
         return []
-    margin = _widest(entries)
-    # Unfiltered, every resource is a candidate: the range index alone narrows the bookings.
-    filtered = kind or min_capacity or features
-    busy = busy_ranges([e.pk for e in entries] if filtered else None, start - margin, end + margin)
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     closed = {}
-    free = []
+    windows = {}
     for entry in entries:
         pol = entry.policy
         if pol.pk not in closed:
@@ -97,10 +135,9 @@ def free_entries(
             continue
         if not within_opening_hours(pol.opening_hours, local_start, local_end):
             continue
-        b_start, b_end = blocked_range(entry, pol, start, end)
-        if any(s < b_end and e > b_start for s, e in busy.get(entry.pk, ())):
-            continue
-        free.append(entry)
+        windows[entry] = blocked_range(entry, pol, start, end)
+    busy = busy_among({entry.pk: window for entry, window in windows.items()})
+    free = [entry for entry in windows if entry.pk not in busy]
     return _without_busy_companions(cat, free, start, end)
 
 
