@@ -317,14 +317,21 @@ class Booking(models.Model):
     Status = Status
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # No single-column index on resource, person or tenant: the composite indexes below start
+    # with them and serve the same lookups; three fewer indexes to write per booking.
     resource = models.ForeignKey(
-        Resource, models.PROTECT, related_name="bookings", verbose_name=_("resource")
+        Resource,
+        models.PROTECT,
+        related_name="bookings",
+        verbose_name=_("resource"),
+        db_index=False,
     )
     person = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         models.PROTECT,
         related_name="bookings",
         verbose_name=_("booked by"),
+        db_index=False,
     )
     tenant = models.ForeignKey(
         Tenant,
@@ -333,6 +340,7 @@ class Booking(models.Model):
         blank=True,
         related_name="bookings",
         verbose_name=_("tenant"),
+        db_index=False,
     )
     title = models.CharField(_("title"), max_length=160, blank=True)
     attendees = models.PositiveIntegerField(_("attendees"), default=1)
