@@ -6,6 +6,7 @@ the bookings overlapping the (buffer-widened) window, read once. The rules are
 the engine's (blocked ranges, opening hours, closures), applied in Python to that small set.
 """
 
+import json
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
@@ -87,9 +88,14 @@ def busy_among(windows: dict[int, tuple[datetime, datetime]]) -> set[int]:
             for pk, (w_start, w_end) in windows.items()
             if any(s < w_end and e > w_start for s, e in busy.get(pk, ()))
         }
-    ids = list(windows)
-    starts = [windows[pk][0] for pk in ids]
-    ends = [windows[pk][1] for pk in ids]
+    # The windows as one JSON text, grouped: resources share a few margins, so a few
+    # distinct windows each with its ids (500 timestamps as a parameter cost ~3.5 ms to send).
+    grouped = defaultdict(list)
+    for pk, window in windows.items():
+        grouped[window].append(pk)
+    groups = json.dumps(
+        [[lo.isoformat(), hi.isoformat(), ids] for (lo, hi), ids in grouped.items()]
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -97,13 +103,15 @@ def busy_among(windows: dict[int, tuple[datetime, datetime]]) -> set[int]:
                 SELECT resource_id, blocked_start, blocked_end FROM bookings_booking
                 WHERE status = ANY(%s)
                   AND tstzrange(blocked_start, blocked_end, '[)') && tstzrange(%s, %s, '[)')
+            ), w AS (
+                SELECT (g->>0)::timestamptz AS lo, (g->>1)::timestamptz AS hi,
+                       jsonb_array_elements_text(g->2)::bigint AS id
+                FROM jsonb_array_elements(%s::jsonb) AS g
             )
-            SELECT DISTINCT h.resource_id FROM hits h
-            JOIN unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(id, lo, hi)
-              ON w.id = h.resource_id
+            SELECT DISTINCT h.resource_id FROM hits h JOIN w ON w.id = h.resource_id
             WHERE h.blocked_start < w.hi AND h.blocked_end > w.lo
             """,
-            [list(HOLDING), low, high, ids, starts, ends],
+            [list(HOLDING), low, high, groups],
         )
         return {row[0] for row in cursor.fetchall()}
 
