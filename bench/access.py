@@ -577,21 +577,26 @@ def measure(load: Load, args, label: str, pid: int) -> dict:
     return {"rate": rate, "saturation": saturation, "prefixes": [rate_prefix, load.prefix]}
 
 
-def lists_pushed(since, limit: float = 120.0) -> float:
-    """Wait until the bridge has pushed every controller's allow-list since `since`, plus a
-    second for the last chunks to leave; returns when (perf_counter). Its start-up burst of
-    full snapshots (~1,500 chunks at 1M bookings) shares the bridge's connection with the
-    decisions, which wait behind it: up to ~0.3-0.6 s at 1M bookings. Measured apart: the
-    runs measure steady state."""
-    from access.models import AclState, Controller
+def lists_pushed(since, limit: float = 120.0, quiet: float = 2.0) -> float:
+    """Wait until the bridge's start-up push of allow-lists is over: something pushed since
+    `since` and nothing more for `quiet` seconds (lists that did not change since the last
+    run are not sent again); returns when (perf_counter). That burst of full snapshots
+    (~1,500 chunks at 1M bookings) shares the bridge's connection with the decisions, which
+    wait behind it: up to ~0.3-0.6 s at 1M bookings. Measured apart: the runs measure steady
+    state."""
+    from django.db.models import Max
+
+    from access.models import AclState
 
     deadline = time.perf_counter() + limit
-    controllers = Controller.objects.count()
+    last, still_since = None, time.perf_counter()
     while time.perf_counter() < deadline:
-        if AclState.objects.filter(sent_at__gte=since).count() >= controllers:
+        latest = AclState.objects.aggregate(m=Max("sent_at"))["m"]
+        if latest != last:
+            last, still_since = latest, time.perf_counter()
+        elif latest is not None and latest >= since and time.perf_counter() - still_since >= quiet:
             break
         time.sleep(0.2)
-    time.sleep(1.0)
     return time.perf_counter()
 
 
