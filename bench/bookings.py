@@ -561,21 +561,26 @@ def report(results: dict):
     print(f"\npeer: {PEER}")
 
 
-def main():
-    args = parse_args()
-    sizes = sorted(int(s) for s in args.sizes.split(","))
-    env = {
+def production_env(server: str, db: str, credential_key: str = "bench-credential-key") -> dict:
+    """The environment of a production-like process on the bench database (this one's too)."""
+    return {
         **os.environ,
-        "DATABASE_URL": f"{args.server}/{args.db}",
+        "DATABASE_URL": f"{server}/{db}",
         "DEBUG": "0",
         "SECRET_KEY": "bench-secret-key-not-for-production-" + "x" * 20,
-        "CREDENTIAL_KEY": "bench-credential-key",
+        "CREDENTIAL_KEY": credential_key,
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "DB_CONN_MAX_AGE": "60",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "campus.settings",
     }
+
+
+def main():
+    args = parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    env = production_env(args.server, args.db)
     os.environ.update(env)
     print(f"database {args.db}: creating and migrating", flush=True)
     recreate_database(args.server, args.db)

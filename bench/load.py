@@ -74,9 +74,10 @@ def parse_args():
     p.add_argument("--threads", type=int, default=4, help="API client threads")
     p.add_argument("--mix", default=MIX, type=parse_mix, help=f"API weights (default {MIX})")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument("--server-threads", type=int, default=4, help="threads per gunicorn worker")
     p.add_argument("--scan-rate", type=float, default=50.0, help="badge scans per second")
     p.add_argument("--bridge-workers", type=int, default=1)
-    p.add_argument("--bridge-threads", type=int, default=4, help="decider threads per worker")
+    p.add_argument("--bridge-threads", type=int, default=1, help="door decider threads per worker")
     p.add_argument("--port", type=int, default=0, help="gunicorn's port (default: a free one)")
     p.add_argument("--keep", action="store_true", help="keep the database at the end")
     p.add_argument("--json", help="also write the figures to this file")
@@ -247,18 +248,7 @@ def main():
     args = parse_args()
     if shutil.which("mosquitto") is None:
         raise SystemExit("needs the mosquitto binary (apt-get install mosquitto)")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{args.server}/{args.db}",
-        "DEBUG": "0",
-        "SECRET_KEY": "bench-secret-key-not-for-production-" + "x" * 20,
-        "CREDENTIAL_KEY": access_bench.KEY,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "0",
-        "DB_CONN_MAX_AGE": "60",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "campus.settings",
-    }
+    env = http_bench.production_env(args.server, args.db, access_bench.KEY)
     os.environ.update(env)
     print(f"database {args.db}: creating, migrating, seeding", flush=True)
     access_bench.recreate_database(args.server, args.db)
@@ -280,7 +270,9 @@ def main():
     port = args.port or access_bench.free_port()
     gunicorn = broker = bridge = load = None
     try:
-        gunicorn = http_bench.start_gunicorn(env, port, args.workers, workdir / "gunicorn.log")
+        gunicorn = http_bench.start_gunicorn(
+            env, port, args.workers, args.server_threads, workdir / "gunicorn.log"
+        )
         broker, mqtt_port = access_bench.start_mosquitto(workdir)
         url, root = f"mqtt://127.0.0.1:{mqtt_port}", f"bench/{uuid.uuid4().hex[:8]}/campus/v1"
         bridge_args = SimpleNamespace(

@@ -134,7 +134,7 @@ def free_entries(
         return []
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     closed = {}
-    windows = {}
+    candidates, windows = [], {}
     for entry in entries:
         pol = entry.policy
         if pol.pk not in closed:
@@ -143,9 +143,10 @@ def free_entries(
             continue
         if not within_opening_hours(pol.opening_hours, local_start, local_end):
             continue
-        windows[entry] = blocked_range(entry, pol, start, end)
-    busy = busy_among({entry.pk: window for entry, window in windows.items()})
-    free = [entry for entry in windows if entry.pk not in busy]
+        candidates.append(entry)
+        windows[entry.pk] = blocked_range(entry, pol, start, end)
+    busy = busy_among(windows)
+    free = [entry for entry in candidates if entry.pk not in busy]
     return _without_busy_companions(cat, free, start, end)
 
 

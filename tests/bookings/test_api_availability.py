@@ -121,3 +121,15 @@ def test_a_resource_whose_companion_is_taken_is_not_listed_as_free(as_bob, charl
         "/api/v1/availability", {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
     )
     assert [r["code"] for r in response.json()] == []
+
+
+def test_a_resource_without_any_policy_is_searched_with_the_built_in_one(as_bob, bob, room):
+    """No policy of its own and none for its kind: the built-in policy (it has no primary
+    key) applies, and the search must neither fail nor skip the resource."""
+    desk = Resource.objects.create(code="D-1", name="Desk 1", kind="desk", capacity=1)
+    book(bob, Slot(room, at(3, 10), at(3, 11)), now=NOW)
+    response = as_bob.get(
+        "/api/v1/availability", {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
+    )
+    assert response.status_code == 200
+    assert {r["code"] for r in response.json()} == {desk.code}
