@@ -101,6 +101,16 @@ def listener(broker_root):
     listening.close()
 
 
+def wait_until(predicate, timeout=10.0, step=0.02) -> bool:
+    """Poll until the predicate holds or the timeout passes; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -32,7 +32,7 @@ from access.mqtt import broker_from_url, new_client
 from access.simulator import SimulatedController
 from bookings.models import Booking, Resource
 from labs.models import Equipment, Qualification
-from tests.access.broker import PrivateMosquitto
+from tests.access.broker import PrivateMosquitto, wait_until
 from tests.conftest import MQTT_TEST_URL, _missing
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
@@ -50,15 +50,6 @@ UIDS = {
     "expired": "DEAD0002",
     "unknown": "FFFFFFFF",
 }
-
-
-def wait_until(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture

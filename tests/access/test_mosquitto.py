@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from access.models import Controller
 from access.mqtt import new_client
+from tests.access.broker import free_port
 from tests.conftest import REQUIRED
 
 BACKEND_URL = "mqtt://backend:backend-secret@127.0.0.1:1883"
@@ -92,12 +93,6 @@ def test_a_controller_named_like_the_backend_is_refused(controllers, settings, t
 
 
 # --- a real broker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -24,21 +24,13 @@ from access.simulator import SimulatedController
 from bookings.models import Booking, Resource
 from labs import sessions
 from labs.models import Equipment, Qualification, UsageSession
+from tests.access.broker import wait_until
 from tests.conftest import MQTT_TEST_URL
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
 
 BROKER = broker_from_url(MQTT_TEST_URL)
 UIDS = {"alice": "A11CE000", "bob": "B0B0B0B0", "charlie": "C4A411E0"}
-
-
-def wait_until(predicate, timeout=5.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class SimulatedRelay:

@@ -34,7 +34,8 @@ from django.conf import settings
 
 from access.mqtt import broker_from_url
 from access.simulator import SimulatedController
-from tests.access.test_bridge import decisions, start_bridge_process, wait_until
+from tests.access.broker import wait_until
+from tests.access.test_bridge import decisions, start_bridge_process
 from tests.access.test_power import SimulatedRelay
 from tests.faults.agent import BADGES, slots
 from tests.faults.conftest import agent_env
