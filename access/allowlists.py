@@ -114,14 +114,23 @@ EMPTY = AllowList((), {})
 # --- building ---------------------------------------------------------------------------------
 
 
+def in_horizon(now: datetime, until: datetime):
+    """Active bookings not ended at `now` that start before `until`. Asked as an overlap of
+    their blocked time (which contains the booking) so that PostgreSQL answers from the range
+    index: bounded as two comparisons, it read every booking that started before `until`,
+    the whole past (~0.5 M rows at 1M bookings) every poll, for the fingerprint below."""
+    return Booking.objects.blocking(now, until).filter(
+        status__in=ACTIVE, end__gt=now, start__lt=until
+    )
+
+
 def upcoming_bookings(snap: Snapshot, now: datetime, until: datetime) -> dict:
     """Active bookings that may open a door before `until`, by person (one query)."""
-    rows = Booking.objects.filter(
-        status__in=ACTIVE,
-        person_id__isnull=False,
-        end__gt=now,
-        start__lt=until + decision.DOOR_EARLY,
-    ).values_list("person_id", "status", "start", "end", "resource_id")
+    rows = (
+        in_horizon(now, until + decision.DOOR_EARLY)
+        .filter(person_id__isnull=False)
+        .values_list("person_id", "status", "start", "end", "resource_id")
+    )
     out: dict[int, list] = {}
     for person, status, start, end, resource in rows:
         space, machine = snap.resources.get(resource, (None, None))
@@ -549,9 +558,7 @@ def bookings_fingerprint(now: datetime):
     """Bookings are not in the change feed (they change all day): a new or cancelled booking
     in the lists' horizon changes this."""
     return tuple(
-        Booking.objects.filter(
-            status__in=ACTIVE, end__gt=now, start__lt=now + valid_for() + decision.DOOR_EARLY
-        )
+        in_horizon(now, now + valid_for() + decision.DOOR_EARLY)
         .aggregate(n=Count("id"), s=Sum("id"), c=Max("created_at"))
         .values()
     )

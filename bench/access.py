@@ -3,6 +3,7 @@
     uv run python bench/access.py                     # 10k, 200k and 1M bookings
     uv run python bench/access.py --sizes 200000      # the main figures only
     uv run python bench/access.py --keep              # keep the database afterwards
+    uv run python bench/access.py --reuse --sizes 1000000,10000   # on the kept one, no reseeding
 
 Creates (drops first) the PostgreSQL database --db, migrates it, seeds 2,000 people (50
 tenants, 2 offices each), 2,000 badges, 150 doors on 38 controllers, 200 bookable resources and
@@ -55,6 +56,11 @@ def parse_args():
     p.add_argument("--workers", type=int, default=1, help="bridge worker processes")
     p.add_argument("--threads", type=int, default=1, help="door decider threads per worker")
     p.add_argument("--keep", action="store_true")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use the database a --keep run left (no reseeding; bookings grown or cut to size)",
+    )
     p.add_argument("--acl", action="store_true", help="allow-list figures only (at the first size)")
     p.add_argument("--rounds", type=int, default=20, help="revocations measured with --acl")
     p.add_argument(
@@ -78,6 +84,17 @@ def recreate_database(server: str, name: str):
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def seeded(server: str, name: str) -> bool:
+    """Whether the database exists with a bench campus in it (for --reuse)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(f"{server}/{name}") as conn:
+            return conn.execute("SELECT to_regclass('bench_person') IS NOT NULL").fetchone()[0]
+    except psycopg.OperationalError:
+        return False
 
 
 def drop_database(server: str, name: str):
@@ -187,7 +204,9 @@ def seed_campus() -> dict:
 
 def grow_bookings(target: int):
     """Fill the first `target` cells of a shuffled (resource, hour) grid over a year around now:
-    50-minute bookings, 90 % confirmed, 5 % checked in, 5 % cancelled, by random people."""
+    50-minute bookings, 90 % confirmed, 5 % checked in, 5 % cancelled, by random people. With
+    more than `target` already (a reused database), the later ones are deleted: the rows are
+    inserted in the grid's order, so what stays is the set a fresh run would have."""
     from django.db import connection
 
     with connection.cursor() as cur:
@@ -212,7 +231,15 @@ def grow_bookings(target: int):
             )
         cur.execute("SELECT count(*) FROM bookings_booking")
         have = cur.fetchone()[0]
-        if have >= target:
+        if have > target:
+            cur.execute(
+                "DELETE FROM bookings_booking WHERE id > "
+                "(SELECT id FROM bookings_booking ORDER BY id OFFSET %s LIMIT 1)",
+                [target - 1],
+            )
+            cur.execute("VACUUM ANALYZE bookings_booking")
+            return
+        if have == target:
             return
         cur.execute(
             """
@@ -262,14 +289,14 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen, int]:
 
 
 def child_env(args, url: str, root: str) -> dict:
+    """The bridge's environment as in production (DEBUG off: no query log kept per query)."""
+    from bench.bookings import production_env
+
     return {
-        **os.environ,
-        "DATABASE_URL": f"{args.server}/{args.db}",
+        **production_env(args.server, args.db, KEY),
         "MQTT_URL": url,
         "MQTT_ROOT": root,
         "MQTT_V5": "1",
-        "CREDENTIAL_KEY": KEY,
-        "DEBUG": "1",
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
 
@@ -650,6 +677,21 @@ def audited(prefixes) -> int:
     )
 
 
+def inside_bridge(prefix: str) -> dict:
+    """p50 / p99 / max of the latency the bridge logged for a run's decisions (from receipt to
+    reply, whole ms): what of the end-to-end tail is spent inside the bridge."""
+    from access.models import AuditEvent
+
+    ms = sorted(
+        AuditEvent.objects.filter(kind="decision", req_id__startswith=prefix + "-").values_list(
+            "latency_ms", flat=True
+        )
+    )
+    if not ms:
+        return {}
+    return {"p50_ms": ms[len(ms) // 2], "p99_ms": ms[int(len(ms) * 0.99) - 1], "max_ms": ms[-1]}
+
+
 def main():
     args = parse_args()
     if args.echo:
@@ -669,12 +711,18 @@ def main():
     sys.path.insert(0, str(ROOT))
     import django
 
-    recreate_database(args.server, args.db)
+    if not (args.reuse and seeded(args.server, args.db)):
+        recreate_database(args.server, args.db)
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    campus = seed_campus()
+    from access.models import Door
+
+    if Door.objects.exists():
+        campus = {"doors": list(Door.objects.order_by("pk").values_list("controller_id", "pk"))}
+    else:
+        campus = seed_campus()
     sizes = [int(s) for s in args.sizes.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="bench-access-"))
     broker, port = start_mosquitto(workdir)
@@ -704,6 +752,11 @@ def main():
             probe = probe_timing()
             from django.utils import timezone
 
+            from access.models import AclState
+
+            # Every size starts from nothing pushed, as a fresh bridge on a new campus would
+            # (a reused database still holds the last run's lists, which then go unsent).
+            AclState.objects.all().delete()
             launched = timezone.now()
             bridge = start_bridge(args, url, root)
             try:
@@ -721,7 +774,9 @@ def main():
                 load.online.clear()
             figures["bookings"] = count
             figures["probe"] = probe
-            figures["audited"] = audited(figures.pop("prefixes"))
+            prefixes = figures.pop("prefixes")
+            figures["audited"] = audited(prefixes)
+            figures["rate"]["inside_bridge"] = inside_bridge(prefixes[0])
             figures["answered"] = figures["rate"]["answered"] + figures["saturation"]["answered"]
             results[f"bridge_{size}"] = figures
             print(json.dumps({f"bridge {size}": figures}), flush=True)
@@ -729,7 +784,7 @@ def main():
     finally:
         stop(broker)
         shutil.rmtree(workdir, ignore_errors=True)
-        if not args.keep:
+        if not (args.keep or args.reuse):
             from django.db import connections
 
             connections.close_all()

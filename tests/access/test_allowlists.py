@@ -11,6 +11,7 @@ from django.utils import timezone
 from access import allowlists, protocol
 from access.facts import load_snapshot
 from access.models import AclState, AuditEvent, Credential, Door
+from bookings.models import Booking
 from tests.access.test_bridge import (  # noqa: F401 (fixtures)
     UIDS,
     bridges,
@@ -202,6 +203,45 @@ def test_the_change_feed_notifies_a_listener_when_a_write_commits(scene):  # noq
     Credential.objects.filter(uid_hash=h(UIDS["bob"])).update(status="suspended")
     thread.join(40)
     assert woke == [True]  # notified, not the timeout
+
+
+@pytest.mark.django_db
+def test_the_horizon_holds_the_active_bookings_not_ended_that_start_before_its_end(scene):  # noqa: F811
+    """`in_horizon` (the lists' bookings and the fingerprint polled every tick) asks for the
+    blocked time, which the range index answers, then keeps the exact set: a margin alone
+    never brings a booking in."""
+    Booking.objects.update(status="cancelled")
+    first, second = (b.resource for b in Booking.objects.order_by("pk")[:2])
+    model = Booking.objects.order_by("pk").first()
+    now = timezone.now()
+    hour, margin = timedelta(hours=1), timedelta(minutes=30)
+
+    def booking(resource, start, end, status="confirmed", margin=timedelta(0)):
+        return Booking.objects.create(
+            resource=resource,
+            person=model.person,
+            tenant=model.tenant,
+            start=now + start,
+            end=now + end,
+            blocked_start=now + start - margin,
+            blocked_end=now + end + margin,
+            status=status,
+        )
+
+    running = booking(first, -hour, hour / 2)
+    ahead = booking(first, 3 * hour, 4 * hour, "checked_in")
+    booking(first, 5 * hour, 6 * hour, "pending")
+    booking(first, 7 * hour, 8 * hour, "cancelled")
+    booking(second, -3 * hour, -hour / 10, margin=margin)  # ended; its cleanup still blocks
+    booking(second, 10 * hour + hour / 10, 11 * hour, margin=margin)  # its setup starts before
+    assert set(allowlists.in_horizon(now, now + 10 * hour)) == {running, ahead}
+
+    before = allowlists.bookings_fingerprint(now)
+    late = booking(second, 20 * hour, 21 * hour)
+    booked = allowlists.bookings_fingerprint(now)
+    Booking.objects.filter(pk=late.pk).update(status="cancelled")
+    assert len({before, booked, allowlists.bookings_fingerprint(now)}) == 2
+    assert booked != before
 
 
 # --- through the real broker -------------------------------------------------------------------
