@@ -26,9 +26,11 @@ and the backend's own status are read by every worker with plain subscriptions (
 subscriptions get no retained messages); what they write is idempotent.
 """
 
+import contextlib
 import gc
 import logging
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -290,7 +292,11 @@ class Bridge:
         self.expiry = Properties(PacketTypes.PUBLISH)
         self.expiry.MessageExpiryInterval = DECISION_TTL_MS // 1000
         self.client = self._client()
-        self.allowlists = allowlists.Pusher(self._publish, self.root)
+        # Allow-lists leave on a connection of their own: the start-up burst of full snapshots
+        # (thousands of chunks on a large campus) would otherwise queue ahead of decisions.
+        self.push_client = self._push_client()
+        self.pushing = threading.Event()  # the push connection is up
+        self.allowlists = allowlists.Pusher(self._push, self.root)
         self.facts_checked = threading.Event()  # set by the refresher, for the allow-lists
         self.power = power.Power(self.root, self._publish, self.writer)
 
@@ -336,6 +342,8 @@ class Bridge:
         else:
             self.client.connect_async(b.host, b.port, 30)
         self.client.loop_start()
+        self.push_client.connect_async(b.host, b.port, 30)
+        self.push_client.loop_start()
         log.info(
             "bridge %s: MQTT %s at %s:%s, root %s, %s",
             self.config.client_id,
@@ -364,6 +372,8 @@ class Bridge:
             log.warning("could not publish the offline status")
         self.client.disconnect()
         self.client.loop_stop()
+        self.push_client.disconnect()
+        self.push_client.loop_stop()
         for thread in self.threads:
             thread.join(timeout=35)
         self.writer.stop()
@@ -416,12 +426,11 @@ class Bridge:
         feed = changefeed.Listener(self.stop_event)
         while not self._wait_for_changes(feed, delay):
             try:
-                fresh = self.cache.refresh(timezone.now())
+                with long_lived():
+                    fresh = self.cache.refresh(timezone.now())
                 delay = self.config.poll
-                if fresh is not None:
-                    gc.freeze()  # see _allowlist_loop
-                    if self.connected.is_set():
-                        self._publish_modes(fresh)
+                if fresh is not None and self.connected.is_set():
+                    self._publish_modes(fresh)
                 self.facts_checked.set()
             except DatabaseError:
                 self.count("db_errors")
@@ -453,8 +462,8 @@ class Bridge:
         # are still freed by reference counting when replaced; the refresher's hourly sweep
         # finds cycles among them.
         try:
-            self.allowlists.warm(self.cache.snapshot, timezone.now())
-            gc.freeze()
+            with long_lived():
+                self.allowlists.warm(self.cache.snapshot, timezone.now())
         except DatabaseError:
             log.exception("cannot build the allow-lists")
             connection.close()
@@ -469,9 +478,9 @@ class Bridge:
         if not self.stop_event.wait(wait):
             while not self.stop_event.is_set():
                 try:
-                    if self.connected.is_set():
-                        self.allowlists.tick(self.cache.snapshot, timezone.now())
-                        gc.freeze()
+                    if self.connected.is_set() and self.pushing.is_set():
+                        with long_lived():
+                            self.allowlists.tick(self.cache.snapshot, timezone.now())
                     delay = self.config.poll
                 except DatabaseError:
                     log.exception("cannot push the allow-lists")
@@ -502,6 +511,37 @@ class Bridge:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        return client
+
+    def _push_client(self) -> mqtt.Client:
+        """The allow-lists' connection: publish only, clean session (a list not delivered is
+        sent again as a snapshot when the device reports another version), no will."""
+        b = self.config.broker
+        client = new_client(
+            f"{self.config.client_id}-acl",
+            username=b.username or None,
+            password=b.password or None,
+            protocol=mqtt.MQTTv5 if self.config.v5 else mqtt.MQTTv311,
+            clean_session=None if self.config.v5 else True,
+        )
+        if b.tls:
+            client.tls_set()
+        client.reconnect_delay_set(1, self.config.reconnect_max)
+
+        def connected(client, userdata, flags, reason_code, properties):
+            if reason_code.is_failure:
+                log.error("broker refused the allow-list connection: %s", reason_code)
+                return
+            self.allowlists.built_at = None  # rebuild and push what changed while away
+            self.pushing.set()
+
+        def disconnected(client, userdata, flags, reason_code, properties):
+            self.pushing.clear()
+            if not self.stopping:
+                log.warning("lost the broker for allow-lists (%s); reconnecting", reason_code)
+
+        client.on_connect = connected
+        client.on_disconnect = disconnected
         return client
 
     @staticmethod
@@ -542,6 +582,9 @@ class Bridge:
 
     def _publish(self, topic: str, payload: bytes, *, retain=False, properties=None):
         self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+
+    def _push(self, topic: str, payload: bytes):
+        self.push_client.publish(topic, payload, qos=1)
 
     def _publish_modes(self, snap: Snapshot, *, force=False):
         """The retained desired states, versioned: devices apply only a newer `ver`."""
@@ -1047,6 +1090,42 @@ class Bridge:
 
 
 # --- writes done in the writer thread -----------------------------------------------------------
+
+
+_paused = 0
+_pausing = threading.Lock()
+SWITCH_INTERVAL_S = sys.getswitchinterval()
+# While a build runs, the other threads get the GIL back after 0.5 ms instead of 5: a decision
+# takes it several times (receipt, decision, reply), and each wait behind a build was up to
+# the whole interval (p99 at 100 scans/s during a full rebuild at 1M bookings: 223 ms with
+# 5 ms, 19 ms with 0.5 ms; bench/README.md). Only while building: at saturation the decider
+# and the network thread contend all the time, and more switches would cost throughput.
+BUILDING_SWITCH_INTERVAL_S = 0.0005
+
+
+@contextlib.contextmanager
+def long_lived():
+    """Build what the bridge keeps (the facts, the allow-lists) with the garbage collector
+    paused and a short GIL switch interval, then move what was built out of the collector's
+    sight (gc.freeze). A build makes hundreds of thousands of objects; collections triggered
+    during it walked them in one uninterruptible step each, stalling every thread (decisions
+    included). What is kept is freed by reference counting when replaced; the refresher's
+    hourly sweep finds cycles among frozen objects."""
+    global _paused
+    with _pausing:
+        if not _paused:
+            gc.disable()
+            sys.setswitchinterval(BUILDING_SWITCH_INTERVAL_S)
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _pausing:
+            _paused -= 1
+            gc.freeze()
+            if not _paused:
+                gc.enable()
+                sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def alert(ctrl: str, why: str, now: datetime):

@@ -61,6 +61,16 @@ def parse_args():
         action="store_true",
         help="use the database a --keep run left (no reseeding; bookings grown or cut to size)",
     )
+    p.add_argument(
+        "--from-start",
+        action="store_true",
+        help="measure from the bridge's start (its allow-list push included)",
+    )
+    p.add_argument(
+        "--edit-door",
+        action="store_true",
+        help="2 s into the 100/s run, change a door's hours (every list is rebuilt)",
+    )
     p.add_argument("--acl", action="store_true", help="allow-list figures only (at the first size)")
     p.add_argument("--rounds", type=int, default=20, help="revocations measured with --acl")
     p.add_argument(
@@ -585,8 +595,25 @@ class Load:
         self.client.loop_stop()
 
 
+def edit_a_door():
+    """A facility manager changes a perimeter door's hours: every badge's grants are asked
+    again and every list rebuilt (what also happens on the hour, when the lists' time key
+    moves). Toggles between two schedules."""
+    from django.db import connection
+
+    from access.models import Door
+
+    door = Door.objects.get(pk="D-000")
+    opens = "07:30" if door.schedule[0][1] == "07:00" else "07:00"
+    door.schedule = [[d, opens, "20:00"] for d in range(1, 6)]
+    door.save(update_fields=["schedule"])
+    connection.close()
+
+
 def measure(load: Load, args, label: str, pid: int) -> dict:
     load.reset(f"{label}-rate-{uuid.uuid4().hex[:4]}")
+    if args.edit_door:
+        threading.Timer(2.0, edit_a_door).start()
     rate = load.offered(args.rate, args.seconds)
     rate_prefix = load.prefix
     load.reset(f"{label}-sat-{uuid.uuid4().hex[:4]}")
@@ -762,8 +789,11 @@ def main():
             try:
                 assert load.online.wait(30), "bridge did not start"
                 started = time.perf_counter()
-                pushed = lists_pushed(launched)
-                warm = answering(load)
+                if args.from_start:  # the start-up push included in the 100/s run
+                    pushed = warm = time.perf_counter()
+                else:
+                    pushed = lists_pushed(launched)
+                    warm = answering(load)
                 figures = measure(load, args, f"b{size}", bridge.pid)
                 # From "online" to every list pushed, and to answering every scan steadily:
                 # the runs start after both (steady state).

@@ -285,6 +285,38 @@ def test_a_suspended_badge_leaves_the_cache_of_an_online_controller_within_2_sec
 
 @pytest.mark.mqtt
 @pytest.mark.django_db(transaction=True)
+def test_allow_lists_leave_on_a_connection_of_their_own(
+    scene,  # noqa: F811
+    bridges,  # noqa: F811
+    device,  # noqa: F811
+):
+    """A burst of snapshots must not queue ahead of decisions on one connection."""
+    bridge = bridges().bridge
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:10]}")
+    synced(sim)
+    sent = {"decisions": [], "lists": []}
+    for name, client in (("decisions", bridge.client), ("lists", bridge.push_client)):
+        publish = client.publish
+
+        def recording(topic, *args, _publish=publish, _into=sent[name], **kwargs):
+            _into.append(topic)
+            return _publish(topic, *args, **kwargs)
+
+        client.publish = recording
+    bob = h(UIDS["bob"])
+    Credential.objects.filter(uid_hash=bob).update(status="suspended")
+    assert wait_until(lambda: not sim.holds(bob), 5.0)
+    assert sim.scan("D-101", UIDS["alice"]) is not None  # answered
+
+    acl = protocol.topic("acl_push", bridge.root, ctrl="ctrl-a")
+    assert acl in sent["lists"]
+    assert acl not in sent["decisions"]
+    assert any(topic.endswith("/decision") for topic in sent["decisions"])
+    assert bridge.push_client._client_id != bridge.client._client_id
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
 def test_without_the_bridge_the_cache_decides_and_the_events_are_replayed_once(
     scene,  # noqa: F811
     bridges,  # noqa: F811

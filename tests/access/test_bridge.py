@@ -776,3 +776,31 @@ def test_simulate_controller_comes_online_and_scans(scene, bridges, settings):
     ]
     offline = audit_rows(kind="presence", controller="ctrl-a", result="offline")
     assert wait_until(offline.exists)  # it said goodbye on the way out
+
+
+def test_builds_pause_the_collector_and_shorten_the_switch_interval_until_the_last_ends():
+    """`long_lived` (the facts and allow-list builds, from two threads): no collection and a
+    short GIL switch interval while any build runs; what was built is frozen after each."""
+    import gc
+    import sys
+
+    from access.bridge import BUILDING_SWITCH_INTERVAL_S, long_lived
+
+    before = sys.getswitchinterval()
+    assert gc.isenabled() and before > BUILDING_SWITCH_INTERVAL_S
+    frozen = gc.get_freeze_count()
+    try:
+        with long_lived():
+            assert not gc.isenabled()
+            assert sys.getswitchinterval() == pytest.approx(BUILDING_SWITCH_INTERVAL_S)
+            with long_lived():  # the other thread's build, ending first
+                built = [[n] for n in range(100)]
+            assert not gc.isenabled()
+            assert sys.getswitchinterval() == pytest.approx(BUILDING_SWITCH_INTERVAL_S)
+        assert gc.isenabled()
+        assert sys.getswitchinterval() == pytest.approx(before)
+        assert gc.get_freeze_count() >= frozen + len(built)
+    finally:
+        gc.unfreeze()
+        gc.enable()
+        sys.setswitchinterval(before)
