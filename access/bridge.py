@@ -36,7 +36,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -73,7 +73,10 @@ SESSION_EXPIRY_S = 30
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send us (MQTT 5)
 HEARTBEAT_S = 30.0
 MISSED_HEARTBEATS = 3
-SWEEP_EVERY_S = 3600.0  # a full collection of the frozen objects (see _allowlist_loop)
+# A full collection of the frozen objects (see `long_lived`) stops every thread for its
+# length (0.25 s with the facts and lists of 1M bookings, none found unreachable): once a day,
+# in the night, building time.
+SWEEP_HOUR = 3
 ALARMS = frozenset({"forced", "held", "tamper"})
 # A device clock this far off is not believed for an event's time: the audit line gets ours.
 DEVICE_CLOCK_SLACK = timedelta(days=7)
@@ -421,7 +424,8 @@ class Bridge:
         reload what changed. The allow-lists are built in a thread of their own
         (`_allowlist_loop`), woken after each refresh: building every list takes a second or
         more, and scans are refused once the facts are older than `max_age`."""
-        last_watch = last_report = last_sweep = time.monotonic()
+        last_watch = last_report = time.monotonic()
+        swept_on = local_wall_clock(timezone.now()).date()
         delay = self.config.poll
         feed = changefeed.Listener(self.stop_event)
         while not self._wait_for_changes(feed, delay):
@@ -444,9 +448,9 @@ class Bridge:
             if now - last_report >= 60:
                 last_report = now
                 log.info("bridge %s: %s", self.config.client_id, dict(self.counters))
-            if now - last_sweep >= SWEEP_EVERY_S:
+            if sweep_due(swept_on, local := local_wall_clock(timezone.now())):
                 # Reference cycles among frozen objects are only found by a full collection.
-                last_sweep = now
+                swept_on = local.date()
                 gc.unfreeze()
                 gc.collect()
                 gc.freeze()
@@ -459,7 +463,7 @@ class Bridge:
         # campus. Each full collection walked them all and stalled every thread of the bridge
         # for 0.1-0.4 s (p99 of 0.6 s at 100 scans/s with 1M bookings, bench/README.md), so
         # after they are built they are moved out of the collector's sight (gc.freeze). They
-        # are still freed by reference counting when replaced; the refresher's hourly sweep
+        # are still freed by reference counting when replaced; the refresher's nightly sweep
         # finds cycles among them.
         try:
             with long_lived():
@@ -1092,6 +1096,11 @@ class Bridge:
 # --- writes done in the writer thread -----------------------------------------------------------
 
 
+def sweep_due(swept_on: date, local: datetime) -> bool:
+    """The nightly sweep of frozen objects: once a day, from SWEEP_HOUR building time."""
+    return local.date() > swept_on and local.hour >= SWEEP_HOUR
+
+
 _paused = 0
 _pausing = threading.Lock()
 SWITCH_INTERVAL_S = sys.getswitchinterval()
@@ -1110,7 +1119,7 @@ def long_lived():
     sight (gc.freeze). A build makes hundreds of thousands of objects; collections triggered
     during it walked them in one uninterruptible step each, stalling every thread (decisions
     included). What is kept is freed by reference counting when replaced; the refresher's
-    hourly sweep finds cycles among frozen objects."""
+    nightly sweep finds cycles among frozen objects."""
     global _paused
     with _pausing:
         if not _paused:

@@ -804,3 +804,21 @@ def test_builds_pause_the_collector_and_shorten_the_switch_interval_until_the_la
         gc.unfreeze()
         gc.enable()
         sys.setswitchinterval(before)
+
+
+@pytest.mark.parametrize(
+    "swept_on, local, due",
+    [
+        ("2026-11-25", "2026-11-26 02:59", False),  # not yet the night's hour
+        ("2026-11-25", "2026-11-26 03:00", True),
+        ("2026-11-25", "2026-11-26 17:40", True),  # the bridge was down at 03:00
+        ("2026-11-26", "2026-11-26 03:30", False),  # once a day
+        ("2026-11-26", "2026-11-26 23:59", False),
+    ],
+)
+def test_the_frozen_objects_are_swept_once_a_day_in_the_night(swept_on, local, due):
+    from datetime import date, datetime
+
+    from access.bridge import sweep_due
+
+    assert sweep_due(date.fromisoformat(swept_on), datetime.fromisoformat(local)) is due
