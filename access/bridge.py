@@ -557,7 +557,6 @@ class Bridge:
             log.error("broker refused the bridge: %s", reason_code)
             return
         log.info("connected to the broker (session present: %s)", flags.session_present)
-        client.publish(self.status_topic, self._presence(True), qos=1, retain=True)
         topics = [f"{self.root}/{t}" for t in SHARED_TOPICS]
         if self.config.v5:
             topics = [f"$share/{self.config.group}/{t}" for t in topics]
@@ -574,6 +573,9 @@ class Bridge:
             refused = [code for code in reason_codes if code.is_failure]
             if refused:
                 log.error("the broker refused subscriptions: %s", refused)
+            # Online only now: a device that scans as soon as it reads it must find the scan
+            # subscription in place (a scan published before it would reach no one).
+            client.publish(self.status_topic, self._presence(True), qos=1, retain=True)
             self.ready.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
