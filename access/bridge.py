@@ -497,20 +497,27 @@ class Bridge:
 
     # --- MQTT plumbing
 
-    def _client(self) -> mqtt.Client:
+    def _connection(self, client_id: str, *, persistent: bool, manual_ack=False) -> mqtt.Client:
+        """A client with the backend's login, reconnecting with backoff. `persistent`: the
+        session outlives the connection (MQTT 3.1.1's clean_session False; MQTT 5 says it
+        at connect)."""
         b = self.config.broker
         client = new_client(
-            self.config.client_id,
+            client_id,
             username=b.username or None,
             password=b.password or None,
             protocol=mqtt.MQTTv5 if self.config.v5 else mqtt.MQTTv311,
-            clean_session=None if self.config.v5 else False,
-            manual_ack=True,
+            clean_session=None if self.config.v5 else not persistent,
+            manual_ack=manual_ack,
         )
         if b.tls:
             client.tls_set()
-        client.will_set(self.status_topic, self._presence(False), qos=1, retain=True)
         client.reconnect_delay_set(1, self.config.reconnect_max)
+        return client
+
+    def _client(self) -> mqtt.Client:
+        client = self._connection(self.config.client_id, persistent=True, manual_ack=True)
+        client.will_set(self.status_topic, self._presence(False), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -520,17 +527,7 @@ class Bridge:
     def _push_client(self) -> mqtt.Client:
         """The allow-lists' connection: publish only, clean session (a list not delivered is
         sent again as a snapshot when the device reports another version), no will."""
-        b = self.config.broker
-        client = new_client(
-            f"{self.config.client_id}-acl",
-            username=b.username or None,
-            password=b.password or None,
-            protocol=mqtt.MQTTv5 if self.config.v5 else mqtt.MQTTv311,
-            clean_session=None if self.config.v5 else True,
-        )
-        if b.tls:
-            client.tls_set()
-        client.reconnect_delay_set(1, self.config.reconnect_max)
+        client = self._connection(f"{self.config.client_id}-acl", persistent=False)
 
         def connected(client, userdata, flags, reason_code, properties):
             if reason_code.is_failure:

@@ -90,25 +90,32 @@ def drop_database(server: str, name: str):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def seed_campus() -> dict:
-    """Policies (always open, so every hour is bookable), 500 resources, 500 people, tokens."""
-    from bookings.models import BookingPolicy, Resource
-    from campus.models import ApiToken, Building, Feature, Floor, Person, Site, Space, Tenant
+def always_open_policy(name: str, kind: str, **extra):
+    """The default policy of a resource kind, open at every hour of every day (bench/load.py
+    too): 15-minute slots, 15 min to 10 h, a year ahead."""
+    from bookings.models import BookingPolicy
 
-    common = dict(
+    return BookingPolicy.objects.create(
+        name=name,
+        default_for_kind=kind,
         opening_hours=[],
         closed_on_public_holidays=False,
         slot_minutes=15,
         min_duration_minutes=15,
         max_duration_minutes=600,
         max_advance_days=365,
-        checkin_window_minutes=15,
+        **extra,
     )
-    BookingPolicy.objects.create(name="Rooms", default_for_kind="meeting_room", **common)
-    BookingPolicy.objects.create(
-        name="Labs", default_for_kind="lab", buffer_after_minutes=15, **common
-    )
-    BookingPolicy.objects.create(name="Equipment", default_for_kind="equipment", **common)
+
+
+def seed_campus() -> dict:
+    """Policies (always open, so every hour is bookable), 500 resources, 500 people, tokens."""
+    from bookings.models import Resource
+    from campus.models import ApiToken, Building, Feature, Floor, Person, Site, Space, Tenant
+
+    always_open_policy("Rooms", "meeting_room", checkin_window_minutes=15)
+    always_open_policy("Labs", "lab", checkin_window_minutes=15, buffer_after_minutes=15)
+    always_open_policy("Equipment", "equipment", checkin_window_minutes=15)
 
     site = Site.objects.create(name="Bench campus", slug="bench")
     building = Building.objects.create(site=site, code="B", name="Main")

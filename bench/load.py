@@ -90,20 +90,11 @@ def parse_args():
 def prepare_api(threads: int) -> dict:
     """Always-open policies for rooms and labs, and one token per client thread (people of
     different tenants); the resources the clients book."""
-    from bookings.models import BookingPolicy, Resource
+    from bookings.models import Resource
     from campus.models import ApiToken, Person
 
     for kind in ("meeting_room", "lab"):
-        BookingPolicy.objects.create(
-            name=f"Bench {kind}",
-            default_for_kind=kind,
-            opening_hours=[],
-            closed_on_public_holidays=False,
-            slot_minutes=15,
-            min_duration_minutes=15,
-            max_duration_minutes=600,
-            max_advance_days=365,
-        )
+        http_bench.always_open_policy(f"Bench {kind}", kind)
     people = Person.objects.filter(tenant__isnull=False).order_by("pk")[:threads]
     bookable = Resource.objects.filter(kind__in=["meeting_room", "lab"]).order_by("pk")
     return {
