@@ -601,9 +601,10 @@ class Pusher:
         if snap is not None and self.lead():
             build_all(snap, now, memo=self.memo)
 
-    def tick(self, snap: Snapshot | None, now: datetime):
+    def tick(self, snap: Snapshot | None, now: datetime) -> bool:
+        """Push what changed, if anything is due; True when it built the lists."""
         if snap is None or not self.lead():
-            return
+            return False
         if self.lag_checked_at is None or now - self.lag_checked_at >= LAG_CHECK_EVERY:
             self.lag_checked_at = now
             mark_lagging(now)
@@ -616,17 +617,18 @@ class Pusher:
             or AclState.objects.filter(resend=True).exists()
         )
         if not due:
-            return
+            return False
         try:
             counts = sync(snap, now, self.publish, self.root, self.memo)
         except DatabaseError:
             raise
         except Exception:  # a bad row must not stop the refresher: logged, tried next tick
             log.exception("cannot push the allow-lists")
-            return
+            return True
         self.built_at, self.version, self.bookings = now, snap.version, bookings
         for kind, n in counts.items():
             self.counts[kind] += n
+        return True
 
     def close(self):
         """Release the lock with the connection, so another worker takes over at once."""
