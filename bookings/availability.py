@@ -116,11 +116,6 @@ def busy_among(windows: dict[int, tuple[datetime, datetime]]) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _widest(entries) -> timedelta:
-    """The longest time any of these resources blocks around a booking."""
-    return max(sum(margins(e, e.policy), timedelta()) for e in entries)
-
-
 def free_entries(
     start: datetime, end: datetime, *, kind=None, min_capacity=None, features=()
 ) -> list[catalogue.Entry]:
@@ -168,16 +163,9 @@ def _without_busy_companions(cat, free: list, start: datetime, end: datetime):
     linked = {c for e in free for c in e.companions}
     if not linked:
         return free
-    companions = {pk: cat.by_pk[pk] for pk in linked}
-    margin = _widest(companions.values())
-    busy = busy_ranges(list(linked), start - margin, end + margin)
-
-    def taken(companion_id):
-        c = companions[companion_id]
-        b_start, b_end = blocked_range(c, c.policy, start, end)
-        return any(s < b_end and e > b_start for s, e in busy.get(c.pk, ()))
-
-    return [e for e in free if not any(taken(c) for c in e.companions)]
+    windows = {pk: blocked_range(cat.by_pk[pk], cat.by_pk[pk].policy, start, end) for pk in linked}
+    busy = busy_among(windows)
+    return [e for e in free if not busy.intersection(e.companions)]
 
 
 def free_slots(resource: Resource, day: date) -> list[tuple[datetime, datetime]]:
