@@ -6,11 +6,12 @@ Nothing here decides: the rules live in `access.decision` (doors and machines) a
 `labs.rules.in_force` (invariant 4: which trainings are in force).
 
 Queries, whatever the data (tested with django_assert_max_num_queries):
-- `load_door_facts`: at most 7 — the badge with its holder, tenant and visitor pass; the
-  tenant's leases; the holder's bookings covering now; their qualifications and the machines
-  they cover (two: `labs.rules.qualified_targets`); the site
-  mode; whether the door leads into a bookable room. Fewer when there is no holder.
-- `load_equipment_facts`: at most 7 — the same first four, the machine's status and whether
+- `load_door_facts`: at most 8 — the badge with its holder, tenant and visitor pass; the
+  tenant's leases; the holder's bookings covering now and their resources' places (two, the
+  second only when a booking is found); their qualifications and the machines they cover
+  (two: `labs.rules.qualified_targets`); the site mode; whether the door leads into a
+  bookable room. Fewer when there is no holder.
+- `load_equipment_facts`: at most 8 — the same first six, the machine's status and whether
   a maintenance window covers now.
 - `FactCache.door_facts`: at most 1 — the bookings probe (only for a badge with a holder;
   none when the bridge probed a whole batch of scans at once, `probe_bookings`).
@@ -105,51 +106,42 @@ class HeldBooking:
     facts: decision.BookingFacts
 
 
-def held_bookings_query(person_id: int, now: datetime):
-    """One query on the index (person, end, start): it reads only the person's bookings not yet
-    ended, so its cost does not grow with the history."""
-    return (
-        Booking.objects.filter(
-            person_id=person_id, status__in=ACTIVE, end__gt=now, start__lte=now + EARLIEST
-        )
-        .values_list(
-            "id",
-            "status",
-            "start",
-            "end",
-            "resource__space_id",
-            "resource__equipment__id",
-            "resource__equipment__location_id",
-        )
-        .order_by("start", "id")
-    )
+def resource_places(ids=None) -> dict[int, tuple[int | None, int | None]]:
+    """Bookable resource (of `ids`, or all) → (the space its booking opens, the machine it
+    powers): a machine's booking stands for the lab the machine is in. One query."""
+    resources = Resource.objects.all() if ids is None else Resource.objects.filter(pk__in=ids)
+    rows = resources.values_list("pk", "space_id", "equipment__pk", "equipment__location_id")
+    return {pk: (space or lab, machine) for pk, space, machine, lab in rows}
 
 
 def held_bookings(person_id: int, now: datetime) -> tuple[HeldBooking, ...]:
-    """The person's active bookings covering now or starting within the early window."""
-    rows = held_bookings_query(person_id, now)
-    return tuple(
-        HeldBooking(
-            pk,
-            # A machine booking stands for the lab the machine is in: it opens that lab's door.
-            decision.BookingFacts(space or location, start, end, status, equipment_id=eq),
-        )
-        for pk, status, start, end, space, eq, location in rows
-    )
+    """The person's active bookings covering now or starting within the early window: the
+    bridge's probe, and the places of the resources it found (two queries at most)."""
+    return probe_bookings((person_id,), now, resource_places)[person_id]
 
 
-# The same probe for the bridge, as one statement on one table: the ORM's query compilation
-# cost ~5× the database's work here (1.2 ms against 0.25 ms per scan, measured), and the
-# resources' spaces and machines are in memory anyway. It takes every person of a batch of
-# scans at once (`= ANY`): one round trip and one execute for the scans that arrived together.
+# One statement on one table for every caller (the bridge, per batch of scans; the database
+# path, per badge): raw SQL, because the ORM's query compilation cost ~5× the database's work
+# here (1.2 ms against 0.25 ms per scan, measured in session 1), and the resources' places are
+# in the bridge's memory (joined in the statement, PostgreSQL's generic plan hashed the whole
+# resource and machine tables whenever a booking was found: +0.07-0.16 ms p50 per probe at
+# 200k bookings, measured). It reads the person's bookings not yet ended from the index
+# (person, end, start), so its cost does not grow with the history, and takes every person of
+# a batch of scans at once: one round trip and one execute for the scans that arrived together.
 PROBE_SQL = (
     'SELECT person_id, id, status, start, "end", resource_id FROM bookings_booking '
-    'WHERE person_id = ANY(%s) AND "end" > %s AND start <= %s AND status IN (%s, %s)'
+    'WHERE person_id {people} AND "end" > %s AND start <= %s AND status IN (%s, %s)'
 )
-PROBE_SQL_SQLITE = (
-    'SELECT person_id, id, status, start, "end", resource_id FROM bookings_booking '
-    'WHERE person_id IN ({}) AND "end" > %s AND start <= %s AND status IN (%s, %s)'
-)
+
+
+def probe_statement(people: list[int], now: datetime) -> tuple[str, list]:
+    """The probe's SQL and parameters for this connection's database."""
+    adapt = connection.ops.adapt_datetimefield_value
+    window = [adapt(now), adapt(now + EARLIEST), *ACTIVE]
+    if connection.vendor == "postgresql":
+        return PROBE_SQL.format(people="= ANY(%s)"), [people, *window]
+    marks = ", ".join(["%s"] * len(people))
+    return PROBE_SQL.format(people=f"IN ({marks})"), [*people, *window]
 
 
 def _aware(value) -> datetime:
@@ -158,11 +150,10 @@ def _aware(value) -> datetime:
     return connection.ops.convert_datetimefield_value(value, None, connection)  # SQLite text
 
 
-def probe_bookings(
-    person_ids, now: datetime, resources: dict
-) -> dict[int, tuple[HeldBooking, ...]]:
-    """`held_bookings` of each of `person_ids`, with `resources` (id → (space, machine)) from
-    memory: one statement for all of them. Everyone asked has an entry (maybe empty).
+def probe_bookings(person_ids, now: datetime, places) -> dict[int, tuple[HeldBooking, ...]]:
+    """`held_bookings` of each of `person_ids`: one statement for all of them. Everyone asked
+    has an entry (maybe empty), ordered by start. `places`: resource id → (space, machine)
+    (the bridge's snapshot), or a function giving them for the resource ids found.
 
     On PostgreSQL a server-side prepared statement (Django's cursors bind parameters on the
     client, so each probe would be parsed and planned again): planned once per connection.
@@ -170,23 +161,25 @@ def probe_bookings(
     people = sorted(set(person_ids))
     if not people:
         return {}
-    adapt = connection.ops.adapt_datetimefield_value
-    window = [adapt(now), adapt(now + EARLIEST), *ACTIVE]
+    sql, params = probe_statement(people, now)
     if connection.vendor == "postgresql":
         import psycopg
 
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(PROBE_SQL, [people, *window], prepare=True)
+            cursor.execute(sql, params, prepare=True)
             rows = cursor.fetchall()
+        if connection.queries_logged:  # past Django's cursor: counted like any other query
+            connection.queries_log.append({"sql": sql, "time": "0.000"})
     else:
-        marks = ", ".join(["%s"] * len(people))
         with connection.cursor() as cursor:
-            cursor.execute(PROBE_SQL_SQLITE.format(marks), [*people, *window])
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
+    if callable(places):
+        places = places({row[5] for row in rows}) if rows else {}
     found: dict[int, list[HeldBooking]] = {person: [] for person in people}
     for person, pk, status, start, end, resource_id in rows:
-        space, machine = resources.get(resource_id, (None, None))
+        space, machine = places.get(resource_id, (None, None))
         facts = decision.BookingFacts(space, _aware(start), _aware(end), status, machine)
         found[person].append(HeldBooking(pk, facts))
     return {
@@ -254,7 +247,7 @@ def _credential_and_holder(cred_hash: str, now: datetime):
 def load_door_facts(
     cred_hash: str, door: Door, now: datetime, requested_at: datetime | None = None
 ) -> decision.Facts:
-    """The facts of a badge at a door, from the database (at most 7 queries)."""
+    """The facts of a badge at a door, from the database (at most 8 queries)."""
     credential, person, visit, cred = _credential_and_holder(cred_hash, now)
     bookings, qualifications = (), NO_QUALIFICATIONS
     if cred is not None and cred.holder_id is not None:
@@ -281,7 +274,7 @@ def load_door_facts(
 def load_equipment_facts(
     cred_hash: str, equipment: Equipment, now: datetime, requested_at: datetime | None = None
 ) -> decision.Facts:
-    """The facts of a badge at a machine (session start), from the database (at most 7)."""
+    """The facts of a badge at a machine (session start), from the database (at most 8)."""
     credential, person, visit, cred = _credential_and_holder(cred_hash, now)
     bookings, qualifications = (), NO_QUALIFICATIONS
     if cred is not None and cred.holder_id is not None:
@@ -399,16 +392,7 @@ def load_snapshot(now: datetime) -> Snapshot:
         for d in Door.objects.filter(is_active=True)
     }
     qualifications, changes_at = all_qualifications(now)
-    # Bookable resource → (the space its booking opens, the machine it powers): a machine's
-    # booking stands for the lab the machine is in.
-    machines = {
-        resource: (pk, lab)
-        for resource, pk, lab in Equipment.objects.values_list("resource_id", "pk", "location_id")
-    }
-    resources = {}
-    for pk, space in Resource.objects.values_list("pk", "space_id"):
-        machine, lab = machines.get(pk, (None, None))
-        resources[pk] = (space or lab, machine)
+    resources = resource_places()
     site = SiteMode.objects.filter(pk=SiteMode.SINGLETON).first()
     return Snapshot(
         version=version,
