@@ -296,7 +296,8 @@ class Bridge:
         self.expiry.MessageExpiryInterval = DECISION_TTL_MS // 1000
         self.client = self._client()
         # Allow-lists leave on a connection of their own: the start-up burst of full snapshots
-        # (thousands of chunks on a large campus) would otherwise queue ahead of decisions.
+        # (7,232 entries on each perimeter controller at 1M bookings, as the bridge logged)
+        # would otherwise queue ahead of decisions.
         self.push_client = self._push_client()
         self.pushing = threading.Event()  # the push connection is up
         self.allowlists = allowlists.Pusher(self._push, self.root)

@@ -169,6 +169,9 @@ def scene(database, mosquitto):
             processes.append(process)
             return process
 
+        def wait_online(self):
+            assert wait_until(lambda: backend_online(sim), 30), "the bridge did not come online"
+
     yield Scene()
     sim.stop()
     for process in processes:
@@ -189,7 +192,7 @@ def test_a_broker_restart_during_a_stream_of_scans_loses_no_answer_and_no_audit_
 ):
     bridge = scene.bridge()
     sim = scene.device
-    assert wait_until(lambda: backend_online(sim), 30), "the bridge did not come online"
+    scene.wait_online()
     stream = ScanStream(sim)
     sending = stream.in_background(120, every=0.03)
     time.sleep(1.0)
@@ -231,7 +234,7 @@ def test_a_postgres_restart_during_bookings_and_scans_loses_and_duplicates_nothi
 ):
     bridge = scene.bridge()
     sim = scene.device
-    assert wait_until(lambda: backend_online(sim), 30), "the bridge did not come online"
+    scene.wait_online()
     stream = ScanStream(sim)
     writers, reader, lines = start_booking_writers(scene.db_url)
     assert wait_until(lambda: sum("ack" in line for line in lines) >= 10, 60)
@@ -285,7 +288,7 @@ def test_a_bridge_stopped_with_sigterm_during_a_power_session_resumes_it(scene, 
     sim = scene.device
     try:
         first = scene.bridge(name, **power)
-        assert wait_until(lambda: backend_online(sim), 30), "the bridge did not come online"
+        scene.wait_online()
         granted = sim.eq_scan("EMC-1", BADGES["sam"], timeout=10)
         assert granted and granted["result"] == "grant", granted
         session_id = int(granted["session_id"])
@@ -338,7 +341,7 @@ def test_two_workers_and_one_killed_mid_stream_answer_every_scan_once(scene, pri
     supervisor = scene.bridge(f"pair-{uuid.uuid4().hex[:6]}", workers=2)
     sim = scene.device
     assert wait_until(lambda: len(children(supervisor.pid)) == 2, 30)
-    assert wait_until(lambda: backend_online(sim), 30), "the bridge did not come online"
+    scene.wait_online()
     time.sleep(1.0)  # both workers subscribed to the shared group
     stream = ScanStream(sim)
     sending = stream.in_background(150, every=0.02)
