@@ -709,8 +709,7 @@ class Bridge:
 
     def _handle(self, where, msg):
         handler = {
-            "door_scan": self._on_scan,
-            "eq_scan": self._on_scan,
+            "eq_scan": self._on_eq_scan,
             "door_event": self._on_door_event,
             "log": self._on_log,
             "hb": self._on_heartbeat,
@@ -808,15 +807,13 @@ class Bridge:
         )
         return remaining is not None and remaining <= 0
 
-    def _on_scan(self, where, msg):
-        door_scan = where.kind == "door_scan"
-        scan = (
-            protocol.parse_scan(msg.payload) if door_scan else protocol.parse_eq_scan(msg.payload)
-        )
+    def _on_eq_scan(self, where, msg):
+        """A machine's scan (its own thread). Door scans are taken in batches (`_take_scan`)."""
+        scan = protocol.parse_eq_scan(msg.payload)
         if not self._claim(where, scan):
             return
         try:
-            self._answer_scan(where, msg, scan, door_scan, timezone.now())
+            self._answer_scan(where, msg, scan, False, timezone.now())
         finally:
             with self.memory:
                 self.in_progress.discard((where.ctrl, scan.req_id))
