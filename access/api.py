@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,6 +37,10 @@ from access.models import (
     SiteMode,
     VisitorPass,
     record_rights_change,
+    visible_access_events,
+    visible_credentials,
+    visible_doors,
+    visible_visits,
 )
 from campus.api import In, Pages, existing, save_validated
 from campus.auth import caller, get_scoped, is_staff, require_staff
@@ -110,9 +114,11 @@ class DoorOut(Schema):
         }
 
 
-def doors_queryset():
+def doors_queryset(person: Person):
+    """The doors the person may see (staff only: access.models.visible_doors), each with its
+    last event."""
     last = AuditEvent.objects.filter(door=OuterRef("pk")).order_by("-ts", "-id")
-    return Door.objects.select_related("controller", "space").annotate(
+    return visible_doors(person).annotate(
         **{
             f"last_{name}": Subquery(last.values(name)[:1])
             for name in ("ts", "kind", "result", "reason")
@@ -130,8 +136,7 @@ class DoorFilter(Schema):
 @router.get("/doors", response=list[DoorOut], summary="Doors with their live state (staff)")
 @paginate(Pages)
 def list_doors(request, filters: Query[DoorFilter]):
-    require_staff(request)
-    qs = doors_queryset()
+    qs = doors_queryset(caller(request))
     if filters.kind:
         qs = qs.filter(kind=filters.kind)
     if filters.controller:
@@ -144,8 +149,7 @@ def list_doors(request, filters: Query[DoorFilter]):
 
 
 def _door(request, door_id: str) -> Door:
-    require_staff(request)
-    door = doors_queryset().filter(pk=door_id).first()
+    door = doors_queryset(caller(request)).filter(pk=door_id).first()
     if door is None:
         raise NotFound(f"No door with id {door_id}.")
     return door
@@ -324,18 +328,6 @@ class CredentialOut(Schema):
     @staticmethod
     def resolve_created_at(obj):
         return as_local(obj.created_at)
-
-
-def visible_credentials(person: Person):
-    qs = Credential.objects.select_related("holder")
-    if is_staff(person):
-        return qs
-    if person.is_tenant_admin and person.tenant_id:
-        return qs.filter(
-            Q(holder__tenant_id=person.tenant_id)
-            | Q(visitor_pass__host__tenant_id=person.tenant_id)
-        )
-    return qs.filter(holder=person)
 
 
 def require_rights_manager(person: Person) -> Person:
@@ -548,15 +540,6 @@ class VisitorOut(Schema):
         return getattr(obj, "credential", None)
 
 
-def visible_visits(person: Person):
-    qs = VisitorPass.objects.select_related("host", "space", "credential__holder")
-    if is_staff(person):
-        return qs
-    if person.is_tenant_admin and person.tenant_id:
-        return qs.filter(host__tenant_id=person.tenant_id)
-    raise Forbidden("Only facility staff or a tenant admin may manage visitors.", code="staff_only")
-
-
 class VisitFilter(Schema):
     start_from: datetime | None = Field(None, alias="from")
     start_to: datetime | None = Field(None, alias="to")
@@ -751,12 +734,7 @@ class AccessEventFilter(Schema):
 
 
 def access_events(person: Person, filters: AccessEventFilter):
-    qs = AuditEvent.objects.select_related("person", "credential")
-    if not is_staff(person):
-        if person.is_tenant_admin and person.tenant_id:
-            qs = qs.filter(person__tenant_id=person.tenant_id)
-        else:
-            qs = qs.filter(person=person)
+    qs = visible_access_events(person)
     if filters.start:
         qs = qs.filter(ts__gte=filters.start)
     if filters.end:

@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from django.conf import settings
-from django.db.models import Q
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -52,16 +51,18 @@ Kind = Literal["meeting_room", "auditorium", "lab", "workshop", "desk", "equipme
 @router.get("/resources", response=list[ResourceOut], summary="Bookable resources")
 @paginate(Pages)
 def list_resources(request, kind: Kind | None = None):
-    qs = Resource.objects.filter(is_active=True)
+    person = caller(request)
+    qs = engine.visible_resources(person)
     if kind:
         qs = qs.filter(kind=kind)
-    return resources_out(list(qs.order_by("code")), caller(request))
+    return resources_out(list(qs.order_by("code")), person)
 
 
 @router.get("/resources/{resource_id}", response=ResourceOut, summary="One bookable resource")
 def get_resource(request, resource_id: int):
-    resource = get_scoped(Resource.objects.all(), resource_id, "resource")
-    return resources_out([resource], caller(request))[0]
+    person = caller(request)
+    resource = get_scoped(engine.visible_resources(person), resource_id, "resource")
+    return resources_out([resource], person)[0]
 
 
 class DayQuery(Schema):
@@ -79,7 +80,8 @@ class SlotOut(Schema):
     summary="Free slots of one resource on a day",
 )
 def resource_free_slots(request, resource_id: int, q: Query[DayQuery]):
-    resource = get_scoped(Resource.objects.select_related("policy"), resource_id, "resource")
+    qs = engine.visible_resources(caller(request)).select_related("policy")
+    resource = get_scoped(qs, resource_id, "resource")
     slots = availability.free_slots(resource, q.day)
     return [{"start": timezone.localtime(s), "end": timezone.localtime(e)} for s, e in slots]
 
@@ -257,12 +259,7 @@ class BookingFilter(Schema):
 @paginate(Pages)
 def list_bookings(request, filters: Query[BookingFilter]):
     person = caller(request)
-    qs = booking_queryset()
-    if not is_staff(person):
-        scope = Q(person=person)
-        if person.tenant_id:
-            scope |= Q(tenant_id=person.tenant_id)
-        qs = qs.filter(scope)
+    qs = engine.visible_bookings(person)
     if filters.mine:
         qs = qs.filter(person=person)
     if filters.tenant is not None:
@@ -403,7 +400,7 @@ class WaitlistOut(Schema):
 
 @router.get("/waitlist", response=list[WaitlistOut], summary="My waitlist entries")
 def my_waitlist(request):
-    return WaitlistEntry.objects.filter(person=caller(request)).select_related("resource")
+    return waitlist.visible_entries(caller(request)).order_by("start", "pk")
 
 
 @router.post("/waitlist", response={201: WaitlistOut}, summary="Queue for a taken slot")
@@ -415,8 +412,7 @@ def join_waitlist(request, payload: WaitlistIn):
 
 
 def _my_entry(request, entry_id: int) -> WaitlistEntry:
-    qs = WaitlistEntry.objects.filter(person=caller(request)).select_related("resource")
-    return get_scoped(qs, entry_id, "waitlist entry")
+    return get_scoped(waitlist.visible_entries(caller(request)), entry_id, "waitlist entry")
 
 
 @router.post(

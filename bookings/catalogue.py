@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.db import connection
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from bookings.models import BookingPolicy, CatalogueVersion, Closure, Resource
 from campus.models import Space
@@ -60,6 +60,9 @@ class ResourceOut(ResourceBrief):
     warm_up_minutes: int
     cool_down_minutes: int
     companions: list[str]
+    is_active: bool = Field(
+        description="False: withdrawn from booking (seen by facility staff only); no free slot"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +206,7 @@ def load(version: str | None) -> Catalogue:
             "warm_up_minutes": entry.warm_up_minutes,
             "cool_down_minutes": entry.cool_down_minutes,
             "companions": list(entry.companion_codes),
+            "is_active": entry.is_active,
         }
         rendered = {}
         for tier, price in [

@@ -23,6 +23,11 @@ class WaitlistRefused(DomainError):
     code = "waitlist"
 
 
+def visible_entries(person: Person):
+    """Everyone sees only their own waitlist entries, staff included."""
+    return WaitlistEntry.objects.filter(person=person).select_related("resource")
+
+
 def join(
     person: Person,
     resource: Resource,

@@ -24,7 +24,10 @@ from campus.auth import (
     is_staff,
     require_may_write_person,
     require_staff,
-    scoped_to_tenant,
+    visible_leases,
+    visible_people,
+    visible_tenants,
+    visible_tokens,
 )
 from campus.errors import DomainError, Invalid
 from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
@@ -299,7 +302,7 @@ class TokenCreated(TokenOut):
 
 @campus_router.get("/me/tokens", response=list[TokenOut], summary="My API tokens")
 def list_tokens(request):
-    return caller(request).api_tokens.all()
+    return visible_tokens(caller(request))
 
 
 @campus_router.post("/me/tokens", response={201: TokenCreated}, summary="Create an API token")
@@ -311,7 +314,7 @@ def create_token(request, payload: TokenIn):
 
 @campus_router.post("/me/tokens/{token_id}/revoke", response=TokenOut, summary="Revoke a token")
 def revoke_token(request, token_id: int):
-    token = get_scoped(caller(request).api_tokens.all(), token_id, "token")
+    token = get_scoped(visible_tokens(caller(request)), token_id, "token")
     token.revoke()
     return token
 
@@ -487,17 +490,12 @@ class TenantPatch(In):
 )
 @paginate(Pages)
 def list_tenants(request):
-    person = caller(request)
-    if is_staff(person):
-        return Tenant.objects.all()
-    return Tenant.objects.filter(pk=person.tenant_id)
+    return visible_tenants(caller(request))
 
 
 @campus_router.get("/tenants/{tenant_id}", response=TenantOut, summary="One tenant")
 def get_tenant(request, tenant_id: int):
-    person = caller(request)
-    qs = Tenant.objects.all() if is_staff(person) else Tenant.objects.filter(pk=person.tenant_id)
-    return get_scoped(qs, tenant_id, "tenant")
+    return get_scoped(visible_tenants(caller(request)), tenant_id, "tenant")
 
 
 @campus_router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
@@ -575,7 +573,7 @@ class PersonPatch(In):
 )
 @paginate(Pages)
 def list_people(request, tenant: int | None = None):
-    qs = scoped_to_tenant(caller(request), Person.objects.all())
+    qs = visible_people(caller(request))
     if tenant is not None:
         qs = qs.filter(tenant_id=tenant)
     return qs
@@ -583,11 +581,7 @@ def list_people(request, tenant: int | None = None):
 
 @campus_router.get("/people/{person_id}", response=PersonOut, summary="One person")
 def get_person(request, person_id: int):
-    person = caller(request)
-    qs = scoped_to_tenant(person, Person.objects.all())
-    if person_id == person.pk:
-        qs = Person.objects.all()
-    return get_scoped(qs, person_id, "person")
+    return get_scoped(visible_people(caller(request)), person_id, "person")
 
 
 def add_person(actor: Person, data: dict) -> Person:
@@ -611,7 +605,7 @@ def create_person(request, payload: PersonIn):
 @campus_router.patch("/people/{person_id}", response=PersonOut, summary="Update a person")
 def update_person(request, person_id: int, payload: PersonPatch):
     me_ = caller(request)
-    target = get_scoped(scoped_to_tenant(me_, Person.objects.all()), person_id, "person")
+    target = get_scoped(visible_people(me_), person_id, "person")
     data = _not_null(payload.model_dump(exclude_unset=True), PersonPatch, nullable={"tenant_id"})
     require_may_write_person(me_, data, target)
     if "email" in data:
@@ -653,13 +647,12 @@ class LeasePatch(In):
 )
 @paginate(Pages)
 def list_leases(request):
-    return scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
+    return visible_leases(caller(request))
 
 
 @campus_router.get("/leases/{lease_id}", response=LeaseOut, summary="One lease")
 def get_lease(request, lease_id: int):
-    qs = scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
-    return get_scoped(qs, lease_id, "lease")
+    return get_scoped(visible_leases(caller(request)), lease_id, "lease")
 
 
 @campus_router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")

@@ -16,15 +16,23 @@ from pydantic import model_validator
 
 from bookings import availability, catalogue, engine
 from bookings.api import BookingOut, aware, booking_queryset
-from bookings.models import HOLDING, Resource
+from bookings.models import Resource
 from campus.api import In, Pages, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
 from campus.models import Person, Tenant
 from labs import maintenance, sessions, usage
-from labs.maintenance import is_lab_staff, require_lab_staff
-from labs.models import Equipment, Incident, Qualification, UsageSession
+from labs.maintenance import (
+    is_lab_staff,
+    require_lab_staff,
+    visible_equipment,
+    visible_incidents,
+    visible_maintenance_windows,
+    visible_qualifications,
+)
+from labs.models import Equipment, Incident, UsageSession
 from labs.rules import in_force
+from labs.sessions import visible_sessions
 
 router = Router(tags=["labs"])
 
@@ -69,6 +77,9 @@ class EquipmentOut(Schema):
     relay_online: bool | None = Field(description="As the MQTT bridge last heard; null: unknown")
     powered: bool | None
     current_session: int | None = Field(description="The open usage session's id")
+    is_active: bool = Field(
+        description="False: withdrawn from booking (seen by lab technicians and staff only)"
+    )
 
     @staticmethod
     def resolve_code(obj):
@@ -100,6 +111,10 @@ class EquipmentOut(Schema):
     @staticmethod
     def resolve_price_per_hour_cents(obj, context):
         return obj.resource.price_per_hour_cents(context["request"].auth.tenant)
+
+    @staticmethod
+    def resolve_is_active(obj):
+        return obj.resource.is_active
 
     @staticmethod
     def resolve_current_session(obj):
@@ -164,10 +179,11 @@ class EquipmentDetail(EquipmentOut):
         return list(obj.status_history.all()[:20])
 
 
-def equipment_queryset():
+def equipment_queryset(person: Person):
+    """The machines the person may see (maintenance.visible_equipment), with what a row shows."""
     running = UsageSession.objects.filter(equipment=OuterRef("pk"), stopped_at__isnull=True)
     return (
-        Equipment.objects.select_related("resource__policy", "location")
+        visible_equipment(person)
         .prefetch_related("resource__companions")
         .annotate(current_session=Subquery(running.values("pk")[:1]))
     )
@@ -185,7 +201,7 @@ class EquipmentFilter(Schema):
 @paginate(Pages)
 def list_equipment(request, filters: Query[EquipmentFilter]):
     request.equipment_rows = EquipmentRows()
-    qs = equipment_queryset().filter(resource__is_active=True)
+    qs = equipment_queryset(caller(request))
     if filters.equipment_class:
         qs = qs.filter(equipment_class=filters.equipment_class)
     if filters.lab is not None:
@@ -197,7 +213,7 @@ def list_equipment(request, filters: Query[EquipmentFilter]):
 
 @router.get("/equipment/{equipment_id}", response=EquipmentDetail, summary="One machine")
 def get_equipment(request, equipment_id: int):
-    return get_scoped(equipment_queryset(), equipment_id, "equipment")
+    return get_scoped(equipment_queryset(caller(request)), equipment_id, "equipment")
 
 
 @router.post(
@@ -208,9 +224,9 @@ def get_equipment(request, equipment_id: int):
 def sign_off_equipment(request, equipment_id: int):
     person = caller(request)
     require_lab_staff(person)
-    equipment = get_scoped(equipment_queryset(), equipment_id, "equipment")
+    equipment = get_scoped(equipment_queryset(person), equipment_id, "equipment")
     maintenance.sign_off(person, equipment)
-    return equipment_queryset().get(pk=equipment.pk)
+    return equipment_queryset(person).get(pk=equipment.pk)
 
 
 # ------------------------------------------------------------------ qualifications
@@ -263,15 +279,6 @@ class QualificationIn(In):
         return self
 
 
-def qualifications_visible(person: Person):
-    qs = Qualification.objects.select_related("person", "equipment__resource")
-    if is_lab_staff(person):
-        return qs
-    if person.is_tenant_admin:
-        return qs.filter(Q(person=person) | Q(person__tenant_id=person.tenant_id))
-    return qs.filter(person=person)
-
-
 class QualificationFilter(Schema):
     person: int | None = None
     equipment: int | None = None
@@ -285,7 +292,7 @@ class QualificationFilter(Schema):
 )
 @paginate(Pages)
 def list_qualifications(request, filters: Query[QualificationFilter]):
-    qs = qualifications_visible(caller(request))
+    qs = visible_qualifications(caller(request))
     if filters.person is not None:
         qs = qs.filter(person_id=filters.person)
     if filters.equipment is not None:
@@ -319,7 +326,7 @@ def create_qualification(request, payload: QualificationIn):
         renew_on_use_months=payload.renew_on_use_months,
         note=payload.note,
     )
-    return Status(201, qualifications_visible(person).get(pk=q.pk))
+    return Status(201, visible_qualifications(person).get(pk=q.pk))
 
 
 @router.post(
@@ -330,7 +337,7 @@ def create_qualification(request, payload: QualificationIn):
 def revoke_qualification(request, qualification_id: int):
     person = caller(request)
     require_lab_staff(person)
-    q = get_scoped(qualifications_visible(person), qualification_id, "qualification")
+    q = get_scoped(visible_qualifications(person), qualification_id, "qualification")
     return maintenance.revoke_qualification(person, q)
 
 
@@ -373,9 +380,7 @@ class WindowFilter(Schema):
 )
 @paginate(Pages)
 def list_maintenance_windows(request, filters: Query[WindowFilter]):
-    qs = booking_queryset().filter(
-        is_maintenance=True, status__in=HOLDING, resource__kind="equipment"
-    )
+    qs = visible_maintenance_windows(caller(request))
     if filters.equipment is not None:
         qs = qs.filter(resource__equipment__pk=filters.equipment)
     if filters.start_from:
@@ -443,22 +448,12 @@ class CloseIn(In):
     resolution: str = Field("", max_length=250)
 
 
-def incidents_visible(person: Person):
-    qs = Incident.objects.select_related("equipment__resource")
-    if is_lab_staff(person):
-        return qs
-    scope = Q(reported_by=person)
-    if person.tenant_id:
-        scope |= Q(tenant_id=person.tenant_id)
-    return qs.filter(scope)
-
-
 @router.get(
     "/incidents", response=list[IncidentOut], summary="Incidents (your tenant's, or all for staff)"
 )
 @paginate(Pages)
 def list_incidents(request, equipment: int | None = None, open: bool | None = None):
-    qs = incidents_visible(caller(request))
+    qs = visible_incidents(caller(request))
     if equipment is not None:
         qs = qs.filter(equipment_id=equipment)
     if open is not None:
@@ -468,7 +463,7 @@ def list_incidents(request, equipment: int | None = None, open: bool | None = No
 
 @router.get("/incidents/{incident_id}", response=IncidentOut, summary="One incident")
 def get_incident(request, incident_id: int):
-    return get_scoped(incidents_visible(caller(request)), incident_id, "incident")
+    return get_scoped(visible_incidents(caller(request)), incident_id, "incident")
 
 
 @router.post("/incidents", response={201: IncidentOut}, summary="Report a problem on a machine")
@@ -488,7 +483,7 @@ def create_incident(request, payload: IncidentIn):
 def close_incident(request, incident_id: int, payload: CloseIn | None = None):
     person = caller(request)
     require_lab_staff(person)
-    incident = get_scoped(incidents_visible(person), incident_id, "incident")
+    incident = get_scoped(visible_incidents(person), incident_id, "incident")
     return maintenance.close_incident(
         person, incident, resolution=(payload or CloseIn()).resolution
     )
@@ -523,16 +518,6 @@ class StopIn(In):
     energy_wh: int | None = Field(None, ge=0, le=10**9)
 
 
-def sessions_visible(person: Person):
-    qs = UsageSession.objects.select_related("equipment__resource")
-    if is_lab_staff(person):
-        return qs
-    scope = Q(person=person)
-    if person.tenant_id:
-        scope |= Q(tenant_id=person.tenant_id)
-    return qs.filter(scope)
-
-
 class SessionFilter(Schema):
     equipment: int | None = None
     open: bool | None = None
@@ -544,7 +529,7 @@ class SessionFilter(Schema):
 )
 @paginate(Pages)
 def list_sessions(request, filters: Query[SessionFilter]):
-    qs = sessions_visible(caller(request))
+    qs = visible_sessions(caller(request))
     if filters.equipment is not None:
         qs = qs.filter(equipment_id=filters.equipment)
     if filters.open is not None:
@@ -564,13 +549,13 @@ def start_session(request, payload: SessionIn):
     if equipment.controller_kind != Equipment.ControllerKind.NONE:
         raise ControllerManaged("This machine starts with a badge at its controller.")
     session = sessions.start_session(caller(request), equipment, source="api")
-    return Status(201, sessions_visible(caller(request)).get(pk=session.pk))
+    return Status(201, visible_sessions(caller(request)).get(pk=session.pk))
 
 
 @router.post("/sessions/{session_id}/stop", response=SessionOut, summary="Stop a session")
 def stop_session(request, session_id: int, payload: StopIn | None = None):
     person = caller(request)
-    session = get_scoped(sessions_visible(person), session_id, "session")
+    session = get_scoped(visible_sessions(person), session_id, "session")
     mine = session.person_id == person.pk or (
         person.is_tenant_admin and session.tenant_id == person.tenant_id
     )
@@ -582,7 +567,7 @@ def stop_session(request, session_id: int, payload: StopIn | None = None):
         energy_wh=(payload or StopIn()).energy_wh,
         by=person,
     )
-    return sessions_visible(person).get(pk=session.pk)
+    return visible_sessions(person).get(pk=session.pk)
 
 
 # ------------------------------------------------------------------ usage statements

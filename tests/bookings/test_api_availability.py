@@ -34,6 +34,7 @@ def test_availability_lists_the_free_resources_with_their_facts(
         "warm_up_minutes": 0,
         "cool_down_minutes": 0,
         "companions": ["B-0.03"],
+        "is_active": True,
     }
 
 
