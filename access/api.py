@@ -42,7 +42,7 @@ from access.models import (
     visible_doors,
     visible_visits,
 )
-from campus.api import In, Pages, existing, save_validated
+from campus.api import In, Pages, answers, choice, existing, save_validated
 from campus.auth import caller, get_scoped, is_staff, require_staff
 from campus.errors import Conflict, Forbidden, Invalid, NotFound
 from campus.models import Person, Space
@@ -135,6 +135,7 @@ class DoorFilter(Schema):
 
 @router.get("/doors", response=list[DoorOut], summary="Doors with their live state (staff)")
 @paginate(Pages)
+@answers("staff_only")
 def list_doors(request, filters: Query[DoorFilter]):
     qs = doors_queryset(caller(request))
     if filters.kind:
@@ -156,6 +157,7 @@ def _door(request, door_id: str) -> Door:
 
 
 @router.get("/doors/{door_id}", response=DoorOut, summary="One door (staff)")
+@answers("staff_only")
 def get_door(request, door_id: str):
     return _door(request, door_id)
 
@@ -178,6 +180,7 @@ class UnlockOut(Schema):
     response={202: UnlockOut},
     summary="Unlock a door once (staff); 409 offline or lockdown, 503 broker unavailable",
 )
+@answers("staff_only", "lockdown", "controller_offline", "broker_unavailable")
 def unlock_door(request, door_id: str, payload: UnlockIn | None = None):
     payload = payload or UnlockIn()
     door = _door(request, door_id)
@@ -205,6 +208,7 @@ class DoorModeIn(In):
     response=DoorOut,
     summary="Set a door normal, held open or locked down (staff)",
 )
+@answers("staff_only", "broker_unavailable")
 def set_door_mode(request, door_id: str, payload: DoorModeIn):
     door = _door(request, door_id)
     commands.set_door_mode(door, payload.mode, by=caller(request), why=payload.why)
@@ -246,6 +250,7 @@ class ControllerOut(Schema):
 
 @router.get("/controllers", response=list[ControllerOut], summary="Controllers (staff)")
 @paginate(Pages)
+@answers("staff_only")
 def list_controllers(request, online: bool | None = None):
     require_staff(request)
     qs = Controller.objects.prefetch_related("doors").order_by("id")
@@ -281,6 +286,7 @@ class LockdownIn(In):
 
 
 @router.get("/lockdown", response=LockdownOut, summary="The site's lockdown state (staff)")
+@answers("staff_only")
 def get_lockdown(request):
     require_staff(request)
     return SiteMode.current()
@@ -291,6 +297,7 @@ def get_lockdown(request):
     response=LockdownOut,
     summary="Lock the site down or lift it (staff); 503 if controllers could not be told",
 )
+@answers("staff_only", "broker_unavailable")
 def set_lockdown(request, payload: LockdownIn):
     person = require_staff(request)
     return commands.set_lockdown(payload.on, by=person, why=payload.why)
@@ -338,8 +345,8 @@ def require_rights_manager(person: Person) -> Person:
 
 class CredentialFilter(Schema):
     holder: int | None = None
-    status: Credential.Status | None = None
-    kind: Credential.Kind | None = None
+    status: choice(Credential.Status) | None = None
+    kind: choice(Credential.Kind) | None = None
 
 
 @router.get("/credentials", response=list[CredentialOut], summary="Badges you may see")
@@ -440,6 +447,7 @@ def register_badge(
 
 
 @router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
+@answers("staff_only", "already_registered", "conflict")
 def create_credential(request, payload: CredentialIn):
     credential = register_badge(
         caller(request),
@@ -487,6 +495,7 @@ def _change_status(request, credential_id: int, status: str, payload: ReasonIn |
 @router.post(
     "/credentials/{credential_id}/suspend", response=CredentialOut, summary="Suspend a badge"
 )
+@answers("staff_only", "invalid_transition")
 def suspend_credential(request, credential_id: int, payload: ReasonIn | None = None):
     return _change_status(request, credential_id, Credential.Status.SUSPENDED, payload)
 
@@ -496,6 +505,7 @@ def suspend_credential(request, credential_id: int, payload: ReasonIn | None = N
     response=CredentialOut,
     summary="Report a badge lost",
 )
+@answers("staff_only", "invalid_transition")
 def report_lost_credential(request, credential_id: int, payload: ReasonIn | None = None):
     return _change_status(request, credential_id, Credential.Status.LOST, payload)
 
@@ -505,6 +515,7 @@ def report_lost_credential(request, credential_id: int, payload: ReasonIn | None
     response=CredentialOut,
     summary="Reactivate a suspended or found badge",
 )
+@answers("staff_only", "invalid_transition")
 def reactivate_credential(request, credential_id: int, payload: ReasonIn | None = None):
     return _change_status(request, credential_id, Credential.Status.ACTIVE, payload)
 
@@ -548,6 +559,7 @@ class VisitFilter(Schema):
 
 @router.get("/visitors", response=list[VisitorOut], summary="Visitor passes")
 @paginate(Pages)
+@answers("staff_only")
 def list_visitors(request, filters: Query[VisitFilter]):
     qs = visible_visits(caller(request))
     if filters.start_from:
@@ -560,6 +572,7 @@ def list_visitors(request, filters: Query[VisitFilter]):
 
 
 @router.get("/visitors/{visit_id}", response=VisitorOut, summary="One visitor pass")
+@answers("staff_only")
 def get_visitor(request, visit_id: int):
     return get_scoped(visible_visits(caller(request)), visit_id, "visitor pass")
 
@@ -646,6 +659,7 @@ def expect_visitor(
 
 
 @router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
+@answers("staff_only", "already_registered")
 def create_visitor(request, payload: VisitorIn):
     person = caller(request)
     visit = expect_visitor(
@@ -668,6 +682,7 @@ def create_visitor(request, payload: VisitorIn):
     response={201: VisitorOut},
     summary="Hand a visitor their badge",
 )
+@answers("staff_only", "already_registered")
 def give_visitor_badge(request, visit_id: int, payload: BadgeIn):
     person = caller(request)
     visit = get_scoped(visible_visits(person), visit_id, "visitor pass")
@@ -723,7 +738,7 @@ class AccessEventFilter(Schema):
     person: int | None = None
     result: str | None = Field(None, max_length=20)
     reason: str | None = Field(None, max_length=40)
-    kind: AuditEvent.Kind | None = None
+    kind: choice(AuditEvent.Kind) | None = None
 
     @model_validator(mode="after")
     def window(self):
@@ -843,6 +858,7 @@ class OccupancyOut(Schema):
 
 
 @router.get("/occupancy", response=OccupancyOut, summary="Who is inside now (staff)")
+@answers("staff_only")
 def get_occupancy(request):
     require_staff(request)
     now = timezone.now()

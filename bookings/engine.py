@@ -55,17 +55,14 @@ class SlotTaken(Conflict):
 
 
 class QuotaExceeded(DomainError):
-    status = 422
     code = "quota_exceeded"
 
 
 class InvalidState(DomainError):
-    status = 409
     code = "invalid_state"
 
 
 class Busy(DomainError):
-    status = 503
     code = "busy"
 
 

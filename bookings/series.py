@@ -36,7 +36,6 @@ STAFF_HORIZON_DAYS = 366
 class SeriesRefused(DomainError):
     """No occurrence could be booked, or one could not and the caller wanted all or nothing."""
 
-    status = 409
     code = "series_conflict"
 
 

@@ -18,7 +18,6 @@ from campus.ops import TOKENS, client_ip
 
 
 class TooManyAttempts(DomainError):
-    status = 429
     code = "too_many_attempts"
 
 

@@ -17,7 +17,7 @@ from pydantic import model_validator
 from bookings import availability, catalogue, engine
 from bookings.api import BookingOut, aware, booking_queryset
 from bookings.models import Resource
-from campus.api import In, Pages, existing
+from campus.api import In, Pages, answers, choice, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
 from campus.models import Person, Tenant
@@ -192,7 +192,7 @@ def equipment_queryset(person: Person):
 class EquipmentFilter(Schema):
     equipment_class: str | None = Field(None, max_length=60)
     lab: int | None = Field(None, description="Space id of the lab")
-    status: Equipment.Status | None = None
+    status: choice(Equipment.Status) | None = None
 
 
 @router.get(
@@ -221,6 +221,7 @@ def get_equipment(request, equipment_id: int):
     response=EquipmentDetail,
     summary="Sign a machine “to check” back into service (technicians)",
 )
+@answers("technician_only", "not_to_check", "open_incidents")
 def sign_off_equipment(request, equipment_id: int):
     person = caller(request)
     require_lab_staff(person)
@@ -311,6 +312,7 @@ def list_qualifications(request, filters: Query[QualificationFilter]):
     response={201: QualificationOut},
     summary="Record a training (technicians and staff)",
 )
+@answers("technician_only")
 def create_qualification(request, payload: QualificationIn):
     person = caller(request)
     require_lab_staff(person)
@@ -334,6 +336,7 @@ def create_qualification(request, payload: QualificationIn):
     response=QualificationOut,
     summary="Revoke a qualification now (technicians and staff)",
 )
+@answers("technician_only", "invalid_state")
 def revoke_qualification(request, qualification_id: int):
     person = caller(request)
     require_lab_staff(person)
@@ -396,6 +399,7 @@ def list_maintenance_windows(request, filters: Query[WindowFilter]):
     summary="Block a machine for maintenance; bookings in the way are cancelled and offered "
     "other slots (technicians and staff)",
 )
+@answers("technician_only", "booking_in_progress", "conflict", "unavailable")
 def create_maintenance_window(request, payload: MaintenanceIn):
     person = caller(request)
     require_lab_staff(person)
@@ -480,6 +484,7 @@ def create_incident(request, payload: IncidentIn):
     response=IncidentOut,
     summary="Close an incident (technicians and staff)",
 )
+@answers("technician_only", "invalid_state")
 def close_incident(request, incident_id: int, payload: CloseIn | None = None):
     person = caller(request)
     require_lab_staff(person)
@@ -544,6 +549,7 @@ def list_sessions(request, filters: Query[SessionFilter]):
     response={201: SessionOut},
     summary="Start using a machine that has no controller",
 )
+@answers("controller_managed", "not_qualified", "maintenance", "no_booking", "equipment_busy")
 def start_session(request, payload: SessionIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     if equipment.controller_kind != Equipment.ControllerKind.NONE:
@@ -553,6 +559,7 @@ def start_session(request, payload: SessionIn):
 
 
 @router.post("/sessions/{session_id}/stop", response=SessionOut, summary="Stop a session")
+@answers("forbidden")
 def stop_session(request, session_id: int, payload: StopIn | None = None):
     person = caller(request)
     session = get_scoped(visible_sessions(person), session_id, "session")
@@ -623,6 +630,7 @@ def _statement(request, q: UsageQuery) -> usage.Statement:
 
 
 @router.get("/usage", response=StatementOut, summary="Monthly usage statement of a tenant")
+@answers("forbidden", "not_found")
 def usage_statement(request, q: Query[UsageQuery]):
     statement = _statement(request, q)
     return {
@@ -642,6 +650,7 @@ class CsvQuery(UsageQuery):
     summary="Monthly usage statement as CSV (semicolons, UTF-8 with BOM; decimal=comma)",
     response={200: None},
 )
+@answers("forbidden", "not_found")
 def usage_csv(request, q: Query[CsvQuery]):
     return csv_response(_statement(request, q), decimal_comma=q.decimal == "comma")
 

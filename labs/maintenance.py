@@ -37,7 +37,6 @@ OFFER_SEARCH_DAYS = 14
 class LabStateError(DomainError):
     """The machine or record is not in a state that allows this."""
 
-    status = 409
     code = "invalid_state"
 
 

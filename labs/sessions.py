@@ -27,12 +27,8 @@ EARLY_START = timedelta(minutes=10)
 class SessionRefused(DomainError):
     """The machine may not be started now; `code` is the MQTT protocol's deny reason."""
 
-    status = 409
-    code = "session_refused"
-
 
 class NotQualified(SessionRefused):
-    status = 403
     code = "not_qualified"
 
 

@@ -188,7 +188,7 @@ def test_availability_lists_free_rooms_with_filters(as_bob, room, big_room, bobs
     def free(query):
         response = as_bob.get(f"/api/v1/availability?{query}")
         assert response.status_code == 200, response.content
-        return [r["code"] for r in response.json()]
+        return [r["code"] for r in response.json()["items"]]
 
     window = f"start={tomorrow(10).isoformat()}&end={tomorrow(11).isoformat()}".replace("+", "%2B")
     assert free(window) == ["B-0.03"]
@@ -216,7 +216,7 @@ def test_free_slots_of_a_day(as_bob, room, bobs_booking, always_open):
     day = tomorrow(0).date().isoformat()
     response = as_bob.get(f"/api/v1/resources/{room.pk}/free-slots?date={day}")
     assert response.status_code == 200
-    slots = [(s["start"][11:16], s["end"][11:16]) for s in response.json()]
+    slots = [(s["start"][11:16], s["end"][11:16]) for s in response.json()["items"]]
     assert slots == [("00:00", "10:00"), ("11:00", "00:00")]
     assert as_bob.get(f"/api/v1/resources/{room.pk}/free-slots?date=someday").status_code == 422
 
@@ -227,7 +227,7 @@ def test_waitlist_through_the_api(as_charlie, bobs_booking, room):
     response = as_charlie.post("/api/v1/waitlist", payload, content_type=JSON)
     assert response.status_code == 201, response.content
     entry_id = response.json()["id"]
-    assert as_charlie.get("/api/v1/waitlist").json()[0]["state"] == "waiting"
+    assert as_charlie.get("/api/v1/waitlist").json()["items"][0]["state"] == "waiting"
     assert as_charlie.post(f"/api/v1/waitlist/{entry_id}/accept").status_code == 422
     assert as_charlie.post(f"/api/v1/waitlist/{entry_id}/cancel").json()["state"] == "cancelled"
 

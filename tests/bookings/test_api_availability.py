@@ -19,7 +19,7 @@ def test_availability_lists_the_free_resources_with_their_facts(
         "/api/v1/availability", {"start": "2026-03-03T10:30", "end": "2026-03-03T11:30"}
     )
     assert response.status_code == 200
-    found = {r["code"]: r for r in response.json()}
+    found = {r["code"]: r for r in response.json()["items"]}
     assert set(found) == {"B-1.50", "B-0.03"}
     assert found["B-1.50"] | {"id": 0, "space_id": 0} == {
         "id": 0,
@@ -45,7 +45,8 @@ def test_buffers_and_opening_hours_keep_a_resource_out_of_availability(
     room_policy.save()
     book(bob, Slot(room, at(3, 9), at(3, 10)), now=NOW)
     codes = lambda start, end: {  # noqa: E731
-        r["code"] for r in as_bob.get("/api/v1/availability", {"start": start, "end": end}).json()
+        r["code"]
+        for r in as_bob.get("/api/v1/availability", {"start": start, "end": end}).json()["items"]
     }
     assert codes("2026-03-03T10:15", "2026-03-03T11:00") == {"B-0.03"}  # in the buffer
     assert codes("2026-03-03T10:30", "2026-03-03T11:00") == {"B-1.50", "B-0.03"}
@@ -55,10 +56,13 @@ def test_buffers_and_opening_hours_keep_a_resource_out_of_availability(
 def test_free_slots_of_a_day_skip_the_bookings(as_bob, bob, room):
     book(bob, Slot(room, at(3, 10), at(3, 11)), now=NOW)
     response = as_bob.get(f"/api/v1/resources/{room.pk}/free-slots", {"date": "2026-03-03"})
-    assert response.json() == [
-        {"start": "2026-03-03T08:00:00+01:00", "end": "2026-03-03T10:00:00+01:00"},
-        {"start": "2026-03-03T11:00:00+01:00", "end": "2026-03-03T20:00:00+01:00"},
-    ]
+    assert response.json() == {
+        "items": [
+            {"start": "2026-03-03T08:00:00+01:00", "end": "2026-03-03T10:00:00+01:00"},
+            {"start": "2026-03-03T11:00:00+01:00", "end": "2026-03-03T20:00:00+01:00"},
+        ],
+        "count": 2,
+    }
 
 
 def test_the_resource_list_and_detail_agree(as_charlie, room, big_room, auditorium):
@@ -75,12 +79,12 @@ def test_availability_costs_the_same_queries_for_3_or_23_resources(
     window = {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
     as_bob.get("/api/v1/availability", window)  # the token's last-use stamp is written once
     with django_assert_max_num_queries(14):
-        assert len(as_bob.get("/api/v1/availability", window).json()) == 3
+        assert as_bob.get("/api/v1/availability", window).json()["count"] == 3
     extra = [Resource(code=f"X{i}", name=f"Extra {i}", kind="meeting_room") for i in range(20)]
     Resource.objects.bulk_create(extra)
     room.companions.add(*Resource.objects.filter(code__startswith="X"))
     with django_assert_max_num_queries(14):
-        assert len(as_bob.get("/api/v1/availability", window).json()) == 23
+        assert as_bob.get("/api/v1/availability", window).json()["count"] == 23
 
 
 def test_booking_through_the_api_answers_201_with_the_booking_then_409(as_bob, as_charlie, room):
@@ -121,7 +125,7 @@ def test_a_resource_whose_companion_is_taken_is_not_listed_as_free(as_bob, charl
     response = as_bob.get(
         "/api/v1/availability", {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
     )
-    assert [r["code"] for r in response.json()] == []
+    assert response.json() == {"items": [], "count": 0}
 
 
 def test_a_resource_without_any_policy_is_searched_with_the_built_in_one(as_bob, bob, room):
@@ -133,4 +137,4 @@ def test_a_resource_without_any_policy_is_searched_with_the_built_in_one(as_bob,
         "/api/v1/availability", {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
     )
     assert response.status_code == 200
-    assert {r["code"] for r in response.json()} == {desk.code}
+    assert {r["code"] for r in response.json()["items"]} == {desk.code}
