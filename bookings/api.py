@@ -223,6 +223,12 @@ class SeriesOut(Schema):
     rrule: str
     booked: list[BookingOut]
     refused: list[RefusalOut]
+    horizon: datetime = Field(description="The end of the booking horizon when booked")
+    deferred: list[SlotOut] = Field(
+        description="The occurrences beyond the horizon (in the two years after it, at most "
+        f"{series.MAX_OCCURRENCES}), not booked yet: see deferred_reason"
+    )
+    deferred_reason: str = Field(description="Why they are not booked yet, and when they will be")
 
 
 def booking_queryset():
@@ -260,6 +266,12 @@ def create_booking(request, payload: BookingIn):
             "rrule": result.series.rrule,
             "booked": list(booking_queryset().filter(pk__in=[b.pk for b in result.booked])),
             "refused": [vars(x) for x in result.refused],
+            "horizon": timezone.localtime(result.horizon),
+            "deferred": [
+                {"start": timezone.localtime(s), "end": timezone.localtime(e)}
+                for s, e in result.deferred
+            ],
+            "deferred_reason": result.deferred_reason,
         },
     )
 

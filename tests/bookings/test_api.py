@@ -111,6 +111,41 @@ def test_a_recurring_booking_reports_each_occurrence(as_bob, room, always_open):
     assert data["rrule"] == "FREQ=WEEKLY;COUNT=3"
 
 
+def test_a_series_answer_says_which_occurrences_are_deferred_and_why(
+    as_bob, room, always_open, room_policy
+):
+    room_policy.max_advance_days = 20
+    room_policy.save()
+    payload = body(room, tomorrow(9), tomorrow(10), recurrence={"freq": "weekly", "count": 5})
+    response = as_bob.post("/api/v1/bookings", payload, content_type=JSON)
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert len(data["booked"]) == 3 and data["refused"] == []  # days 1, 8 and 15
+    assert [d["start"] for d in data["deferred"]] == [
+        tomorrow(9, days=22).isoformat(),
+        tomorrow(9, days=29).isoformat(),
+    ]
+    assert "20 days" in data["deferred_reason"]
+    assert datetime.fromisoformat(data["horizon"]) < tomorrow(9, days=22)
+
+
+@pytest.mark.parametrize(
+    "recurrence, code",
+    [
+        ({"freq": "weekly", "count": 3}, "too_far_ahead"),  # the first beyond the horizon
+        ({"freq": "daily", "until": "2020-01-01"}, "invalid"),  # no occurrence at all
+    ],
+)
+def test_a_series_with_nothing_to_book_or_refuse_is_no_series_conflict(
+    as_bob, room, always_open, recurrence, code
+):
+    far = tomorrow(9, days=400) if code == "too_far_ahead" else tomorrow(9)
+    payload = body(room, far, far + timedelta(hours=1), recurrence=recurrence)
+    response = as_bob.post("/api/v1/bookings", payload, content_type=JSON)
+    assert (response.status_code, response.json()["code"]) == (422, code), response.content
+    assert not Booking.objects.exists()
+
+
 def test_members_see_their_tenants_bookings_and_not_others(as_alice, as_charlie, bobs_booking):
     assert [b["id"] for b in as_alice.get("/api/v1/bookings").json()["items"]] == [bobs_booking.pk]
     assert as_charlie.get("/api/v1/bookings").json()["items"] == []
