@@ -1,12 +1,14 @@
 """The booking API: what is free (resources for a window, free slots of a day, the resource
 list, in a constant number of queries) and booking a slot."""
 
+import dataclasses
 from datetime import datetime, time, timedelta
 
 from django.utils import timezone
 
+from bookings import catalogue
 from bookings.engine import Slot, book
-from bookings.models import Booking, Resource
+from bookings.models import Booking, Closure, Resource
 from tests.bookings.conftest import NOW, PARIS, at
 
 
@@ -21,6 +23,11 @@ def test_availability_lists_the_free_resources_with_their_facts(
     assert response.status_code == 200
     found = {r["code"]: r for r in response.json()["items"]}
     assert set(found) == {"B-1.50", "B-0.03"}
+    assert found["B-1.50"].pop("policy")["opening_hours"][0] == {
+        "weekday": 1,
+        "opens": "08:00",
+        "closes": "20:00",
+    }
     assert found["B-1.50"] | {"id": 0, "space_id": 0} == {
         "id": 0,
         "code": "B-1.50",
@@ -138,3 +145,55 @@ def test_a_resource_without_any_policy_is_searched_with_the_built_in_one(as_bob,
     )
     assert response.status_code == 200
     assert {r["code"] for r in response.json()["items"]} == {desk.code}
+
+
+def test_a_resource_answers_its_policy_so_that_a_client_offers_only_bookable_slots(
+    as_bob, room, big_room, room_policy
+):
+    room_policy.min_notice_minutes = 60
+    room_policy.buffer_before_minutes = 10
+    room_policy.buffer_after_minutes = 5
+    room_policy.max_advance_days = 30
+    room_policy.save()
+    today = timezone.localdate()
+    day = lambda n: today + timedelta(days=n)  # noqa: E731
+    Closure.objects.create(name="Inventory", start_date=day(3), end_date=day(4))
+    Closure.objects.create(
+        name="Holiday", start_date=day(5), end_date=day(5), is_public_holiday=True
+    )
+    Closure.objects.create(name="Long ago", start_date=day(-10), end_date=day(-9))
+    Closure.objects.create(name="Next year", start_date=day(40), end_date=day(41))
+    policy = as_bob.get(f"/api/v1/resources/{room.pk}").json()["policy"]
+    assert policy == {
+        "opening_hours": [{"weekday": d, "opens": "08:00", "closes": "20:00"} for d in range(1, 6)],
+        "closures": [
+            {"name": "Inventory", "first_day": day(3).isoformat(), "last_day": day(4).isoformat()},
+            {"name": "Holiday", "first_day": day(5).isoformat(), "last_day": day(5).isoformat()},
+        ],
+        "slot_minutes": 15,
+        "min_duration_minutes": 30,
+        "max_duration_minutes": 480,
+        "min_notice_minutes": 60,
+        "max_advance_days": 30,
+        "buffer_before_minutes": 10,
+        "buffer_after_minutes": 5,
+        "who_may_book": "tenant_members",
+    }
+    listed = {r["code"]: r for r in as_bob.get("/api/v1/resources").json()["items"]}
+    assert listed[room.code]["policy"] == policy
+    window = {"start": f"{day(1)}T10:00", "end": f"{day(1)}T11:00"}
+    free = as_bob.get("/api/v1/availability", window).json()["items"]
+    assert all(r["policy"] == policy for r in free)  # both rooms have the rooms' policy
+
+    room_policy.closed_on_public_holidays = False
+    room_policy.save()
+    policy = as_bob.get(f"/api/v1/resources/{room.pk}").json()["policy"]
+    assert [c["name"] for c in policy["closures"]] == ["Inventory"]
+
+
+def test_the_closures_a_resource_answers_start_from_the_day_it_is_asked(room):
+    catalogue.current()
+    catalogue._cached = dataclasses.replace(
+        catalogue._cached, day=catalogue._cached.day - timedelta(days=1)
+    )
+    assert catalogue.current().day == timezone.localdate()
