@@ -38,6 +38,7 @@ from access.api import (
 )
 from access.models import Credential
 from bookings.portal import WhenForm, local
+from campus.auth import visible_people
 from campus.errors import DomainError
 from campus.models import Person, Space
 from labs import usage
@@ -162,7 +163,8 @@ def company(request):
 def people_of(admin: Person):
     badges = visible_credentials(admin).filter(kind=Credential.Kind.BADGE).order_by("-created_at")
     return (
-        Person.objects.filter(tenant_id=admin.tenant_id)
+        visible_people(admin)
+        .filter(tenant_id=admin.tenant_id)
         .prefetch_related(Prefetch("credentials", queryset=badges, to_attr="badges"))
         .order_by("last_name", "first_name")
     )
