@@ -6,6 +6,8 @@ back-office), and only for their own tenant: another tenant's person, badge or v
 404. Every change goes through the function the API uses (`campus.api.add_person`,
 `access.api.register_badge`, `set_badge_status`, `expect_visitor`), so the rules and the
 audit log are the same whichever way a change comes in; the portal records `via="portal"`.
+A staff member or technician of the company is listed
+but left to facility staff (`campus.auth.require_may_write_person`): a 403 if tried.
 """
 
 from datetime import date, timedelta
@@ -38,7 +40,8 @@ from access.api import (
 )
 from access.models import Credential
 from bookings.portal import WhenForm, local
-from campus.errors import DomainError
+from campus.auth import STAFF_RIGHTS, may_write_person
+from campus.errors import DomainError, Forbidden
 from campus.models import Person, Space
 from labs import usage
 from labs.api import csv_response
@@ -114,7 +117,10 @@ class BadgeForm(forms.Form):
 
     def __init__(self, *args, tenant_id: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["holder"].queryset = Person.objects.filter(tenant_id=tenant_id, is_active=True)
+        # Only the people whose badges the admin may write (register_badge checks it again).
+        self.fields["holder"].queryset = Person.objects.filter(
+            tenant_id=tenant_id, is_active=True
+        ).exclude(STAFF_RIGHTS)
 
 
 class ReasonForm(forms.Form):
@@ -159,13 +165,18 @@ def company(request):
     return render(request, "campus/company/index.html")
 
 
-def people_of(admin: Person):
+def people_of(admin: Person) -> list[Person]:
+    """The company's people with their badges, each marked with whether the admin may change
+    them (`writable`)."""
     badges = visible_credentials(admin).filter(kind=Credential.Kind.BADGE).order_by("-created_at")
-    return (
+    people = list(
         Person.objects.filter(tenant_id=admin.tenant_id)
         .prefetch_related(Prefetch("credentials", queryset=badges, to_attr="badges"))
         .order_by("last_name", "first_name")
     )
+    for person in people:
+        person.writable = may_write_person(admin, person)
+    return people
 
 
 @tenant_admin_required
@@ -245,6 +256,8 @@ def badge_action(request, credential_id: int, action: str):
     why = reason.cleaned_data["why"] if reason.is_valid() else ""
     try:
         set_badge_status(request.user, credential, status, why=why, via=VIA)
+    except Forbidden as e:
+        raise PermissionDenied(e.detail) from None
     except DomainError as e:
         messages.error(request, e.detail)
     else:
