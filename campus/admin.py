@@ -11,6 +11,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils.translation import gettext_lazy as _
 
+from campus import invitations
 from campus.auth import may_write_person, require_may_write_person
 from campus.errors import DomainError
 from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
@@ -107,7 +108,7 @@ class PersonRuleForm:
 class PersonCreationForm(PersonRuleForm, AdminUserCreationForm):
     class Meta:
         model = Person
-        fields = ["email", "first_name", "last_name", "tenant"]
+        fields = ["email", "first_name", "last_name", "tenant", "language"]
 
 
 class PersonChangeForm(PersonRuleForm, UserChangeForm):
@@ -164,11 +165,24 @@ class PersonAdmin(UserAdmin):
             None,
             {
                 "classes": ["wide"],
-                "fields": ["email", "first_name", "last_name", "tenant", "password1", "password2"],
+                "fields": [
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "tenant",
+                    "language",
+                    "usable_password",
+                    "password1",
+                    "password2",
+                ],
+                "description": _(
+                    "Without a password, the person gets an e-mail inviting them to choose one."
+                ),
             },
         ),
     ]
     readonly_fields = ["last_login", "date_joined"]
+    actions = ["send_invitation"]
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)  # a class of its own for each call
@@ -182,6 +196,26 @@ class PersonAdmin(UserAdmin):
     def has_delete_permission(self, request, obj=None):
         allowed = super().has_delete_permission(request, obj)
         return allowed and (obj is None or may_write_person(request.user, obj))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            invitations.invite(obj, by=request.user)
+
+    @admin.action(description=_("Send the invitation again"), permissions=["change"])
+    def send_invitation(self, request, queryset):
+        sent = 0
+        for person in queryset:
+            try:
+                invitations.resend(request.user, person)
+            except DomainError as e:
+                self.message_user(request, e.detail, messages.WARNING)
+            else:
+                sent += 1
+        if sent:
+            self.message_user(
+                request, _("Invitations sent: %(n)s.") % {"n": sent}, messages.SUCCESS
+            )
 
 
 class ApiTokenForm(forms.ModelForm):

@@ -4,9 +4,9 @@ invitations and the monthly usage statement.
 Only a tenant admin reaches them (403 for anyone else, staff included: staff have the
 back-office), and only for their own tenant: another tenant's person, badge or visit is a
 404. Every change goes through the function the API uses (`campus.api.add_person`,
-`access.api.register_badge`, `set_badge_status`, `expect_visitor`), so the rules and the
-audit log are the same whichever way a change comes in; the portal records `via="portal"`.
-A staff member or technician of the company is listed
+`campus.invitations.resend`, `access.api.register_badge`, `set_badge_status`,
+`expect_visitor`), so the rules and the audit log are the same whichever way a change comes
+in; the portal records `via="portal"`. A staff member or technician of the company is listed
 but left to facility staff (`campus.auth.require_may_write_person`): a 403 if tried.
 """
 
@@ -40,6 +40,7 @@ from access.api import (
 )
 from access.models import Credential
 from bookings.portal import WhenForm, local
+from campus import invitations
 from campus.auth import STAFF_RIGHTS, may_write_person
 from campus.errors import DomainError, Forbidden
 from campus.models import Person, Space
@@ -167,7 +168,7 @@ def company(request):
 
 def people_of(admin: Person) -> list[Person]:
     """The company's people with their badges, each marked with whether the admin may change
-    them (`writable`)."""
+    them (`writable`) and whether they still have to choose a password (`invited`)."""
     badges = visible_credentials(admin).filter(kind=Credential.Kind.BADGE).order_by("-created_at")
     people = list(
         Person.objects.filter(tenant_id=admin.tenant_id)
@@ -176,6 +177,7 @@ def people_of(admin: Person) -> list[Person]:
     )
     for person in people:
         person.writable = may_write_person(admin, person)
+        person.invited = person.is_active and not person.has_usable_password()
     return people
 
 
@@ -199,10 +201,10 @@ def people(request):
                 messages.success(
                     request,
                     _(
-                        "%(name)s was added. They choose a password with “Forgotten "
-                        "password” on the sign-in page."
+                        "%(name)s was added: an e-mail to %(email)s invites them to choose "
+                        "a password."
                     )
-                    % {"name": person.get_full_name()},
+                    % {"name": person.get_full_name(), "email": person.email},
                 )
                 return redirect(f"{reverse('company-people')}#person-{person.pk}")
         status = 422
@@ -266,6 +268,29 @@ def badge_action(request, credential_id: int, action: str):
         messages.success(request, done % {"hint": credential.uid_hint, "name": name})
     anchor = f"#person-{credential.holder_id}" if credential.holder_id else ""
     return redirect(reverse("company-people") + anchor)
+
+
+@tenant_admin_required
+@require_POST
+def resend_invitation(request, person_id: int):
+    """Send a colleague's invitation again (campus.invitations.resend, like the API's)."""
+    person = get_object_or_404(Person, pk=person_id, tenant_id=request.user.tenant_id)
+    try:
+        invitations.resend(request.user, person)
+    except Forbidden as e:
+        raise PermissionDenied(e.detail) from None
+    except DomainError as e:
+        messages.error(request, e.detail)
+    else:
+        messages.success(
+            request,
+            _(
+                "The invitation was sent again to %(email)s; the new link is valid for "
+                "%(days)s days."
+            )
+            % {"email": person.email, "days": invitations.VALID_FOR.days},
+        )
+    return redirect(f"{reverse('company-people')}#person-{person.pk}")
 
 
 @tenant_admin_required
@@ -367,6 +392,11 @@ def usage_csv(request):
 urlpatterns = [
     path("company/", company, name="company"),
     path("company/people/", people, name="company-people"),
+    path(
+        "company/people/<int:person_id>/invitation/",
+        resend_invitation,
+        name="company-invitation",
+    ),
     path(
         "company/badges/<int:credential_id>/<str:action>/",
         badge_action,

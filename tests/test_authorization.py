@@ -214,7 +214,15 @@ class World:
     def month(self) -> str:
         return timezone.localdate().strftime("%Y-%m")
 
-    # ---- Globex's people with staff rights: in gina's own tenant, yet not hers to write
+    # ---- people and badges: an invited colleague of bob's; Globex's staff, gina's tenant
+
+    @cached_property
+    def invited(self) -> Person:
+        """Added to Acme, no password chosen yet: the invitation can be sent again."""
+        person = Person.objects.build("ivy@acme.test", first_name="Ivy", last_name="Test")
+        person.tenant = self.acme
+        person.save()
+        return person
 
     def _globex(self, email: str, **role) -> Person:
         person = Person.objects.build(email, first_name=email[:4], last_name="Test", **role)
@@ -283,6 +291,7 @@ PARAMS = {
     "credential_id": lambda w: w.badge.pk,
     "suspended_id": lambda w: w.suspended_badge.pk,
     "visit_id": lambda w: w.visit.pk,
+    "invited_id": lambda w: w.invited.pk,
     "staff_id": lambda w: w.globex_staff.pk,
     "technician_id": lambda w: w.globex_technician.pk,
     "staff_badge_id": lambda w: w.staff_badge.pk,
@@ -384,6 +393,20 @@ API = [
         url=f"{A}/people/{{technician_id}}",
         body={"is_active": False},
         why="Globex's lab technician: a tenant admin may not deactivate them either",
+    ),
+    Row(
+        "POST",
+        f"{A}/people/{{person_id}}/invitation",
+        (401, 403, 404, 404, 202),
+        url=f"{A}/people/{{invited_id}}/invitation",
+        why="bob sees his colleague but is no tenant admin",
+    ),
+    Row(
+        "POST",
+        f"{A}/people/{{person_id}}/invitation",
+        (401, 404, 403, 404, 202),
+        url=f"{A}/people/{{staff_id}}/invitation",
+        why="Globex's staff member's invitation: staff only",
     ),
     # ---- leases
     Row("GET", f"{A}/leases", SIGNED_IN(200)),
@@ -639,6 +662,14 @@ PORTAL = [
         why="an invalid link says so on the page",
     ),
     Row("GET", "accounts/reset/done/", ALL(200)),
+    Row(
+        "GET",
+        "accounts/invitation/<uidb64>/<token>/",
+        ALL(200),
+        url="accounts/invitation/MQ/wrong-token/",
+        why="an invalid or expired invitation says so on the page",
+    ),
+    Row("GET", "accounts/invitation/done/", ALL(200)),
     Row("GET", "book/", PAGE),
     Row(
         "POST",
@@ -761,6 +792,22 @@ PORTAL = [
         },
         form=True,
         why="Globex's staff member is not among the holders gina may pick",
+    ),
+    Row(
+        "POST",
+        "company/people/<int:person_id>/invitation/",
+        (LOGIN, 403, 404, 403, 403),
+        url="company/people/{invited_id}/invitation/",
+        form=True,
+        why="gina: Acme's people are not hers",
+    ),
+    Row(
+        "POST",
+        "company/people/<int:person_id>/invitation/",
+        (LOGIN, 403, 403, 403, 403),
+        url="company/people/{staff_id}/invitation/",
+        form=True,
+        why="Globex's staff member: only facility staff (API, admin) send it again",
     ),
     Row("GET", "company/usage/", COMPANY_PAGE),
     Row("GET", "company/usage.csv", COMPANY_PAGE),
