@@ -39,7 +39,7 @@ from access.models import (
     record_rights_change,
 )
 from campus.api import In, Pages, existing, save_validated
-from campus.auth import caller, get_scoped, is_staff, require_staff
+from campus.auth import caller, get_scoped, is_staff, require_may_write_badge, require_staff
 from campus.errors import Conflict, Forbidden, Invalid, NotFound
 from campus.models import Person, Space
 
@@ -338,12 +338,6 @@ def visible_credentials(person: Person):
     return qs.filter(holder=person)
 
 
-def require_rights_manager(person: Person) -> Person:
-    if is_staff(person) or (person.is_tenant_admin and person.tenant_id):
-        return person
-    raise Forbidden("Only facility staff or a tenant admin may change badges.", code="staff_only")
-
-
 class CredentialFilter(Schema):
     holder: int | None = None
     status: Credential.Status | None = None
@@ -424,15 +418,18 @@ def register_badge(
     why: str = "",
     via: str = "api",
 ) -> Credential:
-    """Register a person's badge (the API's POST /credentials and the portal): staff for
-    anyone, a tenant admin for their tenant's people; master cards are staff-only. The UID is
-    hashed and dropped; the change is audit-logged."""
-    person = require_rights_manager(actor)
+    """Register a person's badge (the API's POST /credentials and the portal): who may is
+    `require_may_write_badge`; master cards are staff-only. The UID is hashed and dropped;
+    the change is audit-logged."""
+    person = actor
+    require_may_write_badge(person)
     if override and not is_staff(person):
         raise Forbidden(_("Only facility staff may issue master cards."), code="staff_only")
+    holder = holder_for(person, holder_id)
+    require_may_write_badge(person, holder)
     credential = Credential(
         kind=Credential.Kind.BADGE,
-        holder=holder_for(person, holder_id),
+        holder=holder,
         label=label,
         valid_from=local(valid_from),
         valid_until=local(valid_until),
@@ -469,9 +466,9 @@ class ReasonIn(In):
 def set_badge_status(
     actor: Person, credential: Credential, status: str, *, why: str = "", via: str = "api"
 ) -> Credential:
-    """Suspend, report lost or reactivate a badge the actor may see (visible_credentials):
-    staff, or a tenant admin; audit-logged by Credential.change_status."""
-    require_rights_manager(actor)
+    """Suspend, report lost or reactivate a badge the actor may see (visible_credentials)
+    and change (`require_may_write_badge`); audit-logged by Credential.change_status."""
+    require_may_write_badge(actor, credential.holder)
     try:
         credential.change_status(status, actor=actor, via=via, why=why)
     except ValueError:

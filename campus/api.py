@@ -2,7 +2,7 @@
 people, leases, tokens). Other apps add their routers here."""
 
 import logging
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -10,6 +10,7 @@ from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import Http404
+from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Router, Schema, Status
 from ninja.conf import settings as ninja_settings
 from ninja.errors import AuthenticationError, HttpError
@@ -17,6 +18,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import ConfigDict
 
+from campus import invitations
 from campus.auth import (
     api_auth,
     caller,
@@ -591,16 +593,18 @@ def get_person(request, person_id: int):
 
 
 def add_person(actor: Person, data: dict) -> Person:
-    """Add a person (POST /people and the portal's "add a colleague"): staff anyone; a
-    tenant admin someone of their own tenant, without staff roles. No password: they choose
-    one through "forgotten password". 403 Forbidden or 422 ValidationError otherwise."""
+    """Add a person (POST /people, the portal's "add a colleague"): who may is
+    `require_may_write_person`. No password: an active person is invited by e-mail to choose
+    one (after the commit). 403 Forbidden or 422 ValidationError otherwise."""
     data = dict(data)
     if not is_staff(actor) and data.get("tenant_id") is None:
         data["tenant_id"] = actor.tenant_id
     require_may_write_person(actor, data, None)
     target = Person.objects.build(data.pop("email"))
     _apply(target, data, {"tenant_id": Tenant})
-    return save_validated(target)
+    save_validated(target)
+    invitations.invite(target, by=actor)
+    return target
 
 
 @campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
@@ -618,6 +622,31 @@ def update_person(request, person_id: int, payload: PersonPatch):
         data["email"] = data["email"].lower()
     _apply(target, data, {"tenant_id": Tenant})
     return save_validated(target)
+
+
+class InvitationOut(Schema):
+    person_id: int
+    email: str
+    valid_until: datetime = Field(description="Until when the new link works")
+
+
+@campus_router.post(
+    "/people/{person_id}/invitation",
+    response={202: InvitationOut},
+    summary="Send a person's invitation again (409 once they have a password)",
+)
+def resend_invitation(request, person_id: int):
+    me_ = caller(request)
+    target = get_scoped(scoped_to_tenant(me_, Person.objects.all()), person_id, "person")
+    valid_until = invitations.resend(me_, target)
+    return Status(
+        202,
+        {
+            "person_id": target.pk,
+            "email": target.email,
+            "valid_until": timezone.localtime(valid_until),
+        },
+    )
 
 
 # ---------------------------------------------------------------- leases

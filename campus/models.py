@@ -298,7 +298,8 @@ class PersonManager(BaseUserManager):
 
     def build(self, email: str, **fields) -> "Person":
         """A new person, not saved, as every adapter (API, admin import, CSV import) makes one:
-        the e-mail lower-cased, no usable password until they set one by the reset e-mail."""
+        the e-mail lower-cased, no usable password until they choose one from their
+        invitation (`campus.invitations`) or a reset e-mail."""
         person = self.model(email=self.normalize_email(email).lower(), **fields)
         person.set_unusable_password()
         return person

@@ -9,24 +9,26 @@ Staff pages are for facility staff (`staff_required`); the lab pages also for la
 
 import base64
 import binascii
+import unicodedata
 from functools import wraps
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from bookings.models import HOLDING, Booking, Status
-from campus import onboarding
+from campus import invitations, onboarding
 from campus.auth import is_staff
-from campus.models import ApiToken
+from campus.models import ApiToken, Person
 
 
 def is_lab_staff(person) -> bool:
@@ -62,6 +64,37 @@ class SignInForm(AuthenticationForm):
         self.fields["username"].widget.input_type = "email"
         self.fields["username"].widget.attrs["autocomplete"] = "username"
         self.fields["password"].widget.attrs["autocomplete"] = "current-password"
+
+
+def _folded(address: str) -> str:
+    return unicodedata.normalize("NFKC", address).casefold()
+
+
+class ResetForm(PasswordResetForm):
+    """Django's reset form, also for an active person who has no password yet (an invited
+    one whose link expired or got lost): Django's skips them, for sites where such users sign
+    in some other way; here everybody signs in with a password."""
+
+    def get_users(self, email):
+        people = Person.objects.filter(email__iexact=email, is_active=True)
+        # iexact may match addresses that differ beyond case in some collations: compare again.
+        return (p for p in people if _folded(p.email) == _folded(email))
+
+
+class InvitationConfirmView(auth_views.PasswordResetConfirmView):
+    """The invitation's link: choose a first password (campus.invitations' tokens: 7 days,
+    once). An expired or used link shows how to get a new one."""
+
+    template_name = "campus/auth/invitation_confirm.html"
+    token_generator = invitations.tokens
+    success_url = reverse_lazy("invitation_complete")
+
+    def get_user(self, uidb64):
+        person = super().get_user(uidb64)
+        return person if person is not None and person.is_active else None
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "days": invitations.VALID_FOR.days}
 
 
 def home(request):
