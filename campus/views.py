@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -27,6 +27,7 @@ from bookings.models import HOLDING, Booking, Status
 from campus import onboarding
 from campus.auth import is_staff
 from campus.models import ApiToken
+from campus.ops import sign_in_locked
 
 
 def is_lab_staff(person) -> bool:
@@ -62,6 +63,18 @@ class SignInForm(AuthenticationForm):
         self.fields["username"].widget.input_type = "email"
         self.fields["username"].widget.attrs["autocomplete"] = "username"
         self.fields["password"].widget.attrs["autocomplete"] = "current-password"
+
+    def get_invalid_login_error(self):
+        # Said for any e-mail address, an account's or not: it tells nothing of who exists.
+        if sign_in_locked(self.cleaned_data.get("username") or ""):
+            return ValidationError(
+                _(
+                    "Too many failed sign-ins with this e-mail address: wait 15 minutes, "
+                    "then try again (the right password waits too)."
+                ),
+                code="locked",
+            )
+        return super().get_invalid_login_error()
 
 
 def home(request):
