@@ -467,7 +467,14 @@ def test_through_the_compose_proxy_clients_get_https_and_cannot_name_their_addre
     ) as web:
         proxy = subprocess.Popen(
             ["caddy", "run", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
-            env={**os.environ, "SITE_ADDRESS": "localhost", "UPSTREAM": f"127.0.0.1:{web}"},
+            env={
+                **os.environ,
+                "SITE_ADDRESS": "localhost",
+                "UPSTREAM": f"127.0.0.1:{web}",
+                # Caddy's autosaved configuration goes there, not into the user's home.
+                "XDG_CONFIG_HOME": str(tmp_path / "config"),
+                "XDG_DATA_HOME": str(tmp_path / "data"),
+            },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
