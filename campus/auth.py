@@ -20,18 +20,25 @@ class TooManyAttempts(DomainError):
 
 
 class TokenAuth(HttpBearer):
-    """`Authorization: Bearer tc_…`: a personal API token, looked up by its digest."""
+    """`Authorization: Bearer tc_…`: a personal API token, looked up by its digest.
+
+    A valid token always passes, whatever others sent from the same address. Invalid ones
+    are counted per address and per token prefix (TOKENS): past the limit they get 429.
+    """
 
     def authenticate(self, request, token):
-        ip = client_ip(request)
-        if TOKENS.blocked(f"ip:{ip}"):
-            raise TooManyAttempts("Too many invalid tokens from your address; wait 5 minutes.")
         person = ApiToken.authenticate(token)
-        if person is None:
-            TOKENS.fail(f"ip:{ip}")
-            return None
-        request.user = person
-        return person
+        if person is not None:
+            request.user = person
+            return person
+        keys = [f"ip:{client_ip(request)}", f"prefix:{token[:10]}"]
+        if any(TOKENS.blocked(key) for key in keys):
+            raise TooManyAttempts(
+                "Too many invalid tokens from your address or like this one; wait 5 minutes."
+            )
+        for key in keys:
+            TOKENS.fail(key)
+        return None
 
 
 class ActiveSessionAuth(SessionAuth):

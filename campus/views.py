@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse_lazy
 from django.utils import timezone
@@ -29,6 +29,7 @@ from bookings.models import HOLDING, Booking, Status
 from campus import invitations, onboarding
 from campus.auth import is_staff
 from campus.models import ApiToken, Person
+from campus.ops import sign_in_locked
 
 
 def is_lab_staff(person) -> bool:
@@ -64,6 +65,18 @@ class SignInForm(AuthenticationForm):
         self.fields["username"].widget.input_type = "email"
         self.fields["username"].widget.attrs["autocomplete"] = "username"
         self.fields["password"].widget.attrs["autocomplete"] = "current-password"
+
+    def get_invalid_login_error(self):
+        # Said for any e-mail address, an account's or not: it tells nothing of who exists.
+        if sign_in_locked(self.cleaned_data.get("username") or ""):
+            return ValidationError(
+                _(
+                    "Too many failed sign-ins with this e-mail address: wait 15 minutes, "
+                    "then try again (the right password waits too)."
+                ),
+                code="locked",
+            )
+        return super().get_invalid_login_error()
 
 
 def _folded(address: str) -> str:
