@@ -159,6 +159,27 @@ class Closure(models.Model):
         return self.name
 
 
+class PublicHolidayYear(models.Model):
+    """A year whose public holidays (of a region, "" for mainland France) were added as
+    closures. Each year is added once (`bookings.jobs.add_public_holidays`): a holiday closure
+    that staff delete afterwards, to open on that day, is not added back by the yearly job."""
+
+    year = models.PositiveSmallIntegerField(_("year"))
+    subdiv = models.CharField(_("region"), max_length=10, blank=True)
+    added_at = models.DateTimeField(_("added"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("public holidays of a year")
+        verbose_name_plural = _("public holidays of each year")
+        ordering = ["year", "subdiv"]
+        constraints = [
+            models.UniqueConstraint(fields=["year", "subdiv"], name="holidays_added_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.year} {self.subdiv}".strip()
+
+
 class ResourceKind(models.TextChoices):
     MEETING_ROOM = "meeting_room", _("meeting room")
     AUDITORIUM = "auditorium", _("auditorium")
