@@ -22,6 +22,7 @@ def run_due(now: datetime | None = None) -> dict[str, int]:
         ("released", lambda: len(engine.release_no_shows(now))),
         ("offers_expired", lambda: waitlist.expire_offers(now)),
         ("reminders", lambda: notify.send_reminders(now)),
+        ("qualifications", lambda: len(engine.review_qualifications(now))),
         ("emails", lambda: notify.send_outbox(now)),
         ("occurrences", lambda: series.extend_series(now)),
         ("public_holidays", lambda: len(cover_public_holidays(now))),

@@ -4,7 +4,6 @@ the history and the machine's status stay right; maintenance windows are booking
 add, “maintenance window” ticked) or `POST /api/v1/maintenance-windows`."""
 
 from django.contrib import admin, messages
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from campus.errors import DomainError
@@ -131,9 +130,14 @@ class QualificationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke now"))
     def revoke(self, request, queryset):
-        n = queryset.filter(revoked_at__isnull=True).update(
-            revoked_at=timezone.now(), revoked_by=request.user
-        )
+        # One by one through labs.maintenance: the bookings each leaves uncovered are flagged.
+        n = 0
+        for q in queryset.filter(revoked_at__isnull=True):
+            try:
+                maintenance.revoke_qualification(request.user, q)
+                n += 1
+            except DomainError as e:
+                self.message_user(request, f"{q}: {e.detail}", messages.ERROR)
         self.message_user(request, _("%(n)s qualification(s) revoked.") % {"n": n})
 
 
