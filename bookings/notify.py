@@ -21,6 +21,7 @@ from django.utils.translation import gettext_noop
 from bookings import ical
 from bookings.engine import building_tz
 from bookings.models import Booking, OutboxEmail, Status
+from campus.models import Person
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ def booking_changed(booking: Booking, what: str, to=None):
 def unqualified(booking: Booking):
     """Queue the e-mails about a booking flagged for a missing qualification: to the booker
     and to every active lab technician (technicians run all the labs)."""
-    from campus.models import Person
-
     booking_changed(booking, "unqualified")
     for technician in Person.objects.filter(is_lab_technician=True, is_active=True):
         if technician.pk != booking.person_id:

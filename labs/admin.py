@@ -6,6 +6,7 @@ add, “maintenance window” ticked) or `POST /api/v1/maintenance-windows`."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from bookings import engine
 from campus.errors import DomainError
 from labs import maintenance, sessions
 from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
@@ -126,7 +127,20 @@ class QualificationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change and obj.trained_by_id is None:
             obj.trained_by = request.user
+        before = form.initial.get("person")
         super().save_model(request, obj, form, change)
+        # Dates edited here change which bookings it covers: flag or clear them now rather
+        # than at the periodic jobs' next round.
+        engine.review_qualifications(person_ids={obj.person_id, before} - {None})
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        engine.review_qualifications(person_ids=[obj.person_id])
+
+    def delete_queryset(self, request, queryset):
+        people = set(queryset.values_list("person_id", flat=True))
+        super().delete_queryset(request, queryset)
+        engine.review_qualifications(person_ids=people)
 
     @admin.action(description=_("Revoke now"))
     def revoke(self, request, queryset):

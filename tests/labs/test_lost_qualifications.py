@@ -216,3 +216,40 @@ def test_several_instances_at_once_flag_each_booking_once(campus):
     for b in booked:
         assert emails(b).count(("unqualified", "bob@acme.test")) == 1
         assert emails(b).count(("unqualified_staff", "tina@campus.test")) == 1
+
+
+def test_the_admin_revokes_and_edits_through_the_same_review(client, tina, bob, printer):
+    """On the real clock, like the admin."""
+    training = qualify(bob, printer)
+    start = timezone.localtime().replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
+    run = book(bob, Slot(printer.resource, start, start + 2 * H))
+    client.force_login(tina)
+    response = client.post(
+        "/admin/labs/qualification/", {"action": "revoke", "_selected_action": [training.pk]}
+    )
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.is_flagged_unqualified  # at once, not at the next round of the jobs
+    again = qualify(bob, cls="3d-printer", until=start + H)  # ends before the run does
+    run.refresh_from_db()
+    assert run.is_flagged_unqualified
+    local = timezone.localtime(start + 3 * H)
+    form = {
+        "person": bob.pk,
+        "equipment": "",
+        "equipment_class": "3d-printer",
+        "valid_from_0": f"{timezone.localtime(again.valid_from):%Y-%m-%d}",
+        "valid_from_1": f"{timezone.localtime(again.valid_from):%H:%M:%S}",
+        "valid_until_0": f"{local:%Y-%m-%d}",
+        "valid_until_1": f"{local:%H:%M:%S}",
+        "renew_on_use_months": "",
+        "trained_by": tina.pk,
+        "note": "",
+    }
+    response = client.post(f"/admin/labs/qualification/{again.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[-1500:]
+    run.refresh_from_db()
+    assert not run.is_flagged_unqualified  # the longer training covers it: lifted at once
+    client.post(f"/admin/labs/qualification/{again.pk}/delete/", {"post": "yes"})
+    run.refresh_from_db()
+    assert run.is_flagged_unqualified
