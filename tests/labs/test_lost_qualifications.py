@@ -253,3 +253,22 @@ def test_the_admin_revokes_and_edits_through_the_same_review(client, tina, bob, 
     client.post(f"/admin/labs/qualification/{again.pk}/delete/", {"post": "yes"})
     run.refresh_from_db()
     assert run.is_flagged_unqualified
+
+
+def test_the_periodic_review_reads_a_few_queries_however_many_bookings(bob, scope, printer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    qualify(bob, scope)
+    qualify(bob, cls="3d-printer")
+
+    def queries():
+        with CaptureQueriesContext(connection) as seen:
+            assert len(engine.review_qualifications(NOW)) == 0
+        return len(seen)
+
+    book(bob, Slot(scope.resource, at(3, 10), at(3, 11)), now=NOW)
+    few = queries()
+    for day in range(4, 10):
+        book(bob, Slot(printer.resource, at(day, 10), at(day, 11)), now=NOW)
+    assert queries() == few <= 4
