@@ -14,7 +14,6 @@ Badge UIDs are taken in, hashed (`Credential.set_uid`) and dropped: never stored
 or logged.
 """
 
-import csv
 import itertools
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -42,6 +41,7 @@ from campus.api import In, Pages, existing, save_validated
 from campus.auth import caller, get_scoped, is_staff, require_may_write_badge, require_staff
 from campus.errors import Conflict, Forbidden, Invalid, NotFound
 from campus.models import Person, Space
+from common import spreadsheet
 
 router = Router(tags=["access"])
 
@@ -789,24 +789,12 @@ CSV_COLUMNS = [
 ]
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet runs a cell starting with = + - @ as a formula: names come from users.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_rows(qs):
-    writer = csv.writer(_Echo(), delimiter=";")
-    yield "\ufeff" + writer.writerow(CSV_COLUMNS)
+    writer = spreadsheet.Writer()
+    yield spreadsheet.BOM + writer.writerow(CSV_COLUMNS)
     for e in qs.select_related("actor").iterator(chunk_size=2000):
         yield writer.writerow(
-            _cell(v)
-            for v in (
+            (
                 timezone.localtime(e.ts).isoformat(timespec="seconds"),
                 e.kind,
                 e.door,

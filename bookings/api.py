@@ -139,6 +139,13 @@ class BookingOut(Schema):
     checked_in_at: datetime | None
     created_at: datetime
     note: str
+    unqualified_at: datetime | None = Field(
+        description="Flagged: since then the booker holds no valid qualification for it"
+    )
+    unqualified_deadline: datetime | None = Field(
+        description="When a flagged booking is cancelled free of charge, unless the booker is "
+        "qualified again by then"
+    )
 
     @staticmethod
     def resolve_uid(obj):

@@ -247,6 +247,10 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", "fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", "Europe/Paris")
+# The public holidays closed as closures (bookings.jobs): France's, plus a region's own days
+# when set: "57" or "6AE" (Alsace-Moselle: Good Friday and 26 December), an overseas
+# department ("971"…), as the `holidays` package names them.
+PUBLIC_HOLIDAYS_SUBDIV = env("PUBLIC_HOLIDAYS_SUBDIV", "")
 # How long a controller may grant from its allow-list without news from the backend.
 ACL_VALID_HOURS = envint("ACL_VALID_HOURS", "48")
 USE_I18N = True

@@ -322,16 +322,27 @@ def create_qualification(request, payload: QualificationIn):
     return Status(201, qualifications_visible(person).get(pk=q.pk))
 
 
+class RevocationOut(QualificationOut):
+    affected_bookings: list[BookingOut] = Field(
+        description="The future bookings it left without a valid qualification: flagged, and "
+        "cancelled free of charge after their policy's notice unless the person is qualified "
+        "again"
+    )
+
+
 @router.post(
     "/qualifications/{qualification_id}/revoke",
-    response=QualificationOut,
-    summary="Revoke a qualification now (technicians and staff)",
+    response=RevocationOut,
+    summary="Revoke a qualification now, flagging the bookings it leaves uncovered "
+    "(technicians and staff)",
 )
 def revoke_qualification(request, qualification_id: int):
     person = caller(request)
     require_lab_staff(person)
     q = get_scoped(qualifications_visible(person), qualification_id, "qualification")
-    return maintenance.revoke_qualification(person, q)
+    done = maintenance.revoke_qualification(person, q)
+    done.qualification.affected_bookings = done.affected
+    return done.qualification
 
 
 # ------------------------------------------------------------------ maintenance windows

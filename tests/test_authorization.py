@@ -839,7 +839,15 @@ PORTAL = [
     Row(
         "POST",
         "staff/qualifications/<int:qualification_id>/revoke/",
+        (LOGIN, 403, 403, 200, 200),
+        form=True,
+        why="the first step shows the bookings it affects and revokes nothing",
+    ),
+    Row(
+        "POST",
+        "staff/qualifications/<int:qualification_id>/revoke/",
         (LOGIN, 403, 403, 302, 302),
+        body={"step": "confirm"},
         form=True,
     ),
     Row("GET", "staff/incidents/", LAB_PAGE),

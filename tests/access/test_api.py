@@ -598,6 +598,24 @@ def test_the_csv_export_defuses_spreadsheet_formulas(as_sam, bob, doors):
     assert lines[1].split(";")[5] == "'=HYPERLINK(1) Test"
 
 
+def test_the_csv_export_defuses_a_person_named_like_a_function(as_sam, bob, doors):
+    bob.first_name, bob.last_name = "@SUM(A1:A9)", "-1"
+    bob.save()
+    AuditEvent.objects.create(
+        kind="decision",
+        door="D-001",
+        person=bob,
+        result="grant",
+        reason="common_area",
+        req_id="x",
+        latency_ms=3,
+    )
+    [line] = [x for x in csv_lines(as_sam.get("/api/v1/access-events.csv"))[1:] if "bob@" in x]
+    cells = line.split(";")
+    assert cells[5] == "'@SUM(A1:A9) -1"
+    assert cells[10] == "3"  # the latency is a number
+
+
 # ------------------------------------------------------------------ occupancy
 
 
