@@ -368,6 +368,45 @@ def test_a_time_beyond_year_9999_once_converted_is_a_422(as_sam):
     assert response.json()["code"] == "invalid"
 
 
+# ------------------------------------------------------------------ CSRF only for a session
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("post", "/api/v1/bookings"), ("patch", "/api/v1/spaces/1"), ("post", "/api/v1/me/tokens")],
+)
+def test_an_anonymous_unsafe_request_is_unauthenticated_not_a_csrf_failure(db, method, path):
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)(path, {"name": "x"}, content_type=JSON)
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "unauthenticated"
+
+
+def test_a_cookie_that_names_no_session_is_anonymous_too(db):
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["sessionid"] = "no-such-session"
+    response = client.post("/api/v1/me/tokens", {"name": "x"}, content_type=JSON)
+    assert response.status_code == 401 and response.json()["code"] == "unauthenticated"
+
+
+def test_a_session_with_its_csrf_token_may_write(bob):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    secret = "A" * 32  # Django takes an unmasked secret in the cookie and the header alike
+    client.cookies["csrftoken"] = secret
+    response = client.post(
+        "/api/v1/me/tokens", {"name": "x"}, content_type=JSON, headers={"X-CSRFToken": secret}
+    )
+    assert response.status_code == 201, response.content
+
+
+def test_a_bearer_token_needs_no_csrf_token(bob):
+    _token, plaintext = ApiToken.issue(bob, "script")
+    client = Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {plaintext}"})
+    response = client.post("/api/v1/me/tokens", {"name": "x"}, content_type=JSON)
+    assert response.status_code == 201, response.content
+
+
 # ------------------------------------------------------------------ strict types, sane dates
 
 
