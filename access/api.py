@@ -41,6 +41,7 @@ from access.models import (
 from campus.api import In, Pages, existing, save_validated
 from campus.auth import caller, get_scoped, is_staff, require_staff
 from campus.errors import Conflict, Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
 from campus.models import Person, Space
 from common.edge import Flag, Id, Int, QueryFlag, QueryId, When
 
@@ -449,6 +450,7 @@ def register_badge(
 
 
 @router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
+@idempotent
 def create_credential(request, payload: CredentialIn):
     credential = register_badge(
         caller(request),
@@ -663,6 +665,7 @@ def expect_visitor(
 
 
 @router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
+@idempotent
 def create_visitor(request, payload: VisitorIn):
     person = caller(request)
     visit = expect_visitor(
@@ -685,6 +688,7 @@ def create_visitor(request, payload: VisitorIn):
     response={201: VisitorOut},
     summary="Hand a visitor their badge",
 )
+@idempotent
 def give_visitor_badge(request, visit_id: int, payload: BadgeIn):
     person = caller(request)
     visit = get_scoped(visible_visits(person), visit_id, "visitor pass")

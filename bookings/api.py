@@ -25,6 +25,7 @@ from bookings.models import Status as BookingStatus
 from campus.api import In, Pages
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
 from common.edge import Day, Flag, Id, Int, QueryFlag, QueryId, When, query_int
 
 router = Router(tags=["bookings"])
@@ -202,6 +203,7 @@ def booking_queryset():
     response={201: BookingOut | SeriesOut},
     summary="Book a resource (409 with the conflicting slots if taken)",
 )
+@idempotent
 def create_booking(request, payload: BookingIn):
     person = caller(request)
     resource = Resource.objects.filter(pk=payload.resource_id).first()
@@ -393,6 +395,7 @@ def my_waitlist(request):
 
 
 @router.post("/waitlist", response={201: WaitlistOut}, summary="Queue for a taken slot")
+@idempotent
 def join_waitlist(request, payload: WaitlistIn):
     resource = Resource.objects.filter(pk=payload.resource_id).first()
     if resource is None:
@@ -410,6 +413,7 @@ def _my_entry(request, entry_id: int) -> WaitlistEntry:
     response={201: BookingOut},
     summary="Take the slot you were offered",
 )
+@idempotent
 def accept_offer(request, entry_id: int):
     booking = waitlist.accept(caller(request), _my_entry(request, entry_id))
     return Status(201, booking_queryset().get(pk=booking.pk))

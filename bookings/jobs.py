@@ -7,6 +7,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from bookings import engine, notify, series, waitlist
+from campus import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ def run_due(now: datetime | None = None) -> dict[str, int]:
         ("reminders", lambda: notify.send_reminders(now)),
         ("emails", lambda: notify.send_outbox(now)),
         ("occurrences", lambda: series.extend_series(now)),
+        # campus holds the keys but may not import bookings: their cleanup is run from here.
+        ("idempotency_keys", lambda: idempotency.purge_expired(now)),
     ]:
         try:
             done[name] = job()

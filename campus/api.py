@@ -29,6 +29,7 @@ from campus.auth import (
     scoped_to_tenant,
 )
 from campus.errors import DomainError, Invalid
+from campus.idempotency import idempotent
 from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
 from common.edge import BIGINT, Day, Flag, Id, Int, QueryFlag, QueryId, query_int, rfc3339
 
@@ -437,6 +438,7 @@ def _apply(obj, data: dict, fk: dict):
 
 
 @campus_router.post("/spaces", response={201: SpaceOut}, summary="Create a space (staff)")
+@idempotent
 def create_space(request, payload: SpaceIn):
     require_staff(request)
     data = payload.model_dump()
@@ -516,6 +518,7 @@ def get_tenant(request, tenant_id: int):
 
 
 @campus_router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
+@idempotent
 def create_tenant(request, payload: TenantIn):
     require_staff(request)
     data = payload.model_dump()
@@ -619,6 +622,7 @@ def add_person(actor: Person, data: dict) -> Person:
 
 
 @campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
+@idempotent
 def create_person(request, payload: PersonIn):
     return Status(201, add_person(caller(request), payload.model_dump()))
 
@@ -678,6 +682,7 @@ def get_lease(request, lease_id: int):
 
 
 @campus_router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")
+@idempotent
 def create_lease(request, payload: LeaseIn):
     require_staff(request)
     lease = Lease()

@@ -20,6 +20,7 @@ from bookings.models import HOLDING, Resource
 from campus.api import In, Pages, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
 from campus.models import Person, Tenant
 from common.edge import Id, Int, Month, QueryFlag, QueryId, When
 from labs import maintenance, sessions, usage
@@ -303,6 +304,7 @@ def list_qualifications(request, filters: Query[QualificationFilter]):
     response={201: QualificationOut},
     summary="Record a training (technicians and staff)",
 )
+@idempotent
 def create_qualification(request, payload: QualificationIn):
     person = caller(request)
     require_lab_staff(person)
@@ -389,6 +391,7 @@ def list_maintenance_windows(request, filters: Query[WindowFilter]):
     summary="Block a machine for maintenance; bookings in the way are cancelled and offered "
     "other slots (technicians and staff)",
 )
+@idempotent
 def create_maintenance_window(request, payload: MaintenanceIn):
     person = caller(request)
     require_lab_staff(person)
@@ -470,6 +473,7 @@ def get_incident(request, incident_id: int):
 
 
 @router.post("/incidents", response={201: IncidentOut}, summary="Report a problem on a machine")
+@idempotent
 def create_incident(request, payload: IncidentIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     incident = maintenance.report_incident(
@@ -557,6 +561,7 @@ def list_sessions(request, filters: Query[SessionFilter]):
     response={201: SessionOut},
     summary="Start using a machine that has no controller",
 )
+@idempotent
 def start_session(request, payload: SessionIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     if equipment.controller_kind != Equipment.ControllerKind.NONE:
