@@ -40,8 +40,10 @@ from access.models import (
 from campus.api import In, Pages, existing, save_validated
 from campus.auth import caller, get_scoped, is_staff, require_may_write_badge, require_staff
 from campus.errors import Conflict, Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
 from campus.models import Person, Space
 from common import spreadsheet
+from common.edge import Flag, Id, Int, QueryFlag, QueryId, When
 
 router = Router(tags=["access"])
 
@@ -123,7 +125,7 @@ def doors_queryset():
 class DoorFilter(Schema):
     kind: Door.Kind | None = None
     controller: str | None = Field(None, max_length=64)
-    space: int | None = None
+    space: QueryId | None = None
     mode: Door.Mode | None = None
 
 
@@ -157,7 +159,7 @@ def get_door(request, door_id: str):
 
 
 class UnlockIn(In):
-    pulse_ms: int | None = Field(None, ge=100, le=60000, description="Default: the door's")
+    pulse_ms: Int | None = Field(None, ge=100, le=60000, description="Default: the door's")
     why: Why = ""
 
 
@@ -242,7 +244,7 @@ class ControllerOut(Schema):
 
 @router.get("/controllers", response=list[ControllerOut], summary="Controllers (staff)")
 @paginate(Pages)
-def list_controllers(request, online: bool | None = None):
+def list_controllers(request, online: QueryFlag | None = None):
     require_staff(request)
     qs = Controller.objects.prefetch_related("doors").order_by("id")
     if online is None:
@@ -269,7 +271,7 @@ class LockdownOut(Schema):
 
 
 class LockdownIn(In):
-    on: bool
+    on: Flag
     confirm: Literal["LOCKDOWN"] = Field(
         description='Type "LOCKDOWN" to confirm, to lock down or to lift it'
     )
@@ -339,7 +341,7 @@ def visible_credentials(person: Person):
 
 
 class CredentialFilter(Schema):
-    holder: int | None = None
+    holder: QueryId | None = None
     status: Credential.Status | None = None
     kind: Credential.Kind | None = None
 
@@ -383,11 +385,11 @@ def hash_new_uid(credential: Credential, uid: str):
 
 class CredentialIn(In):
     uid: Uid
-    holder_id: int | None = Field(None, description="Required for a tenant admin")
+    holder_id: Id | None = Field(None, description="Required for a tenant admin")
     label: str = Field("", max_length=40)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
-    override: bool = Field(False, description="Master card (staff only)")
+    valid_from: When | None = None
+    valid_until: When | None = None
+    override: Flag = Field(False, description="Master card (staff only)")
     why: Why = ""
 
 
@@ -445,6 +447,7 @@ def register_badge(
 
 
 @router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
+@idempotent
 def create_credential(request, payload: CredentialIn):
     credential = register_badge(
         caller(request),
@@ -555,9 +558,9 @@ def visible_visits(person: Person):
 
 
 class VisitFilter(Schema):
-    start_from: datetime | None = Field(None, alias="from")
-    start_to: datetime | None = Field(None, alias="to")
-    host: int | None = None
+    start_from: When | None = Field(None, alias="from")
+    start_to: When | None = Field(None, alias="to")
+    host: QueryId | None = None
 
 
 @router.get("/visitors", response=list[VisitorOut], summary="Visitor passes")
@@ -565,9 +568,9 @@ class VisitFilter(Schema):
 def list_visitors(request, filters: Query[VisitFilter]):
     qs = visible_visits(caller(request))
     if filters.start_from:
-        qs = qs.filter(end__gt=local(filters.start_from))
+        qs = qs.filter(end__gt=filters.start_from)
     if filters.start_to:
-        qs = qs.filter(start__lt=local(filters.start_to))
+        qs = qs.filter(start__lt=filters.start_to)
     if filters.host is not None:
         qs = qs.filter(host_id=filters.host)
     return qs.order_by("-start", "-id")
@@ -581,17 +584,16 @@ def get_visitor(request, visit_id: int):
 class VisitorIn(In):
     visitor_name: str = Field(min_length=1, max_length=160)
     visitor_company: str = Field("", max_length=160)
-    host_id: int | None = Field(None, description="Default: you")
-    start: datetime
-    end: datetime
-    space_id: int | None = Field(None, description="The room visited, besides the entrance")
+    host_id: Id | None = Field(None, description="Default: you")
+    start: When
+    end: When
+    space_id: Id | None = Field(None, description="The room visited, besides the entrance")
     uid: Uid | None = None
     label: str = Field("", max_length=40)
     why: Why = ""
 
     @model_validator(mode="after")
     def window(self):
-        self.start, self.end = local(self.start), local(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if self.end - self.start > MAX_VISIT:
@@ -660,6 +662,7 @@ def expect_visitor(
 
 
 @router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
+@idempotent
 def create_visitor(request, payload: VisitorIn):
     person = caller(request)
     visit = expect_visitor(
@@ -682,6 +685,7 @@ def create_visitor(request, payload: VisitorIn):
     response={201: VisitorOut},
     summary="Hand a visitor their badge",
 )
+@idempotent
 def give_visitor_badge(request, visit_id: int, payload: BadgeIn):
     person = caller(request)
     visit = get_scoped(visible_visits(person), visit_id, "visitor pass")
@@ -731,17 +735,16 @@ class AccessEventOut(Schema):
 
 
 class AccessEventFilter(Schema):
-    start: datetime | None = Field(None, alias="from")
-    end: datetime | None = Field(None, alias="to")
+    start: When | None = Field(None, alias="from")
+    end: When | None = Field(None, alias="to")
     door: str | None = Field(None, max_length=64)
-    person: int | None = None
+    person: QueryId | None = None
     result: str | None = Field(None, max_length=20)
     reason: str | None = Field(None, max_length=40)
     kind: AuditEvent.Kind | None = None
 
     @model_validator(mode="after")
     def window(self):
-        self.start, self.end = local(self.start), local(self.end)
         if self.start and self.end and self.end <= self.start:
             raise ValueError("to must be after from")
         return self

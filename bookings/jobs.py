@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from bookings import engine, notify, series, waitlist
 from bookings.models import Closure, PublicHolidayYear
+from campus import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ def run_due(now: datetime | None = None) -> dict[str, int]:
         ("emails", lambda: notify.send_outbox(now)),
         ("occurrences", lambda: series.extend_series(now)),
         ("public_holidays", lambda: len(cover_public_holidays(now))),
+        # campus holds the keys but may not import bookings: their cleanup is run from here.
+        ("idempotency_keys", lambda: idempotency.purge_expired(now)),
     ]:
         try:
             done[name] = job()

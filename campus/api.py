@@ -16,6 +16,8 @@ from ninja.conf import settings as ninja_settings
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.renderers import JSONRenderer
+from ninja.responses import NinjaJSONEncoder
 from pydantic import ConfigDict
 
 from campus import invitations
@@ -29,7 +31,9 @@ from campus.auth import (
     scoped_to_tenant,
 )
 from campus.errors import DomainError, Invalid
+from campus.idempotency import idempotent
 from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
+from common.edge import BIGINT, Day, Flag, Id, Int, QueryFlag, QueryId, query_int, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +80,26 @@ class Api(NinjaAPI):
         return schema
 
 
+class Rfc3339Encoder(NinjaJSONEncoder):
+    """Every date-time answered with an offset RFC 3339 can write (common.edge.rfc3339)."""
+
+    def default(self, o):
+        if isinstance(o, datetime):
+            o = rfc3339(o)
+        return super().default(o)
+
+
+class Renderer(JSONRenderer):
+    encoder_class = Rfc3339Encoder
+
+
 api = Api(
     title="Technocampus API",
     version="1",
     description="Rooms, equipment, bookings, doors and usage of the Technocampus. "
     "Errors are JSON {detail, code}.",
     auth=api_auth,
+    renderer=Renderer(),
     urls_namespace="api",
 )
 
@@ -201,20 +219,18 @@ def on_database_busy(request, exc):
     return response
 
 
-BIGINT = 2**63 - 1
-
-
 class Pages(LimitOffsetPagination):
     """`?limit=&offset=`, bounded by what a database can count to: beyond it SQLite answers
     "datatype mismatch" and PostgreSQL "bigint out of range" instead of a 422."""
 
     class Input(Schema):
-        limit: int = Field(ninja_settings.PAGINATION_PER_PAGE, ge=1, le=BIGINT)
-        offset: int = Field(0, ge=0, le=BIGINT)
+        limit: query_int(1, BIGINT) = ninja_settings.PAGINATION_PER_PAGE
+        offset: query_int(0, BIGINT) = 0
 
 
 class In(Schema):
-    """Input schemas refuse unknown fields, so that a typo is a 422 and not silently ignored."""
+    """Input schemas refuse unknown fields, so that a typo is a 422 and not silently ignored.
+    Their fields, and every query parameter, use the strict types of `common.edge`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -354,37 +370,37 @@ class SpaceOut(Schema):
 
 class SpaceFilter(Schema):
     kind: SpaceKind | None = None
-    floor: int | None = Field(None, description="Floor id")
-    level: int | None = Field(None, ge=-5, le=50, description="Floor level (0 = ground floor)")
-    min_capacity: int | None = Field(None, ge=0, le=100000)
+    floor: QueryId | None = Field(None, description="Floor id")
+    level: query_int(-5, 50) | None = Field(None, description="Floor level (0 = ground floor)")
+    min_capacity: query_int(0, 100000) | None = None
     feature: list[Annotated[str, Field(max_length=40)]] = Field(
         default_factory=list, description="Feature codes; a space must have all of them"
     )
-    bookable: bool | None = None
+    bookable: QueryFlag | None = None
 
 
 class SpaceIn(In):
-    floor_id: int
+    floor_id: Id
     code: str = Field(pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=120)
     kind: SpaceKind
-    capacity: int = Field(0, ge=0, le=100000)
+    capacity: Int = Field(0, ge=0, le=100000)
     area_m2: Decimal | None = Field(None, gt=0, max_digits=7, decimal_places=2)
     features: list[str] = []
-    bookable: bool = False
-    is_active: bool = True
+    bookable: Flag = False
+    is_active: Flag = True
 
 
 class SpacePatch(In):
-    floor_id: int | None = None
+    floor_id: Id | None = None
     code: str | None = Field(None, pattern=CODE_PATTERN)
     name: str | None = Field(None, min_length=1, max_length=120)
     kind: SpaceKind | None = None
-    capacity: int | None = Field(None, ge=0, le=100000)
+    capacity: Int | None = Field(None, ge=0, le=100000)
     area_m2: Decimal | None = Field(None, gt=0, max_digits=7, decimal_places=2)
     features: list[str] | None = None
-    bookable: bool | None = None
-    is_active: bool | None = None
+    bookable: Flag | None = None
+    is_active: Flag | None = None
 
 
 def spaces_queryset():
@@ -424,6 +440,7 @@ def _apply(obj, data: dict, fk: dict):
 
 
 @campus_router.post("/spaces", response={201: SpaceOut}, summary="Create a space (staff)")
+@idempotent
 def create_space(request, payload: SpaceIn):
     require_staff(request)
     data = payload.model_dump()
@@ -470,8 +487,8 @@ class TenantIn(In):
     name: str = Field(min_length=1, max_length=160)
     tier: Tenant.Tier
     status: Tenant.Status = Tenant.Status.ACTIVE
-    contract_start: date
-    contract_end: date | None = None
+    contract_start: Day
+    contract_end: Day | None = None
     contact_email: Email | None = None
 
 
@@ -479,8 +496,8 @@ class TenantPatch(In):
     name: str | None = Field(None, min_length=1, max_length=160)
     tier: Tenant.Tier | None = None
     status: Tenant.Status | None = None
-    contract_start: date | None = None
-    contract_end: date | None = None
+    contract_start: Day | None = None
+    contract_end: Day | None = None
     contact_email: Email | None = None
 
 
@@ -503,6 +520,7 @@ def get_tenant(request, tenant_id: int):
 
 
 @campus_router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
+@idempotent
 def create_tenant(request, payload: TenantIn):
     require_staff(request)
     data = payload.model_dump()
@@ -551,11 +569,11 @@ class PersonIn(In):
     first_name: str = Field(min_length=1, max_length=80)
     last_name: str = Field(min_length=1, max_length=80)
     phone: str = Field("", max_length=30)
-    tenant_id: int | None = None
-    is_tenant_admin: bool = False
-    is_facility_staff: bool = False
-    is_lab_technician: bool = False
-    is_active: bool = True
+    tenant_id: Id | None = None
+    is_tenant_admin: Flag = False
+    is_facility_staff: Flag = False
+    is_lab_technician: Flag = False
+    is_active: Flag = True
     language: Language = "fr"
 
 
@@ -564,11 +582,11 @@ class PersonPatch(In):
     first_name: str | None = Field(None, min_length=1, max_length=80)
     last_name: str | None = Field(None, min_length=1, max_length=80)
     phone: str | None = Field(None, max_length=30)
-    tenant_id: int | None = None
-    is_tenant_admin: bool | None = None
-    is_facility_staff: bool | None = None
-    is_lab_technician: bool | None = None
-    is_active: bool | None = None
+    tenant_id: Id | None = None
+    is_tenant_admin: Flag | None = None
+    is_facility_staff: Flag | None = None
+    is_lab_technician: Flag | None = None
+    is_active: Flag | None = None
     language: Language | None = None
 
 
@@ -576,7 +594,7 @@ class PersonPatch(In):
     "/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)"
 )
 @paginate(Pages)
-def list_people(request, tenant: int | None = None):
+def list_people(request, tenant: QueryId | None = None):
     qs = scoped_to_tenant(caller(request), Person.objects.all())
     if tenant is not None:
         qs = qs.filter(tenant_id=tenant)
@@ -608,6 +626,7 @@ def add_person(actor: Person, data: dict) -> Person:
 
 
 @campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
+@idempotent
 def create_person(request, payload: PersonIn):
     return Status(201, add_person(caller(request), payload.model_dump()))
 
@@ -666,15 +685,15 @@ class LeaseOut(Schema):
 
 
 class LeaseIn(In):
-    tenant_id: int
-    space_id: int
-    start: date
-    end: date | None = None
+    tenant_id: Id
+    space_id: Id
+    start: Day
+    end: Day | None = None
 
 
 class LeasePatch(In):
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
 
 
 @campus_router.get(
@@ -692,6 +711,7 @@ def get_lease(request, lease_id: int):
 
 
 @campus_router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")
+@idempotent
 def create_lease(request, payload: LeaseIn):
     require_staff(request)
     lease = Lease()

@@ -42,7 +42,15 @@ class TokenAuth(HttpBearer):
 
 
 class ActiveSessionAuth(SessionAuth):
-    """The signed-in browser session, CSRF-checked on unsafe methods."""
+    """The signed-in browser session, CSRF-checked on unsafe methods.
+
+    CSRF protects a session's rights from other sites: a request without a signed-in session
+    has none, so it is not checked and is answered 401 like any anonymous request."""
+
+    def __call__(self, request):
+        if self.authenticate(request, None) is None:
+            return None
+        return super().__call__(request)  # the CSRF check, then authenticate
 
     def authenticate(self, request, key):
         user = getattr(request, "user", None)

@@ -15,12 +15,14 @@ from ninja.pagination import paginate
 from pydantic import model_validator
 
 from bookings import availability, catalogue, engine
-from bookings.api import BookingOut, aware, booking_queryset
+from bookings.api import BookingOut, booking_queryset
 from bookings.models import HOLDING, Resource
 from campus.api import In, Pages, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
 from campus.models import Person, Tenant
+from common.edge import Id, Int, Month, QueryFlag, QueryId, When
 from labs import maintenance, sessions, usage
 from labs.maintenance import is_lab_staff, require_lab_staff
 from labs.models import Equipment, Incident, Qualification, UsageSession
@@ -175,7 +177,7 @@ def equipment_queryset():
 
 class EquipmentFilter(Schema):
     equipment_class: str | None = Field(None, max_length=60)
-    lab: int | None = Field(None, description="Space id of the lab")
+    lab: QueryId | None = Field(None, description="Space id of the lab")
     status: Equipment.Status | None = None
 
 
@@ -246,20 +248,18 @@ class QualificationOut(Schema):
 
 
 class QualificationIn(In):
-    person_id: int
-    equipment_id: int | None = None
+    person_id: Id
+    equipment_id: Id | None = None
     equipment_class: str = Field("", max_length=60, pattern=r"^[-a-z0-9_]*$")
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
-    renew_on_use_months: int | None = Field(None, ge=1, le=120)
+    valid_from: When | None = None
+    valid_until: When | None = None
+    renew_on_use_months: Int | None = Field(None, ge=1, le=120)
     note: str = Field("", max_length=250)
 
     @model_validator(mode="after")
     def target(self):
         if (self.equipment_id is None) == (not self.equipment_class):
             raise ValueError("give an equipment_id or an equipment_class, not both")
-        self.valid_from = aware(self.valid_from) if self.valid_from else None
-        self.valid_until = aware(self.valid_until) if self.valid_until else None
         return self
 
 
@@ -273,9 +273,9 @@ def qualifications_visible(person: Person):
 
 
 class QualificationFilter(Schema):
-    person: int | None = None
-    equipment: int | None = None
-    valid_now: bool | None = None
+    person: QueryId | None = None
+    equipment: QueryId | None = None
+    valid_now: QueryFlag | None = None
 
 
 @router.get(
@@ -304,6 +304,7 @@ def list_qualifications(request, filters: Query[QualificationFilter]):
     response={201: QualificationOut},
     summary="Record a training (technicians and staff)",
 )
+@idempotent
 def create_qualification(request, payload: QualificationIn):
     person = caller(request)
     require_lab_staff(person)
@@ -349,14 +350,13 @@ def revoke_qualification(request, qualification_id: int):
 
 
 class MaintenanceIn(In):
-    equipment_id: int
-    start: datetime
-    end: datetime
+    equipment_id: Id
+    start: When
+    end: When
     title: str = Field("", max_length=160)
 
     @model_validator(mode="after")
     def period(self):
-        self.start, self.end = aware(self.start), aware(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -374,9 +374,9 @@ class MaintenanceOut(Schema):
 
 
 class WindowFilter(Schema):
-    equipment: int | None = None
-    start_from: datetime | None = Field(None, alias="from")
-    start_to: datetime | None = Field(None, alias="to")
+    equipment: QueryId | None = None
+    start_from: When | None = Field(None, alias="from")
+    start_to: When | None = Field(None, alias="to")
 
 
 @router.get(
@@ -390,9 +390,9 @@ def list_maintenance_windows(request, filters: Query[WindowFilter]):
     if filters.equipment is not None:
         qs = qs.filter(resource__equipment__pk=filters.equipment)
     if filters.start_from:
-        qs = qs.filter(end__gt=aware(filters.start_from))
+        qs = qs.filter(end__gt=filters.start_from)
     if filters.start_to:
-        qs = qs.filter(start__lt=aware(filters.start_to))
+        qs = qs.filter(start__lt=filters.start_to)
     return qs.order_by("start", "pk")
 
 
@@ -402,6 +402,7 @@ def list_maintenance_windows(request, filters: Query[WindowFilter]):
     summary="Block a machine for maintenance; bookings in the way are cancelled and offered "
     "other slots (technicians and staff)",
 )
+@idempotent
 def create_maintenance_window(request, payload: MaintenanceIn):
     person = caller(request)
     require_lab_staff(person)
@@ -445,7 +446,7 @@ class IncidentOut(Schema):
 
 
 class IncidentIn(In):
-    equipment_id: int
+    equipment_id: Id
     severity: Incident.Severity
     description: str = Field(min_length=1, max_length=4000)
 
@@ -468,7 +469,7 @@ def incidents_visible(person: Person):
     "/incidents", response=list[IncidentOut], summary="Incidents (your tenant's, or all for staff)"
 )
 @paginate(Pages)
-def list_incidents(request, equipment: int | None = None, open: bool | None = None):
+def list_incidents(request, equipment: QueryId | None = None, open: QueryFlag | None = None):
     qs = incidents_visible(caller(request))
     if equipment is not None:
         qs = qs.filter(equipment_id=equipment)
@@ -483,6 +484,7 @@ def get_incident(request, incident_id: int):
 
 
 @router.post("/incidents", response={201: IncidentOut}, summary="Report a problem on a machine")
+@idempotent
 def create_incident(request, payload: IncidentIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     incident = maintenance.report_incident(
@@ -527,11 +529,11 @@ class SessionOut(Schema):
 
 
 class SessionIn(In):
-    equipment_id: int
+    equipment_id: Id
 
 
 class StopIn(In):
-    energy_wh: int | None = Field(None, ge=0, le=10**9)
+    energy_wh: Int | None = Field(None, ge=0, le=10**9)
 
 
 def sessions_visible(person: Person):
@@ -545,9 +547,9 @@ def sessions_visible(person: Person):
 
 
 class SessionFilter(Schema):
-    equipment: int | None = None
-    open: bool | None = None
-    tenant: int | None = None
+    equipment: QueryId | None = None
+    open: QueryFlag | None = None
+    tenant: QueryId | None = None
 
 
 @router.get(
@@ -570,6 +572,7 @@ def list_sessions(request, filters: Query[SessionFilter]):
     response={201: SessionOut},
     summary="Start using a machine that has no controller",
 )
+@idempotent
 def start_session(request, payload: SessionIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     if equipment.controller_kind != Equipment.ControllerKind.NONE:
@@ -600,8 +603,8 @@ def stop_session(request, session_id: int, payload: StopIn | None = None):
 
 
 class UsageQuery(Schema):
-    tenant: int | None = Field(None, description="Tenant id; tenant admins may omit it")
-    month: str = Field(..., pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
+    tenant: QueryId | None = Field(None, description="Tenant id; tenant admins may omit it")
+    month: Month
 
 
 class LineOut(Schema):
