@@ -15,13 +15,17 @@ from access.models import (
     VisitorPass,
     record_rights_change,
 )
+from campus.auth import may_write_badge, require_may_write_badge
 from campus.errors import DomainError
 
 RIGHTS_FIELDS = ("status", "holder", "visitor_pass", "override", "valid_from", "valid_until")
 
 
 class CredentialForm(forms.ModelForm):
-    """Staff type or scan the UID; only its hash and last four digits are stored."""
+    """Staff type or scan the UID; only its hash and last four digits are stored. The holder
+    is checked against `require_may_write_badge` like the API's (`actor`: set by get_form)."""
+
+    actor = None
 
     uid = forms.CharField(
         label=_("badge UID"),
@@ -56,6 +60,14 @@ class CredentialForm(forms.ModelForm):
             raise forms.ValidationError(e.detail) from None
         return uid
 
+    def clean_holder(self):
+        holder = self.cleaned_data["holder"]
+        try:
+            require_may_write_badge(self.actor, holder)
+        except DomainError as e:
+            raise forms.ValidationError(e.detail) from None
+        return holder
+
 
 def warn_not_published(request, error: BrokerUnavailable):
     messages.warning(
@@ -88,6 +100,19 @@ class CredentialAdmin(admin.ModelAdmin):
     list_select_related = ["holder", "visitor_pass"]
     actions = ["suspend", "mark_lost"]
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)  # a class of its own for each call
+        form.actor = request.user
+        return form
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_write_badge(request.user, obj.holder))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_write_badge(request.user, obj.holder))
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         changed = set(form.changed_data) & {*RIGHTS_FIELDS, "uid"}
@@ -96,7 +121,14 @@ class CredentialAdmin(admin.ModelAdmin):
             record_rights_change(obj, what, actor=request.user, via="admin", changed=changed)
 
     def _set_status(self, request, queryset, status):
-        for credential in queryset.exclude(status=status):
+        for credential in queryset.exclude(status=status).select_related("holder"):
+            if not may_write_badge(request.user, credential.holder):
+                self.message_user(
+                    request,
+                    _("%(badge)s: only facility staff change this badge.") % {"badge": credential},
+                    messages.WARNING,
+                )
+                continue
             try:
                 credential.change_status(status, actor=request.user, via="admin")
             except ValueError:

@@ -14,7 +14,6 @@ Badge UIDs are taken in, hashed (`Credential.set_uid`) and dropped: never stored
 or logged.
 """
 
-import csv
 import itertools
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -43,9 +42,12 @@ from access.models import (
     visible_visits,
 )
 from campus.api import In, Pages, answers, choice, existing, save_validated
-from campus.auth import caller, get_scoped, is_staff, require_staff
+from campus.auth import caller, get_scoped, is_staff, require_may_write_badge, require_staff
 from campus.errors import Conflict, Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
 from campus.models import Person, Space
+from common import spreadsheet
+from common.edge import Flag, Id, Int, QueryFlag, QueryId, When
 
 router = Router(tags=["access"])
 
@@ -129,7 +131,7 @@ def doors_queryset(person: Person):
 class DoorFilter(Schema):
     kind: Door.Kind | None = None
     controller: str | None = Field(None, max_length=64)
-    space: int | None = None
+    space: QueryId | None = None
     mode: Door.Mode | None = None
 
 
@@ -163,7 +165,7 @@ def get_door(request, door_id: str):
 
 
 class UnlockIn(In):
-    pulse_ms: int | None = Field(None, ge=100, le=60000, description="Default: the door's")
+    pulse_ms: Int | None = Field(None, ge=100, le=60000, description="Default: the door's")
     why: Why = ""
 
 
@@ -251,7 +253,7 @@ class ControllerOut(Schema):
 @router.get("/controllers", response=list[ControllerOut], summary="Controllers (staff)")
 @paginate(Pages)
 @answers("staff_only")
-def list_controllers(request, online: bool | None = None):
+def list_controllers(request, online: QueryFlag | None = None):
     require_staff(request)
     qs = Controller.objects.prefetch_related("doors").order_by("id")
     if online is None:
@@ -278,7 +280,7 @@ class LockdownOut(Schema):
 
 
 class LockdownIn(In):
-    on: bool
+    on: Flag
     confirm: Literal["LOCKDOWN"] = Field(
         description='Type "LOCKDOWN" to confirm, to lock down or to lift it'
     )
@@ -337,14 +339,8 @@ class CredentialOut(Schema):
         return as_local(obj.created_at)
 
 
-def require_rights_manager(person: Person) -> Person:
-    if is_staff(person) or (person.is_tenant_admin and person.tenant_id):
-        return person
-    raise Forbidden("Only facility staff or a tenant admin may change badges.", code="staff_only")
-
-
 class CredentialFilter(Schema):
-    holder: int | None = None
+    holder: QueryId | None = None
     status: choice(Credential.Status) | None = None
     kind: choice(Credential.Kind) | None = None
 
@@ -388,11 +384,11 @@ def hash_new_uid(credential: Credential, uid: str):
 
 class CredentialIn(In):
     uid: Uid
-    holder_id: int | None = Field(None, description="Required for a tenant admin")
+    holder_id: Id | None = Field(None, description="Required for a tenant admin")
     label: str = Field("", max_length=40)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
-    override: bool = Field(False, description="Master card (staff only)")
+    valid_from: When | None = None
+    valid_until: When | None = None
+    override: Flag = Field(False, description="Master card (staff only)")
     why: Why = ""
 
 
@@ -423,15 +419,18 @@ def register_badge(
     why: str = "",
     via: str = "api",
 ) -> Credential:
-    """Register a person's badge (the API's POST /credentials and the portal): staff for
-    anyone, a tenant admin for their tenant's people; master cards are staff-only. The UID is
-    hashed and dropped; the change is audit-logged."""
-    person = require_rights_manager(actor)
+    """Register a person's badge (the API's POST /credentials and the portal): who may is
+    `require_may_write_badge`; master cards are staff-only. The UID is hashed and dropped;
+    the change is audit-logged."""
+    person = actor
+    require_may_write_badge(person)
     if override and not is_staff(person):
         raise Forbidden(_("Only facility staff may issue master cards."), code="staff_only")
+    holder = holder_for(person, holder_id)
+    require_may_write_badge(person, holder)
     credential = Credential(
         kind=Credential.Kind.BADGE,
-        holder=holder_for(person, holder_id),
+        holder=holder,
         label=label,
         valid_from=local(valid_from),
         valid_until=local(valid_until),
@@ -448,6 +447,7 @@ def register_badge(
 
 @router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
 @answers("staff_only", "already_registered", "conflict")
+@idempotent
 def create_credential(request, payload: CredentialIn):
     credential = register_badge(
         caller(request),
@@ -469,9 +469,9 @@ class ReasonIn(In):
 def set_badge_status(
     actor: Person, credential: Credential, status: str, *, why: str = "", via: str = "api"
 ) -> Credential:
-    """Suspend, report lost or reactivate a badge the actor may see (visible_credentials):
-    staff, or a tenant admin; audit-logged by Credential.change_status."""
-    require_rights_manager(actor)
+    """Suspend, report lost or reactivate a badge the actor may see (visible_credentials)
+    and change (`require_may_write_badge`); audit-logged by Credential.change_status."""
+    require_may_write_badge(actor, credential.holder)
     try:
         credential.change_status(status, actor=actor, via=via, why=why)
     except ValueError:
@@ -552,9 +552,9 @@ class VisitorOut(Schema):
 
 
 class VisitFilter(Schema):
-    start_from: datetime | None = Field(None, alias="from")
-    start_to: datetime | None = Field(None, alias="to")
-    host: int | None = None
+    start_from: When | None = Field(None, alias="from")
+    start_to: When | None = Field(None, alias="to")
+    host: QueryId | None = None
 
 
 @router.get("/visitors", response=list[VisitorOut], summary="Visitor passes")
@@ -563,9 +563,9 @@ class VisitFilter(Schema):
 def list_visitors(request, filters: Query[VisitFilter]):
     qs = visible_visits(caller(request))
     if filters.start_from:
-        qs = qs.filter(end__gt=local(filters.start_from))
+        qs = qs.filter(end__gt=filters.start_from)
     if filters.start_to:
-        qs = qs.filter(start__lt=local(filters.start_to))
+        qs = qs.filter(start__lt=filters.start_to)
     if filters.host is not None:
         qs = qs.filter(host_id=filters.host)
     return qs.order_by("-start", "-id")
@@ -580,17 +580,16 @@ def get_visitor(request, visit_id: int):
 class VisitorIn(In):
     visitor_name: str = Field(min_length=1, max_length=160)
     visitor_company: str = Field("", max_length=160)
-    host_id: int | None = Field(None, description="Default: you")
-    start: datetime
-    end: datetime
-    space_id: int | None = Field(None, description="The room visited, besides the entrance")
+    host_id: Id | None = Field(None, description="Default: you")
+    start: When
+    end: When
+    space_id: Id | None = Field(None, description="The room visited, besides the entrance")
     uid: Uid | None = None
     label: str = Field("", max_length=40)
     why: Why = ""
 
     @model_validator(mode="after")
     def window(self):
-        self.start, self.end = local(self.start), local(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if self.end - self.start > MAX_VISIT:
@@ -660,6 +659,7 @@ def expect_visitor(
 
 @router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
 @answers("staff_only", "already_registered")
+@idempotent
 def create_visitor(request, payload: VisitorIn):
     person = caller(request)
     visit = expect_visitor(
@@ -683,6 +683,7 @@ def create_visitor(request, payload: VisitorIn):
     summary="Hand a visitor their badge",
 )
 @answers("staff_only", "already_registered")
+@idempotent
 def give_visitor_badge(request, visit_id: int, payload: BadgeIn):
     person = caller(request)
     visit = get_scoped(visible_visits(person), visit_id, "visitor pass")
@@ -732,17 +733,16 @@ class AccessEventOut(Schema):
 
 
 class AccessEventFilter(Schema):
-    start: datetime | None = Field(None, alias="from")
-    end: datetime | None = Field(None, alias="to")
+    start: When | None = Field(None, alias="from")
+    end: When | None = Field(None, alias="to")
     door: str | None = Field(None, max_length=64)
-    person: int | None = None
+    person: QueryId | None = None
     result: str | None = Field(None, max_length=20)
     reason: str | None = Field(None, max_length=40)
     kind: choice(AuditEvent.Kind) | None = None
 
     @model_validator(mode="after")
     def window(self):
-        self.start, self.end = local(self.start), local(self.end)
         if self.start and self.end and self.end <= self.start:
             raise ValueError("to must be after from")
         return self
@@ -785,24 +785,12 @@ CSV_COLUMNS = [
 ]
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A spreadsheet runs a cell starting with = + - @ as a formula: names come from users.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_rows(qs):
-    writer = csv.writer(_Echo(), delimiter=";")
-    yield "\ufeff" + writer.writerow(CSV_COLUMNS)
+    writer = spreadsheet.Writer()
+    yield spreadsheet.BOM + writer.writerow(CSV_COLUMNS)
     for e in qs.select_related("actor").iterator(chunk_size=2000):
         yield writer.writerow(
-            _cell(v)
-            for v in (
+            (
                 timezone.localtime(e.ts).isoformat(timespec="seconds"),
                 e.kind,
                 e.door,

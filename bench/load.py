@@ -147,7 +147,8 @@ class Client(threading.Thread):
             start = datetime(day.year, day.month, day.day, self.rng.randrange(8, 18), tzinfo=PARIS)
             window = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
             return "GET", f"/api/v1/availability?{urlencode(window)}", None
-        week = {"from": day.isoformat(), "to": (day + timedelta(days=7)).isoformat()}
+        first = datetime(day.year, day.month, day.day, tzinfo=PARIS)  # a date-time, not a date
+        week = {"from": first.isoformat(), "to": (first + timedelta(days=7)).isoformat()}
         return "GET", f"/api/v1/bookings?{urlencode({**week, 'limit': 50})}", None
 
     def once(self, kind: str):

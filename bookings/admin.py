@@ -146,6 +146,8 @@ class BookingAdmin(admin.ModelAdmin):
             "checked_in_at",
             "cancelled_at",
             "decided_by",
+            "unqualified_at",
+            "unqualified_deadline",
         ]
 
     def get_fields(self, request, obj=None):
@@ -169,6 +171,8 @@ class BookingAdmin(admin.ModelAdmin):
                 "checked_in_at",
                 "cancelled_at",
                 "decided_by",
+                "unqualified_at",
+                "unqualified_deadline",
             ]
         return fields
 

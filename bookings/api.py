@@ -1,11 +1,12 @@
 """Booking endpoints: resources, availability, bookings, approvals, check-in, waitlist, feeds.
 
-Every write goes through `bookings.engine` (or `series`, `waitlist` built on it). Times
-without an offset are read as the building's local time.
+Every write goes through `bookings.engine` (or `series`, `waitlist` built on it). Inputs
+use the strict edge types of `common.edge`: times without an offset are read as the
+building's local time, and every date lies in its window.
 """
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from bookings import availability, catalogue, engine, series, waitlist
 from bookings.catalogue import ResourceBrief, ResourceOut
@@ -23,18 +24,12 @@ from bookings.models import Status as BookingStatus
 from campus.api import In, Pages, RefusalOut, answers, choice
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
+from common.edge import Day, Flag, Id, Int, QueryFlag, QueryId, When, query_int
 
 router = Router(tags=["bookings"])
 
 MAX_WINDOW = timedelta(days=31)
-
-
-def aware(value: datetime) -> datetime:
-    """Naive times are the building's local time; others are converted to it, so that an
-    offset Python accepts but PostgreSQL refuses (beyond ±15:59) never reaches the database."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=engine.building_tz())
-    return value.astimezone(engine.building_tz())
 
 
 def resources_out(resources: list[Resource], person) -> list[dict]:
@@ -87,7 +82,7 @@ def get_resource(request, resource_id: int):
 
 
 class DayQuery(Schema):
-    day: date = Field(..., alias="date")
+    day: Day = Field(..., alias="date")
 
 
 class SlotOut(Schema):
@@ -109,15 +104,14 @@ def resource_free_slots(request, resource_id: int, q: Query[DayQuery]):
 
 
 class AvailabilityQuery(Schema):
-    start: datetime
-    end: datetime
+    start: When
+    end: When
     kind: Kind | None = None
-    min_capacity: int | None = Field(None, ge=0, le=100000)
+    min_capacity: query_int(0, 100000) | None = None
     feature: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def window(self):
-        self.start, self.end = aware(self.start), aware(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if self.end - self.start > MAX_WINDOW:
@@ -171,6 +165,13 @@ class BookingOut(Schema):
     checked_in_at: datetime | None
     created_at: datetime
     note: str
+    unqualified_at: datetime | None = Field(
+        description="Flagged: since then the booker holds no valid qualification for it"
+    )
+    unqualified_deadline: datetime | None = Field(
+        description="When a flagged booking is cancelled free of charge, unless the booker is "
+        "qualified again by then"
+    )
 
     @staticmethod
     def resolve_uid(obj):
@@ -191,26 +192,25 @@ class BookingOut(Schema):
 
 class RecurrenceIn(In):
     freq: Literal["daily", "weekly", "monthly"]
-    interval: int = Field(1, ge=1, le=series.MAX_INTERVAL)
-    weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+    interval: Int = Field(1, ge=1, le=series.MAX_INTERVAL)
+    weekdays: list[Annotated[Int, Field(ge=1, le=7)]] = Field(
         default_factory=list, description="ISO weekdays, 1 = Monday"
     )
-    count: int | None = Field(None, ge=1, le=series.MAX_OCCURRENCES)
-    until: date | None = None
-    skip_conflicts: bool = Field(True, description="False: all occurrences or none")
+    count: Int | None = Field(None, ge=1, le=series.MAX_OCCURRENCES)
+    until: Day | None = None
+    skip_conflicts: Flag = Field(True, description="False: all occurrences or none")
 
 
 class BookingIn(In):
-    resource_id: int
-    start: datetime
-    end: datetime
+    resource_id: Id
+    start: When
+    end: When
     title: str = Field("", max_length=160)
-    attendees: int = Field(1, ge=1, le=100000)
+    attendees: Int = Field(1, ge=1, le=100000)
     recurrence: RecurrenceIn | None = None
 
     @model_validator(mode="after")
     def period(self):
-        self.start, self.end = aware(self.start), aware(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if self.recurrence and self.recurrence.count and self.recurrence.until:
@@ -241,6 +241,7 @@ def booking_queryset():
     summary="Book a resource (409 with the conflicting slots if taken)",
 )
 @answers(*BOOKING_REFUSALS, "series_conflict")
+@idempotent
 def create_booking(request, payload: BookingIn):
     person = caller(request)
     resource = Resource.objects.filter(pk=payload.resource_id).first()
@@ -277,17 +278,12 @@ def create_booking(request, payload: BookingIn):
 
 
 class BookingFilter(Schema):
-    mine: bool = False
-    tenant: int | None = None
-    resource: int | None = None
-    start_from: datetime | None = Field(None, alias="from")
-    start_to: datetime | None = Field(None, alias="to")
+    mine: QueryFlag = False
+    tenant: QueryId | None = None
+    resource: QueryId | None = None
+    start_from: When | None = Field(None, alias="from")
+    start_to: When | None = Field(None, alias="to")
     status: choice(BookingStatus) | None = None
-
-    @field_validator("start_from", "start_to")
-    @classmethod
-    def local_if_naive(cls, value):
-        return aware(value) if value else value
 
 
 @router.get("/bookings", response=list[BookingOut], summary="Bookings you may see")
@@ -316,8 +312,8 @@ def get_booking(request, booking_id: int):
 
 
 class BookingPatch(In):
-    start: datetime | None = None
-    end: datetime | None = None
+    start: When | None = None
+    end: When | None = None
     title: str | None = Field(None, max_length=160)
 
 
@@ -327,8 +323,8 @@ def update_booking(request, booking_id: int, payload: BookingPatch):
     person = caller(request)
     booking = engine.get_visible(person, booking_id)
     engine.require_may_change(person, booking)
-    start = aware(payload.start) if payload.start else booking.start
-    end = aware(payload.end) if payload.end else booking.end
+    start = payload.start or booking.start
+    end = payload.end or booking.end
     if end <= start:
         raise Invalid("end: must be after start.", field="end")
     if (start, end) == (booking.start, booking.end):
@@ -373,7 +369,7 @@ def require_approver(person, booking: Booking):
 
 
 @router.post("/bookings/{booking_id}/approve", response=BookingOut, summary="Approve (staff)")
-@answers("staff_only", "invalid_state", "conflict")
+@answers("staff_only", "not_qualified", "invalid_state", "conflict")
 def approve_booking(request, booking_id: int):
     person = caller(request)
     booking = _for_decision(person, booking_id)
@@ -416,13 +412,12 @@ def check_in_booking(request, booking_id: int):
 
 
 class WaitlistIn(In):
-    resource_id: int
-    start: datetime
-    end: datetime
+    resource_id: Id
+    start: When
+    end: When
 
     @model_validator(mode="after")
     def period(self):
-        self.start, self.end = aware(self.start), aware(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -446,6 +441,7 @@ def my_waitlist(request):
 
 @router.post("/waitlist", response={201: WaitlistOut}, summary="Queue for a taken slot")
 @answers("invalid_period", "in_the_past", "slot_free")
+@idempotent
 def join_waitlist(request, payload: WaitlistIn):
     resource = Resource.objects.filter(pk=payload.resource_id).first()
     if resource is None:
@@ -463,6 +459,7 @@ def _my_entry(request, entry_id: int) -> WaitlistEntry:
     summary="Take the slot you were offered",
 )
 @answers("offer_closed", *BOOKING_REFUSALS)
+@idempotent
 def accept_offer(request, entry_id: int):
     booking = waitlist.accept(caller(request), _my_entry(request, entry_id))
     return Status(201, booking_queryset().get(pk=booking.pk))

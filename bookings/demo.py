@@ -1,5 +1,6 @@
 """The demo's bookable resources: one default policy per kind (French opening hours,
-Monday to Friday 07:30–20:00) and a resource for each bookable space of the demo campus.
+Monday to Friday 07:30–20:00), a resource for each bookable space of the demo campus, and
+this year's and next year's French public holidays as closures.
 
 Keyed on natural keys (policy names, resource codes), so that running it again changes
 nothing. Called by `seed_demo` after `campus.demo.build()` and before `labs.demo.build()`.
@@ -73,7 +74,11 @@ PRICES = {
 
 
 def build() -> dict[str, Resource]:
-    """Create or update the policies and the space resources; returns resources by code."""
+    """Create or update the policies, the space resources and the public holidays' closures;
+    returns resources by code."""
+    from bookings.jobs import cover_public_holidays
+
+    cover_public_holidays()
     for name, kind, settings in POLICIES:
         BookingPolicy.objects.update_or_create(
             name=name,
@@ -157,6 +162,9 @@ def week(today=None) -> int:
     def book(person, resource, start, minutes, title):
         if Booking.objects.filter(resource=resource, start=start, status__in=HOLDING).exists():
             return
+        day = start.astimezone(tz).date()
+        if day in engine.closed_days(engine.policy_for(resource), day, day):
+            return  # a public holiday: no meeting that day
         made = engine.book(
             person,
             engine.Slot(resource, start, start + timedelta(minutes=minutes), title),

@@ -28,6 +28,7 @@ from bookings import catalogue
 from bookings import policy as rules
 from bookings.models import (
     ACTIVE,
+    CANCELLABLE,
     HOLDING,
     Booking,
     BookingPolicy,
@@ -99,6 +100,23 @@ def blocked_range(resource, pol: BookingPolicy, start: datetime, end: datetime):
     return start - before, end + after
 
 
+def needs_qualification(resource, pol: BookingPolicy) -> bool:
+    """Equipment always; a space when its policy admits qualified people only."""
+    from labs.rules import requires_qualification
+
+    return requires_qualification(resource) or pol.who_may_book == "qualified"
+
+
+def is_qualified(person: Person, resource, start: datetime, end: datetime) -> bool:
+    """Whether the person who will use the resource may, as far as qualifications go: the one
+    qualification rule (labs.rules) when the resource asks for one, else True."""
+    from labs.rules import is_qualified as holds
+
+    if not needs_qualification(resource, policy_for(resource)):
+        return True
+    return holds(person.pk, resource, start, end)
+
+
 def check_rules(
     person: Person,
     resource: Resource,
@@ -108,34 +126,39 @@ def check_rules(
     now: datetime,
     maintenance: bool = False,
     cat: catalogue.Catalogue | None = None,
+    acting: Person | None = None,
 ) -> BookingPolicy:
     """Apply the resource's policy to one request; returns the policy.
 
-    A maintenance window (staff or a lab technician blocking the resource) skips the
-    calendar, qualification and unattended-run rules: only conflicts apply to it.
+    `person` is who will use the resource: their qualification and their tenant count.
+    `acting` (default: the person) is who books or moves it: staff skip the calendar rules,
+    never the person's qualification. A maintenance window (staff or a lab technician
+    blocking the resource) skips the calendar, qualification and unattended-run rules: only
+    conflicts apply to it.
     """
-    from labs.rules import check_unattended, is_qualified, requires_qualification
+    from labs.rules import check_unattended
+    from labs.rules import is_qualified as holds
 
+    acting = acting or person
     if not resource.is_active:
         raise rules.PolicyRefused(
             _("This resource cannot be booked at the moment."), code="unavailable"
         )
     cat = cat or catalogue.current()
     pol = cat.policy_of(resource)
-    needs_qualification = requires_qualification(resource)
-    qualified = maintenance
-    if not maintenance and (needs_qualification or pol.who_may_book == "qualified"):
-        qualified = is_qualified(person.pk, resource, start, end)
+    needed = needs_qualification(resource, pol)
+    qualified = maintenance or not needed or holds(person.pk, resource, start, end)
     tz = building_tz()
     who = rules.Requester(
-        is_staff=is_staff(person) or maintenance,
+        is_staff=is_staff(acting) or maintenance,
         has_tenant=person.tenant_id is not None,
         tenant_active=person.tenant_id is None or person.tenant.status == "active",
         qualified=qualified,
+        for_self=acting.pk == person.pk,
     )
     request = rules.Request(start=start, end=end, attendees=attendees, capacity=resource.capacity)
     days = cat.closed_days(pol, start.astimezone(tz).date(), end.astimezone(tz).date())
-    rules.check(pol, request, who, now, tz, days, qualification_required=needs_qualification)
+    rules.check(pol, request, who, now, tz, days, qualification_required=needed)
     if not who.is_staff:
         check_unattended(resource, start, end)
     return pol
@@ -326,7 +349,8 @@ def book(
     The booking is pending when the policy asks for approval (unless staff book), else
     confirmed. Raises SlotTaken (409) with the conflicting slots, PolicyRefused or NotAllowed
     (422/403), QuotaExceeded (422), Busy (503). `by` is who acts when it is not the booker
-    (staff booking for someone from the back-office): the rules are checked for them.
+    (staff booking for someone from the back-office): whether they skip the calendar rules
+    is theirs; the qualification that counts is always the booker's, who uses the machine.
     """
     now = now or timezone.now()
     acting = by or person
@@ -341,7 +365,7 @@ def book(
     policies = {}
     for res in resources:
         policies[res.pk] = check_rules(
-            acting,
+            person,
             res,
             slot.start,
             slot.end,
@@ -349,6 +373,7 @@ def book(
             now,
             maintenance=is_maintenance,
             cat=cat,
+            acting=acting,
         )
     if not is_maintenance:
         check_quota(person, resource, slot.start, slot.end)
@@ -434,17 +459,22 @@ def move(
     title: str | None = None,
     now: datetime | None = None,
 ) -> Booking:
-    """Move a booking (and its companions) to a new time, re-checking every rule."""
+    """Move a booking (and its companions) to a new time, re-checking every rule.
+
+    `person` is who moves it (the booker, their tenant admin, staff): staff skip the calendar
+    rules; the qualification checked is the booker's.
+    """
     now = now or timezone.now()
     if booking.status not in HOLDING:
         raise InvalidState(_("Only a pending or confirmed booking can be moved."))
     if booking.status == Status.CHECKED_IN:
         raise InvalidState(_("A booking in progress cannot be moved."))
     siblings = _group_of(booking)
-    policies = {
-        b.pk: check_rules(person, b.resource, start, end, b.attendees, now) for b in siblings
-    }
     owner = booking.person
+    policies = {
+        b.pk: check_rules(owner, b.resource, start, end, b.attendees, now, acting=person)
+        for b in siblings
+    }
     check_quota(owner, booking.resource, start, end, exclude_pk=booking.pk)
 
     def write():
@@ -463,6 +493,8 @@ def move(
                     raise slot_taken(taken)
                 b.start, b.end, b.blocked_start, b.blocked_end = start, end, b_start, b_end
                 b.price_cents = price_cents(b.resource, b.tenant, start, end)
+                # The booker's qualification was checked for the new time just now.
+                b.unqualified_at = b.unqualified_deadline = None
                 if title is not None:
                     b.title = title[:160]
             try:
@@ -559,7 +591,8 @@ def cancel(
 
 def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> Booking:
     """Confirm a pending request (with its companion bookings); the competing requests that
-    overlap any of them are rejected, with their own companions."""
+    overlap any of them are rejected, with their own companions. A request whose booker is
+    no longer qualified for it is refused (`not_qualified`): staff approve, the booker uses."""
     now = now or timezone.now()
     rejected: list[Booking] = []
 
@@ -570,6 +603,9 @@ def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> 
             fresh = [_locked(b.pk) for b in group]
             if any(b.status != Status.PENDING for b in fresh):
                 raise InvalidState(_("Only a pending booking can be approved."))
+            for b in fresh:
+                if not is_qualified(b.person, b.resource, b.start, b.end):
+                    raise rules.not_qualified(for_self=False)
             for b in fresh:
                 taken = conflicts_for([b.resource_id], b.blocked_start, b.blocked_end, ACTIVE)
                 if taken:
@@ -640,6 +676,95 @@ def check_in(person: Person, booking: Booking, *, now: datetime | None = None) -
         b.checked_in_at = now
         b.save(update_fields=["status", "checked_in_at"])
         return b
+
+
+# ------------------------------------------------------------------ qualifications lost
+
+
+@dataclass
+class QualificationReview:
+    flagged: list[Booking]
+    cleared: list[Booking]
+    cancelled: list[Booking]
+
+    def __len__(self):
+        return len(self.flagged) + len(self.cleared) + len(self.cancelled)
+
+
+def bookings_to_review(now: datetime, person_ids=None) -> list[Booking]:
+    """The bookings whose person must hold a qualification for them and that may still be
+    flagged or cancelled: pending or confirmed, not yet started (or already flagged), of a
+    machine or of a space whose policy admits qualified people only."""
+    cat = catalogue.current()
+    needing = [pk for pk, entry in cat.by_pk.items() if needs_qualification(entry, entry.policy)]
+    qs = Booking.objects.filter(
+        Q(start__gt=now) | Q(unqualified_at__isnull=False),
+        status__in=CANCELLABLE,
+        is_maintenance=False,
+        resource_id__in=needing,
+    )
+    if person_ids is not None:
+        qs = qs.filter(person_id__in=list(person_ids))
+    return list(qs.select_related("resource", "person", "tenant").order_by("start", "pk"))
+
+
+def unqualified_deadline(booking: Booking, flagged_at: datetime) -> datetime:
+    """When a booking flagged at `flagged_at` is cancelled unless its booker is qualified
+    again: the policy's notice later, at the booking's start at the latest."""
+    notice = timedelta(hours=policy_for(booking.resource).unqualified_notice_hours)
+    return min(flagged_at + notice, booking.start)
+
+
+def review_qualifications(now: datetime | None = None, *, person_ids=None) -> QualificationReview:
+    """The bookings whose person holds no valid qualification over their time any more (one
+    revoked, or run out before the end) are flagged, and the person and the lab technicians
+    told; the policy's notice later (at the booking's start at the latest), those still
+    unqualified are cancelled free of charge. A person qualified again before then has the
+    flag lifted. Called by the periodic jobs and at once by a revocation (`person_ids`).
+
+    Idempotent and safe with several instances: every flag change is a conditional update,
+    and a cancellation goes through `cancel` (a second one finds it cancelled already).
+    """
+    from bookings import notify
+    from labs.rules import unqualified
+
+    now = now or timezone.now()
+    candidates = bookings_to_review(now, person_ids)
+    lapsed = {b.pk for b in unqualified(candidates)}
+    review = QualificationReview([], [], [])
+    for b in candidates:
+        if b.pk in lapsed and b.unqualified_at is None and b.start > now:
+            deadline = unqualified_deadline(b, now)
+            with transaction.atomic():
+                if Booking.objects.filter(
+                    pk=b.pk, unqualified_at__isnull=True, status__in=CANCELLABLE
+                ).update(unqualified_at=now, unqualified_deadline=deadline):
+                    b.unqualified_at, b.unqualified_deadline = now, deadline
+                    notify.unqualified(b)
+                    review.flagged.append(b)
+        elif b.pk not in lapsed and b.unqualified_at is not None:
+            with transaction.atomic():
+                if Booking.objects.filter(pk=b.pk, unqualified_at=b.unqualified_at).update(
+                    unqualified_at=None, unqualified_deadline=None
+                ):
+                    b.unqualified_at = b.unqualified_deadline = None
+                    _queue_email(b, "requalified")
+                    review.cleared.append(b)
+    for b in candidates:
+        if b.pk in lapsed and b.unqualified_deadline is not None and b.unqualified_deadline <= now:
+            try:
+                review.cancelled.append(
+                    cancel(
+                        b.person,
+                        b,
+                        now=now,
+                        reason=_("Cancelled free of charge: no valid qualification for it."),
+                        charge=False,
+                    )
+                )
+            except InvalidState:
+                continue  # cancelled meanwhile, or checked in: the relay refuses it anyway
+    return review
 
 
 def release_no_shows(now: datetime | None = None) -> list[Booking]:

@@ -102,6 +102,15 @@ class BookingPolicy(models.Model):
         default=15,
         help_text=_("Released as a no-show if nobody checks in within this time; 0: no check-in."),
     )
+    unqualified_notice_hours = models.PositiveIntegerField(
+        _("notice before an unqualified booking is cancelled (h)"),
+        default=48,
+        help_text=_(
+            "When the booker's qualification is revoked or ends before a booking, the booking "
+            "is flagged and cancelled free of charge this long after (at its start at the "
+            "latest), unless they are qualified again by then."
+        ),
+    )
 
     class Meta:
         verbose_name = _("booking policy")
@@ -157,6 +166,27 @@ class Closure(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class PublicHolidayYear(models.Model):
+    """A year whose public holidays (of a region, "" for mainland France) were added as
+    closures. Each year is added once (`bookings.jobs.add_public_holidays`): a holiday closure
+    that staff delete afterwards, to open on that day, is not added back by the yearly job."""
+
+    year = models.PositiveSmallIntegerField(_("year"))
+    subdiv = models.CharField(_("region"), max_length=10, blank=True)
+    added_at = models.DateTimeField(_("added"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("public holidays of a year")
+        verbose_name_plural = _("public holidays of each year")
+        ordering = ["year", "subdiv"]
+        constraints = [
+            models.UniqueConstraint(fields=["year", "subdiv"], name="holidays_added_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.year} {self.subdiv}".strip()
 
 
 class ResourceKind(models.TextChoices):
@@ -258,6 +288,8 @@ class Status(models.TextChoices):
 # one rejects the others.
 ACTIVE = (Status.CONFIRMED, Status.CHECKED_IN)
 HOLDING = (Status.PENDING, Status.CONFIRMED, Status.CHECKED_IN)
+# Not in use yet: what may still be cancelled (`engine.cancel` refuses a checked-in booking).
+CANCELLABLE = (Status.PENDING, Status.CONFIRMED)
 
 
 class BookingSeries(models.Model):
@@ -381,6 +413,14 @@ class Booking(models.Model):
     )
     note = models.CharField(_("note"), max_length=250, blank=True)
     reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Flagged by `engine.review_qualifications` when the booker holds no valid qualification
+    # for it any more; cancelled free of charge at the deadline unless qualified again.
+    unqualified_at = models.DateTimeField(
+        _("flagged: no valid qualification since"), null=True, blank=True, editable=False
+    )
+    unqualified_deadline = models.DateTimeField(
+        _("cancelled unless qualified again by"), null=True, blank=True, editable=False
+    )
 
     objects = BookingQuerySet.as_manager()
 
@@ -431,6 +471,11 @@ class Booking(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def is_flagged_unqualified(self) -> bool:
+        """Its booker holds no valid qualification for it, and it is not cancelled yet."""
+        return self.unqualified_at is not None and self.status in CANCELLABLE
 
     def duration(self) -> timedelta:
         return self.end - self.start
@@ -529,7 +574,11 @@ class OutboxEmail(models.Model):
     """
 
     booking = models.ForeignKey(Booking, models.CASCADE, related_name="+")
-    what = models.CharField(max_length=12)
+    what = models.CharField(max_length=20)
+    # Empty: the booker. Otherwise someone else told about the booking (a lab technician).
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)

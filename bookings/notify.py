@@ -21,6 +21,7 @@ from django.utils.translation import gettext_noop
 from bookings import ical
 from bookings.engine import building_tz
 from bookings.models import Booking, OutboxEmail, Status
+from campus.models import Person
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,24 @@ SUBJECTS = {
     "released": gettext_noop("Booking released (nobody checked in): %(what)s"),
     "reminder": gettext_noop("Reminder: %(what)s"),
     "maintenance": gettext_noop("Maintenance over your booking: %(what)s"),
+    "unqualified": gettext_noop("Your qualification no longer covers a booking: %(what)s"),
+    "unqualified_staff": gettext_noop("Booking without a valid qualification: %(what)s"),
+    "requalified": gettext_noop("Your booking stands: %(what)s"),
+}
+# What these e-mails say before the booking's times; they carry no invitation (the booking
+# itself did not change).
+NOTICES = {
+    "unqualified": gettext_noop(
+        "Your qualification for this machine was revoked or ends before this booking. Unless "
+        "you are qualified again, the booking is cancelled free of charge on %(deadline)s."
+    ),
+    "unqualified_staff": gettext_noop(
+        "%(person)s no longer holds a valid qualification for this booking. Unless they are "
+        "qualified again, it is cancelled free of charge on %(deadline)s."
+    ),
+    "requalified": gettext_noop(
+        "You hold a valid qualification for this booking again: it will not be cancelled."
+    ),
 }
 
 
@@ -49,9 +68,18 @@ def _what(booking: Booking) -> str:
     return f"{booking.resource.name} {local:%d/%m/%Y %H:%M}"
 
 
-def booking_changed(booking: Booking, what: str):
-    """Queue the e-mail telling the booker of this change (sent by `send_outbox`)."""
-    OutboxEmail.objects.create(booking=booking, what=what)
+def booking_changed(booking: Booking, what: str, to=None):
+    """Queue the e-mail telling the booker (or `to`) of this change (sent by `send_outbox`)."""
+    OutboxEmail.objects.create(booking=booking, what=what, recipient=to)
+
+
+def unqualified(booking: Booking):
+    """Queue the e-mails about a booking flagged for a missing qualification: to the booker
+    and to every active lab technician (technicians run all the labs)."""
+    booking_changed(booking, "unqualified")
+    for technician in Person.objects.filter(is_lab_technician=True, is_active=True):
+        if technician.pk != booking.person_id:
+            booking_changed(booking, "unqualified_staff", to=technician)
 
 
 def send_outbox(now: datetime | None = None) -> int:
@@ -74,9 +102,11 @@ def send_outbox(now: datetime | None = None) -> int:
         ).update(next_attempt_at=now + OUTBOX_LEASE)
         if not claimed:
             continue  # another sender has it
-        row = OutboxEmail.objects.select_related("booking__resource", "booking__person").get(pk=pk)
+        row = OutboxEmail.objects.select_related(
+            "booking__resource", "booking__person", "recipient"
+        ).get(pk=pk)
         try:
-            deliver(row.booking, row.what)
+            deliver(row.booking, row.what, row.recipient)
         except Exception as e:  # the mail server is down, or the message could not be built
             attempts = row.attempts + 1
             delay = min(timedelta(minutes=2 ** min(attempts - 1, 10)), OUTBOX_MAX_DELAY)
@@ -93,20 +123,34 @@ def send_outbox(now: datetime | None = None) -> int:
     return sent
 
 
-def deliver(booking: Booking, what: str):
-    """Render and send one booking e-mail now; raises if the backend fails."""
+def deliver(booking: Booking, what: str, recipient=None):
+    """Render and send one booking e-mail now (to the booker, or `recipient`), in the
+    recipient's language; raises if the backend fails."""
     if what == "created" and booking.status == Status.PENDING:
         what = "pending"
     cancelled = what in ("cancelled", "rejected", "released")
-    person = booking.person
+    person = recipient or booking.person
+    tz = building_tz()
     with translation.override(person.language or settings.LANGUAGE_CODE):
         subject = _(SUBJECTS[what]) % {"what": _what(booking)}
-        local_start = booking.start.astimezone(building_tz())
-        local_end = booking.end.astimezone(building_tz())
+        local_start = booking.start.astimezone(tz)
+        local_end = booking.end.astimezone(tz)
+        notice = []
+        if what in NOTICES:
+            deadline = booking.unqualified_deadline or booking.start
+            booker = booking.person.get_full_name() or booking.person.email
+            if booking.tenant_id:
+                booker += f" ({booking.tenant.name})"
+            notice = [
+                _(NOTICES[what])
+                % {"deadline": f"{deadline.astimezone(tz):%d/%m/%Y %H:%M}", "person": booker},
+                "",
+            ]
         body = "\n".join(
             [
                 subject,
                 "",
+                *notice,
                 f"{booking.resource.code} {booking.resource.name}",
                 f"{local_start:%d/%m/%Y %H:%M} – {local_end:%H:%M}",
                 booking.note,
@@ -114,7 +158,8 @@ def deliver(booking: Booking, what: str):
                 f"{settings.SITE_URL}/",
             ]
         )
-    message = build(person.email, subject, body, ical.invitation(booking, cancelled), cancelled)
+    ics = None if what in NOTICES else ical.invitation(booking, cancelled)
+    message = build(person.email, subject, body, ics, cancelled)
     message.send()
 
 

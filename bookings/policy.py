@@ -32,7 +32,8 @@ class Requester:
     is_staff: bool
     has_tenant: bool
     tenant_active: bool
-    qualified: bool  # holds a valid qualification for the resource over the whole slot
+    qualified: bool  # the booked person holds a valid qualification over the whole slot
+    for_self: bool = True  # False: staff book for someone else (the admin)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def check(
     qualification_required: bool = False,
 ):
     """Raise PolicyRefused or NotAllowed when the request breaks a rule; staff skip the
-    calendar rules (notice, horizon, hours, durations) but not who-may-book's qualification."""
+    calendar rules (notice, horizon, hours, durations, closures), never the qualification,
+    which is the booked person's (`who.qualified`), whoever books."""
     start, end = request.start, request.end
     if end <= start:
         raise PolicyRefused(_("A booking must end after it starts."), code="invalid_period")
@@ -66,10 +68,7 @@ def check(
     if (
         qualification_required or policy.who_may_book == WhoMayBook.QUALIFIED
     ) and not who.qualified:
-        raise NotAllowed(
-            _("You hold no valid qualification for this resource at that time."),
-            code="not_qualified",
-        )
+        raise not_qualified(who.for_self)
     if who.is_staff:
         return
     if policy.who_may_book == WhoMayBook.STAFF:
@@ -119,6 +118,15 @@ def check(
         raise PolicyRefused(
             _("This is outside the resource's opening hours."), code="outside_opening_hours"
         )
+
+
+def not_qualified(for_self: bool = True) -> NotAllowed:
+    """The refusal for a booking whose person holds no valid qualification for it."""
+    if for_self:
+        text = _("You hold no valid qualification for this resource at that time.")
+    else:
+        text = _("The person booked holds no valid qualification for this resource at that time.")
+    return NotAllowed(text, code="not_qualified")
 
 
 def _aligned(local: datetime, step: int) -> bool:

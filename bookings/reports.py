@@ -20,7 +20,6 @@ next month's):
 Percentages are given in tenths of a percent, rounded half up (125 is 12.5 %).
 """
 
-import csv
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from bookings import availability
 from bookings.engine import building_tz, closed_days
 from bookings.models import Booking, Resource, ResourceKind, Status
 from bookings.policy import opening_intervals
+from common import spreadsheet
 
 HELD = (Status.CONFIRMED, Status.CHECKED_IN)
 LABEL_SPACE, BAR_SPACE = 200, 330  # of the chart's 600 units of width
@@ -283,25 +283,28 @@ def heat_levels(grid: list[list[int]]) -> list[list[int]]:
     return [[0 if not m else -(-4 * m // top) for m in row] for row in grid]
 
 
+def hours_tenths(minutes: int) -> int:
+    """Minutes as tenths of an hour, rounded half up: 95 → 16."""
+    return (2 * minutes + 6) // 12  # minutes / 6 rounded half up
+
+
 def hours(minutes: int, decimal_comma: bool = False) -> str:
     """Minutes as hours with one decimal, rounded half up: 95 → "1.6"."""
-    tenths = (2 * minutes + 6) // 12  # minutes / 6 rounded half up
-    text = f"{tenths // 10}.{tenths % 10}"
-    return text.replace(".", ",") if decimal_comma else text
+    return spreadsheet.cell(spreadsheet.tenths(hours_tenths(minutes)), decimal_comma=decimal_comma)
 
 
 def percent(tenths: int, decimal_comma: bool = False) -> str:
-    text = f"{tenths // 10}.{tenths % 10}"
-    return text.replace(".", ",") if decimal_comma else text
+    return spreadsheet.cell(spreadsheet.tenths(tenths), decimal_comma=decimal_comma)
 
 
 def to_csv(report: Report, *, decimal_comma: bool = False) -> bytes:
     """Semicolon-separated, UTF-8 with a BOM, CRLF lines: one block per table, each with
-    its own header, blocks separated by an empty line."""
+    its own header, blocks separated by an empty line. Names are defused for spreadsheets
+    and figures written as numbers (`common.spreadsheet`)."""
     out = io.StringIO()
-    w = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    h = lambda m: hours(m, decimal_comma)  # noqa: E731
-    p = lambda t: percent(t, decimal_comma)  # noqa: E731
+    w = spreadsheet.Writer(out, decimal_comma=decimal_comma)
+    h = lambda m: spreadsheet.tenths(hours_tenths(m))  # noqa: E731
+    p = spreadsheet.tenths
     w.writerow(["utilisation", report.month])
     w.writerow(["scope", "code", "name", "kind", "bookable_hours", "booked_hours", "percent"])
     for scope, rows in (("kind", report.kinds), ("resource", report.spaces + report.equipment)):
@@ -329,7 +332,7 @@ def to_csv(report: Report, *, decimal_comma: bool = False) -> bytes:
         ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], report.busiest, strict=True
     ):
         w.writerow([day, *[h(m) for m in minutes]])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    return (spreadsheet.BOM + out.getvalue()).encode("utf-8")
 
 
 # ------------------------------------------------------------------ loading

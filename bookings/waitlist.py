@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from bookings.engine import Slot, book, conflicts_for
+from bookings.engine import Slot, book, conflicts_for, is_qualified
 from bookings.models import HOLDING, Booking, Resource, WaitlistEntry
 from campus.errors import DomainError, NotFound
 from campus.models import Person
@@ -56,7 +56,8 @@ def join(
 def offer_freed_slot(
     resource_id: int, start: datetime, end: datetime, *, now: datetime | None = None
 ) -> WaitlistEntry | None:
-    """Offer a freed slot to the first waiting person whose wish now fits; None if nobody."""
+    """Offer a freed slot to the first waiting person whose wish now fits and who may use the
+    resource then (a machine's qualification); None if nobody."""
     now = now or timezone.now()
     waiting = WaitlistEntry.objects.filter(
         resource_id=resource_id,
@@ -68,6 +69,8 @@ def offer_freed_slot(
     for entry in waiting:
         if conflicts_for([resource_id], entry.start, entry.end, HOLDING):
             continue
+        if not is_qualified(entry.person, entry.resource, entry.start, entry.end):
+            continue  # booking it would be refused: the next in line gets it
         # Conditional update: with several workers, one offer per entry.
         if WaitlistEntry.objects.filter(pk=entry.pk, state=WaitlistEntry.State.WAITING).update(
             state=WaitlistEntry.State.OFFERED, offer_expires_at=now + OFFER_VALID

@@ -1,4 +1,9 @@
-"""The back-office for facility staff: every campus model, searchable and filterable."""
+"""The back-office for facility staff: every campus model, searchable and filterable.
+
+Lab technicians reach it too (`Person.is_staff`), with view rights only on campus models;
+people are written under the rule of the API and the portal
+(`campus.auth.require_may_write_person`), checked on every form and action here as well.
+"""
 
 from django import forms
 from django.contrib import admin, messages
@@ -6,6 +11,9 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils.translation import gettext_lazy as _
 
+from campus import invitations
+from campus.auth import may_write_person, require_may_write_person
+from campus.errors import DomainError
 from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
 
 
@@ -77,13 +85,33 @@ class LeaseAdmin(admin.ModelAdmin):
     list_select_related = ["space", "tenant"]
 
 
-class PersonCreationForm(AdminUserCreationForm):
+class PersonRuleForm:
+    """Checks the fields changed against `require_may_write_person`, as the API does.
+    `actor` is set by PersonAdmin.get_form; `instance` still holds the saved values here."""
+
+    actor: Person | None = None
+
+    def clean(self):
+        data = super().clean()
+        changed = {name: data.get(name) for name in self.changed_data if name in data}
+        if "tenant" in changed:
+            tenant = changed.pop("tenant")
+            changed["tenant_id"] = tenant.pk if tenant else None
+        target = None if self.instance._state.adding else self.instance
+        try:
+            require_may_write_person(self.actor, changed, target)
+        except DomainError as e:
+            raise forms.ValidationError(e.detail) from None
+        return data
+
+
+class PersonCreationForm(PersonRuleForm, AdminUserCreationForm):
     class Meta:
         model = Person
-        fields = ["email", "first_name", "last_name", "tenant"]
+        fields = ["email", "first_name", "last_name", "tenant", "language"]
 
 
-class PersonChangeForm(UserChangeForm):
+class PersonChangeForm(PersonRuleForm, UserChangeForm):
     class Meta:
         model = Person
         fields = "__all__"
@@ -137,11 +165,57 @@ class PersonAdmin(UserAdmin):
             None,
             {
                 "classes": ["wide"],
-                "fields": ["email", "first_name", "last_name", "tenant", "password1", "password2"],
+                "fields": [
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "tenant",
+                    "language",
+                    "usable_password",
+                    "password1",
+                    "password2",
+                ],
+                "description": _(
+                    "Without a password, the person gets an e-mail inviting them to choose one."
+                ),
             },
         ),
     ]
     readonly_fields = ["last_login", "date_joined"]
+    actions = ["send_invitation"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)  # a class of its own for each call
+        form.actor = request.user
+        return form
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_write_person(request.user, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_write_person(request.user, obj))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            invitations.invite(obj, by=request.user)
+
+    @admin.action(description=_("Send the invitation again"), permissions=["change"])
+    def send_invitation(self, request, queryset):
+        sent = 0
+        for person in queryset:
+            try:
+                invitations.resend(request.user, person)
+            except DomainError as e:
+                self.message_user(request, e.detail, messages.WARNING)
+            else:
+                sent += 1
+        if sent:
+            self.message_user(
+                request, _("Invitations sent: %(n)s.") % {"n": sent}, messages.SUCCESS
+            )
 
 
 class ApiTokenForm(forms.ModelForm):

@@ -10,14 +10,18 @@ from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, Req
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import Http404
+from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Router, Schema, Status
 from ninja.conf import settings as ninja_settings
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.renderers import JSONRenderer
+from ninja.responses import NinjaJSONEncoder
 from pydantic import ConfigDict, WithJsonSchema
 
+from campus import invitations
 from campus.auth import (
     api_auth,
     caller,
@@ -32,7 +36,10 @@ from campus.auth import (
 )
 from campus.errors import CODES, DomainError, Invalid, status_of
 from campus.errors import document as errors_document
+from campus.idempotency import HEADER as IDEMPOTENCY_KEY
+from campus.idempotency import idempotent
 from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
+from common.edge import BIGINT, Day, Flag, Id, Int, QueryFlag, QueryId, query_int, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,8 @@ def codes_answered(operation, details: dict) -> set[str]:
         codes.add("invalid")  # a parameter or a body the schema (or the models) refuse
     if "requestBody" in details:
         codes.add("too_large")
+    if any(p["in"] == "header" and p["name"] == IDEMPOTENCY_KEY for p in parameters):
+        codes |= {"idempotency_key_reused", "idempotency_key_in_use"}
     if set(operation.methods) - SAFE_METHODS:
         codes.add("csrf_failed")  # a browser session's unsafe request
     return codes
@@ -165,12 +174,26 @@ class Api(NinjaAPI):
         return Schemas(self, path_prefix)
 
 
+class Rfc3339Encoder(NinjaJSONEncoder):
+    """Every date-time answered with an offset RFC 3339 can write (common.edge.rfc3339)."""
+
+    def default(self, o):
+        if isinstance(o, datetime):
+            o = rfc3339(o)
+        return super().default(o)
+
+
+class Renderer(JSONRenderer):
+    encoder_class = Rfc3339Encoder
+
+
 api = Api(
     title="Technocampus API",
     version="1",
     description="Rooms, equipment, bookings, doors and usage of the Technocampus.\n\n"
     + errors_document(),
     auth=api_auth,
+    renderer=Renderer(),
     urls_namespace="api",
 )
 
@@ -285,16 +308,13 @@ def on_database_busy(request, exc):
     return response
 
 
-BIGINT = 2**63 - 1
-
-
 class Pages(LimitOffsetPagination):
     """`?limit=&offset=`, bounded by what a database can count to: beyond it SQLite answers
     "datatype mismatch" and PostgreSQL "bigint out of range" instead of a 422."""
 
     class Input(Schema):
-        limit: int = Field(ninja_settings.PAGINATION_PER_PAGE, ge=1, le=BIGINT)
-        offset: int = Field(0, ge=0, le=BIGINT)
+        limit: query_int(1, BIGINT) = ninja_settings.PAGINATION_PER_PAGE
+        offset: query_int(0, BIGINT) = 0
 
 
 def choice(choices):
@@ -304,7 +324,8 @@ def choice(choices):
 
 
 class In(Schema):
-    """Input schemas refuse unknown fields, so that a typo is a 422 and not silently ignored."""
+    """Input schemas refuse unknown fields, so that a typo is a 422 and not silently ignored.
+    Their fields, and every query parameter, use the strict types of `common.edge`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -445,37 +466,37 @@ class SpaceOut(Schema):
 
 class SpaceFilter(Schema):
     kind: SpaceKind | None = None
-    floor: int | None = Field(None, description="Floor id")
-    level: int | None = Field(None, ge=-5, le=50, description="Floor level (0 = ground floor)")
-    min_capacity: int | None = Field(None, ge=0, le=100000)
+    floor: QueryId | None = Field(None, description="Floor id")
+    level: query_int(-5, 50) | None = Field(None, description="Floor level (0 = ground floor)")
+    min_capacity: query_int(0, 100000) | None = None
     feature: list[Annotated[str, Field(max_length=40)]] = Field(
         default_factory=list, description="Feature codes; a space must have all of them"
     )
-    bookable: bool | None = None
+    bookable: QueryFlag | None = None
 
 
 class SpaceIn(In):
-    floor_id: int
+    floor_id: Id
     code: str = Field(pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=120)
     kind: SpaceKind
-    capacity: int = Field(0, ge=0, le=100000)
+    capacity: Int = Field(0, ge=0, le=100000)
     area_m2: Decimal | None = Field(None, gt=0, max_digits=7, decimal_places=2)
     features: list[str] = []
-    bookable: bool = False
-    is_active: bool = True
+    bookable: Flag = False
+    is_active: Flag = True
 
 
 class SpacePatch(In):
-    floor_id: int | None = None
+    floor_id: Id | None = None
     code: str | None = Field(None, pattern=CODE_PATTERN)
     name: str | None = Field(None, min_length=1, max_length=120)
     kind: SpaceKind | None = None
-    capacity: int | None = Field(None, ge=0, le=100000)
+    capacity: Int | None = Field(None, ge=0, le=100000)
     area_m2: Decimal | None = Field(None, gt=0, max_digits=7, decimal_places=2)
     features: list[str] | None = None
-    bookable: bool | None = None
-    is_active: bool | None = None
+    bookable: Flag | None = None
+    is_active: Flag | None = None
 
 
 def spaces_queryset():
@@ -516,6 +537,7 @@ def _apply(obj, data: dict, fk: dict):
 
 @campus_router.post("/spaces", response={201: SpaceOut}, summary="Create a space (staff)")
 @answers("staff_only", "conflict")
+@idempotent
 def create_space(request, payload: SpaceIn):
     require_staff(request)
     data = payload.model_dump()
@@ -563,8 +585,8 @@ class TenantIn(In):
     name: str = Field(min_length=1, max_length=160)
     tier: Tenant.Tier
     status: choice(Tenant.Status) = Tenant.Status.ACTIVE
-    contract_start: date
-    contract_end: date | None = None
+    contract_start: Day
+    contract_end: Day | None = None
     contact_email: Email | None = None
 
 
@@ -572,8 +594,8 @@ class TenantPatch(In):
     name: str | None = Field(None, min_length=1, max_length=160)
     tier: Tenant.Tier | None = None
     status: choice(Tenant.Status) | None = None
-    contract_start: date | None = None
-    contract_end: date | None = None
+    contract_start: Day | None = None
+    contract_end: Day | None = None
     contact_email: Email | None = None
 
 
@@ -592,6 +614,7 @@ def get_tenant(request, tenant_id: int):
 
 @campus_router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
 @answers("staff_only", "conflict")
+@idempotent
 def create_tenant(request, payload: TenantIn):
     require_staff(request)
     data = payload.model_dump()
@@ -641,11 +664,11 @@ class PersonIn(In):
     first_name: str = Field(min_length=1, max_length=80)
     last_name: str = Field(min_length=1, max_length=80)
     phone: str = Field("", max_length=30)
-    tenant_id: int | None = None
-    is_tenant_admin: bool = False
-    is_facility_staff: bool = False
-    is_lab_technician: bool = False
-    is_active: bool = True
+    tenant_id: Id | None = None
+    is_tenant_admin: Flag = False
+    is_facility_staff: Flag = False
+    is_lab_technician: Flag = False
+    is_active: Flag = True
     language: Language = "fr"
 
 
@@ -654,11 +677,11 @@ class PersonPatch(In):
     first_name: str | None = Field(None, min_length=1, max_length=80)
     last_name: str | None = Field(None, min_length=1, max_length=80)
     phone: str | None = Field(None, max_length=30)
-    tenant_id: int | None = None
-    is_tenant_admin: bool | None = None
-    is_facility_staff: bool | None = None
-    is_lab_technician: bool | None = None
-    is_active: bool | None = None
+    tenant_id: Id | None = None
+    is_tenant_admin: Flag | None = None
+    is_facility_staff: Flag | None = None
+    is_lab_technician: Flag | None = None
+    is_active: Flag | None = None
     language: Language | None = None
 
 
@@ -666,7 +689,7 @@ class PersonPatch(In):
     "/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)"
 )
 @paginate(Pages)
-def list_people(request, tenant: int | None = None):
+def list_people(request, tenant: QueryId | None = None):
     qs = visible_people(caller(request))
     if tenant is not None:
         qs = qs.filter(tenant_id=tenant)
@@ -679,20 +702,23 @@ def get_person(request, person_id: int):
 
 
 def add_person(actor: Person, data: dict) -> Person:
-    """Add a person (POST /people and the portal's "add a colleague"): staff anyone; a
-    tenant admin someone of their own tenant, without staff roles. No password: they choose
-    one through "forgotten password". 403 Forbidden or 422 ValidationError otherwise."""
+    """Add a person (POST /people, the portal's "add a colleague"): who may is
+    `require_may_write_person`. No password: an active person is invited by e-mail to choose
+    one (after the commit). 403 Forbidden or 422 ValidationError otherwise."""
     data = dict(data)
     if not is_staff(actor) and data.get("tenant_id") is None:
         data["tenant_id"] = actor.tenant_id
     require_may_write_person(actor, data, None)
     target = Person.objects.build(data.pop("email"))
     _apply(target, data, {"tenant_id": Tenant})
-    return save_validated(target)
+    save_validated(target)
+    invitations.invite(target, by=actor)
+    return target
 
 
 @campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
 @answers("staff_only", "conflict")
+@idempotent
 def create_person(request, payload: PersonIn):
     return Status(201, add_person(caller(request), payload.model_dump()))
 
@@ -708,6 +734,32 @@ def update_person(request, person_id: int, payload: PersonPatch):
         data["email"] = data["email"].lower()
     _apply(target, data, {"tenant_id": Tenant})
     return save_validated(target)
+
+
+class InvitationOut(Schema):
+    person_id: int
+    email: str
+    valid_until: datetime = Field(description="Until when the new link works")
+
+
+@campus_router.post(
+    "/people/{person_id}/invitation",
+    response={202: InvitationOut},
+    summary="Send a person's invitation again (409 once they have a password)",
+)
+@answers("staff_only", "inactive", "already_signed_up")
+def resend_invitation(request, person_id: int):
+    me_ = caller(request)
+    target = get_scoped(visible_people(me_), person_id, "person")
+    valid_until = invitations.resend(me_, target)
+    return Status(
+        202,
+        {
+            "person_id": target.pk,
+            "email": target.email,
+            "valid_until": timezone.localtime(valid_until),
+        },
+    )
 
 
 # ---------------------------------------------------------------- leases
@@ -727,15 +779,15 @@ class LeaseOut(Schema):
 
 
 class LeaseIn(In):
-    tenant_id: int
-    space_id: int
-    start: date
-    end: date | None = None
+    tenant_id: Id
+    space_id: Id
+    start: Day
+    end: Day | None = None
 
 
 class LeasePatch(In):
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
 
 
 @campus_router.get(
@@ -753,6 +805,7 @@ def get_lease(request, lease_id: int):
 
 @campus_router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")
 @answers("staff_only", "conflict")
+@idempotent
 def create_lease(request, payload: LeaseIn):
     require_staff(request)
     lease = Lease()

@@ -10,6 +10,7 @@ objects' are here, the others' in the domain module of their app (`bookings.engi
 """
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 from ninja.security import HttpBearer, SessionAuth
 
 from campus.errors import DomainError, Forbidden, NotFound
@@ -22,22 +23,37 @@ class TooManyAttempts(DomainError):
 
 
 class TokenAuth(HttpBearer):
-    """`Authorization: Bearer tc_…`: a personal API token, looked up by its digest."""
+    """`Authorization: Bearer tc_…`: a personal API token, looked up by its digest.
+
+    A valid token always passes, whatever others sent from the same address. Invalid ones
+    are counted per address and per token prefix (TOKENS): past the limit they get 429.
+    """
 
     def authenticate(self, request, token):
-        ip = client_ip(request)
-        if TOKENS.blocked(f"ip:{ip}"):
-            raise TooManyAttempts("Too many invalid tokens from your address; wait 5 minutes.")
         person = ApiToken.authenticate(token)
-        if person is None:
-            TOKENS.fail(f"ip:{ip}")
-            return None
-        request.user = person
-        return person
+        if person is not None:
+            request.user = person
+            return person
+        keys = [f"ip:{client_ip(request)}", f"prefix:{token[:10]}"]
+        if any(TOKENS.blocked(key) for key in keys):
+            raise TooManyAttempts(
+                "Too many invalid tokens from your address or like this one; wait 5 minutes."
+            )
+        for key in keys:
+            TOKENS.fail(key)
+        return None
 
 
 class ActiveSessionAuth(SessionAuth):
-    """The signed-in browser session, CSRF-checked on unsafe methods."""
+    """The signed-in browser session, CSRF-checked on unsafe methods.
+
+    CSRF protects a session's rights from other sites: a request without a signed-in session
+    has none, so it is not checked and is answered 401 like any anonymous request."""
+
+    def __call__(self, request):
+        if self.authenticate(request, None) is None:
+            return None
+        return super().__call__(request)  # the CSRF check, then authenticate
 
     def authenticate(self, request, key):
         user = getattr(request, "user", None)
@@ -67,23 +83,87 @@ def require_staff(request) -> Person:
 STAFF_ROLES = ("is_facility_staff", "is_lab_technician")
 
 
-def require_may_write_person(person: Person, data: dict, target: Person | None):
-    """Staff manage anyone; a tenant admin, their own tenant's people, without staff roles.
+def holds_staff_rights(person: Person) -> bool:
+    """A role beyond a tenant's: facility staff, lab technician or superuser, active or not
+    (an inactive one could be made active again). Only facility staff write such a person:
+    whoever controls their e-mail address, activation or badge holds their rights."""
+    return person.is_facility_staff or person.is_lab_technician or person.is_superuser
 
-    `data` holds the fields being set; `target` is the person changed (None: a new one).
-    """
-    if is_staff(person):
+
+# The same rule as a query, for the lists of people a tenant admin may pick from.
+STAFF_RIGHTS = Q(is_facility_staff=True) | Q(is_lab_technician=True) | Q(is_superuser=True)
+
+
+def _require_tenant_admin(actor: Person, detail: str):
+    if not (actor.is_tenant_admin and actor.tenant_id):
+        raise Forbidden(detail, code="staff_only")
+
+
+def _require_own_tenant(actor: Person, target: Person, protected: str):
+    if target.tenant_id != actor.tenant_id:
+        raise Forbidden(_("A tenant admin manages only their own tenant's people."), "staff_only")
+    if holds_staff_rights(target):
+        raise Forbidden(protected, code="staff_only")
+
+
+def require_may_write_person(actor: Person, data: dict, target: Person | None):
+    """May `actor` set these fields (`data`) of `target` (None: a new person)? Facility staff
+    write anyone; a tenant admin, their own tenant's people who hold no staff rights, and
+    grants none. Every adapter asks here: API, portal, admin, CSV import. 403 otherwise.
+
+    A lab technician is no facility staff here, and a tenant admin who is also a technician
+    is only a tenant admin."""
+    if is_staff(actor):
         return
-    if not person.is_tenant_admin:
-        raise Forbidden(
-            "Only facility staff or a tenant admin may manage people.", code="staff_only"
+    _require_tenant_admin(actor, _("Only facility staff or a tenant admin may manage people."))
+    if target is not None:
+        _require_own_tenant(
+            actor,
+            target,
+            _(
+                "Only facility staff may change a facility staff member, a lab technician or a "
+                "superuser."
+            ),
         )
-    if target is not None and target.tenant_id != person.tenant_id:
-        raise Forbidden("Only facility staff may do this.", code="staff_only")
     if any(data.get(role) for role in STAFF_ROLES):
-        raise Forbidden("Only facility staff may grant staff roles.", code="staff_only")
-    if "tenant_id" in data and data["tenant_id"] != person.tenant_id:
-        raise Forbidden("A tenant admin manages only their own tenant's people.", code="staff_only")
+        raise Forbidden(_("Only facility staff may grant staff roles."), code="staff_only")
+    if "tenant_id" in data and data["tenant_id"] != actor.tenant_id:
+        raise Forbidden(_("A tenant admin manages only their own tenant's people."), "staff_only")
+
+
+def require_may_write_badge(actor: Person, holder: Person | None = None):
+    """May `actor` issue, suspend, report lost or reactivate a badge of `holder`? Facility
+    staff any badge; a tenant admin the badges of their own tenant's people who hold no staff
+    rights. Without a holder (a visitor's badge, or before the holder is known): whether the
+    actor manages badges at all; which ones they see is `visible_credentials`'s business."""
+    if is_staff(actor):
+        return
+    _require_tenant_admin(actor, _("Only facility staff or a tenant admin may change badges."))
+    if holder is not None:
+        _require_own_tenant(
+            actor,
+            holder,
+            _(
+                "Only facility staff may change the badges of a facility staff member, a lab "
+                "technician or a superuser."
+            ),
+        )
+
+
+def may_write_badge(actor: Person, holder: Person | None) -> bool:
+    try:
+        require_may_write_badge(actor, holder)
+    except Forbidden:
+        return False
+    return True
+
+
+def may_write_person(actor: Person, target: Person) -> bool:
+    try:
+        require_may_write_person(actor, {}, target)
+    except Forbidden:
+        return False
+    return True
 
 
 def scoped_to_tenant(person: Person, qs: QuerySet, tenant_field: str = "tenant") -> QuerySet:

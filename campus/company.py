@@ -4,8 +4,10 @@ invitations and the monthly usage statement.
 Only a tenant admin reaches them (403 for anyone else, staff included: staff have the
 back-office), and only for their own tenant: another tenant's person, badge or visit is a
 404. Every change goes through the function the API uses (`campus.api.add_person`,
-`access.api.register_badge`, `set_badge_status`, `expect_visitor`), so the rules and the
-audit log are the same whichever way a change comes in; the portal records `via="portal"`.
+`campus.invitations.resend`, `access.api.register_badge`, `set_badge_status`,
+`expect_visitor`), so the rules and the audit log are the same whichever way a change comes
+in; the portal records `via="portal"`. A staff member or technician of the company is listed
+but left to facility staff (`campus.auth.require_may_write_person`): a 403 if tried.
 """
 
 from datetime import date, timedelta
@@ -38,8 +40,9 @@ from access.api import (
 )
 from access.models import Credential
 from bookings.portal import WhenForm, local
-from campus.auth import visible_people
-from campus.errors import DomainError
+from campus import invitations
+from campus.auth import STAFF_RIGHTS, may_write_person, visible_people
+from campus.errors import DomainError, Forbidden
 from campus.models import Person, Space
 from labs import usage
 from labs.api import csv_response
@@ -115,7 +118,10 @@ class BadgeForm(forms.Form):
 
     def __init__(self, *args, tenant_id: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["holder"].queryset = Person.objects.filter(tenant_id=tenant_id, is_active=True)
+        # Only the people whose badges the admin may write (register_badge checks it again).
+        self.fields["holder"].queryset = Person.objects.filter(
+            tenant_id=tenant_id, is_active=True
+        ).exclude(STAFF_RIGHTS)
 
 
 class ReasonForm(forms.Form):
@@ -160,14 +166,20 @@ def company(request):
     return render(request, "campus/company/index.html")
 
 
-def people_of(admin: Person):
+def people_of(admin: Person) -> list[Person]:
+    """The company's people with their badges, each marked with whether the admin may change
+    them (`writable`) and whether they still have to choose a password (`invited`)."""
     badges = visible_credentials(admin).filter(kind=Credential.Kind.BADGE).order_by("-created_at")
-    return (
+    people = list(
         visible_people(admin)
         .filter(tenant_id=admin.tenant_id)
         .prefetch_related(Prefetch("credentials", queryset=badges, to_attr="badges"))
         .order_by("last_name", "first_name")
     )
+    for person in people:
+        person.writable = may_write_person(admin, person)
+        person.invited = person.is_active and not person.has_usable_password()
+    return people
 
 
 @tenant_admin_required
@@ -190,10 +202,10 @@ def people(request):
                 messages.success(
                     request,
                     _(
-                        "%(name)s was added. They choose a password with “Forgotten "
-                        "password” on the sign-in page."
+                        "%(name)s was added: an e-mail to %(email)s invites them to choose "
+                        "a password."
                     )
-                    % {"name": person.get_full_name()},
+                    % {"name": person.get_full_name(), "email": person.email},
                 )
                 return redirect(f"{reverse('company-people')}#person-{person.pk}")
         status = 422
@@ -247,6 +259,8 @@ def badge_action(request, credential_id: int, action: str):
     why = reason.cleaned_data["why"] if reason.is_valid() else ""
     try:
         set_badge_status(request.user, credential, status, why=why, via=VIA)
+    except Forbidden as e:
+        raise PermissionDenied(e.detail) from None
     except DomainError as e:
         messages.error(request, e.detail)
     else:
@@ -255,6 +269,29 @@ def badge_action(request, credential_id: int, action: str):
         messages.success(request, done % {"hint": credential.uid_hint, "name": name})
     anchor = f"#person-{credential.holder_id}" if credential.holder_id else ""
     return redirect(reverse("company-people") + anchor)
+
+
+@tenant_admin_required
+@require_POST
+def resend_invitation(request, person_id: int):
+    """Send a colleague's invitation again (campus.invitations.resend, like the API's)."""
+    person = get_object_or_404(Person, pk=person_id, tenant_id=request.user.tenant_id)
+    try:
+        invitations.resend(request.user, person)
+    except Forbidden as e:
+        raise PermissionDenied(e.detail) from None
+    except DomainError as e:
+        messages.error(request, e.detail)
+    else:
+        messages.success(
+            request,
+            _(
+                "The invitation was sent again to %(email)s; the new link is valid for "
+                "%(days)s days."
+            )
+            % {"email": person.email, "days": invitations.VALID_FOR.days},
+        )
+    return redirect(f"{reverse('company-people')}#person-{person.pk}")
 
 
 @tenant_admin_required
@@ -356,6 +393,11 @@ def usage_csv(request):
 urlpatterns = [
     path("company/", company, name="company"),
     path("company/people/", people, name="company-people"),
+    path(
+        "company/people/<int:person_id>/invitation/",
+        resend_invitation,
+        name="company-invitation",
+    ),
     path(
         "company/badges/<int:credential_id>/<str:action>/",
         badge_action,

@@ -60,6 +60,11 @@ CODES: dict[str, Code] = {
     "controller_offline": Code(409, "The door's controller has not been heard from for 90 s."),
     "already_registered": Code(409, "This badge is registered already (or the visitor has one)."),
     "invalid_transition": Code(409, "The badge cannot go from its status to that one."),
+    "inactive": Code(409, "The person is inactive: activate them first."),
+    "already_signed_up": Code(409, "The person has chosen a password already."),
+    "idempotency_key_in_use": Code(
+        409, "A request with this `Idempotency-Key` is being answered: retry."
+    ),
     "broker_unavailable": Code(503, "The MQTT broker did not take the command: retry."),
     # -- the request itself
     "invalid": Code(
@@ -84,6 +89,9 @@ CODES: dict[str, Code] = {
         422, "Over the tenant's monthly quota (`quota_minutes`, `left_minutes`)."
     ),
     "slot_free": Code(422, "The slot is free: book it instead of queueing."),
+    "idempotency_key_reused": Code(
+        422, "This `Idempotency-Key` came with another request: use a new key."
+    ),
     "offer_closed": Code(422, "The waitlist offer has expired or was taken."),
 }
 

@@ -298,7 +298,8 @@ class PersonManager(BaseUserManager):
 
     def build(self, email: str, **fields) -> "Person":
         """A new person, not saved, as every adapter (API, admin import, CSV import) makes one:
-        the e-mail lower-cased, no usable password until they set one by the reset e-mail."""
+        the e-mail lower-cased, no usable password until they choose one from their
+        invitation (`campus.invitations`) or a reset e-mail."""
         person = self.model(email=self.normalize_email(email).lower(), **fields)
         person.set_unusable_password()
         return person
@@ -483,3 +484,25 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+class IdempotentRequest(models.Model):
+    """The answer to one creating API request sent with an `Idempotency-Key`: kept with the
+    creation, in its transaction, so that a retry of the same request by the same person gets
+    this answer instead of creating again (campus.idempotency). Forgotten after a day."""
+
+    person = models.ForeignKey(Person, models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # A keyed hash of the method, the path and the body: which request the key was used for,
+    # without keeping the body (a badge UID, personal data) itself.
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(default=0)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["person", "key"], name="one_answer_per_key")]
+
+    def __str__(self):
+        return f"{self.key} ({self.status})"

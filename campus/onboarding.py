@@ -19,9 +19,12 @@ tenant.
 
 The rules are those of the API and the admin, not a copy: the models' `full_clean`,
 `Person.objects.build`, `require_may_write_person`, `Credential.register_uid` and
-`record_rights_change`. The whole file is imported in one transaction, row after row (so a
-row sees the tenants and badges of the rows above it); any error, or a dry run, rolls all of
-it back. A dry run therefore reports exactly what the import would do.
+`record_rights_change`. A row only ever creates a person (an e-mail already taken is an
+error on its row) and a badge for that new person: it never changes nor badges someone who
+exists. The whole file is imported in one transaction, row after row (so a row sees the
+tenants and badges of the rows above it); any error, or a dry run, rolls all of it back. A
+dry run therefore reports exactly what the import would do. Each person imported is invited
+by e-mail to choose a password (`campus.invitations`), once the import has committed.
 """
 
 import csv
@@ -34,6 +37,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from access.models import Credential, record_rights_change
+from campus import invitations
 from campus.auth import require_may_write_person
 from campus.errors import DomainError
 from campus.models import Person, Tenant
@@ -261,6 +265,7 @@ def _person(line, cells, tenant, by, errors) -> Person | None:
     if not admin_ok:
         return None
     person.save()
+    invitations.invite(person, by=by)
     return person
 
 

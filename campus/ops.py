@@ -1,11 +1,14 @@
 """What the IT team runs the system with: health and readiness probes, Prometheus metrics,
-security headers, brute-force protection on sign-in and tokens (JSON logs: campus/logs.py).
+security headers, forwarding headers believed from trusted proxies only, brute-force
+protection on sign-in and tokens (JSON logs: campus/logs.py).
 
 Metrics are defined here, once, and incremented where things happen (the booking engine, the
 bridge). Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR to an empty
 directory so that /metrics adds up every worker.
 """
 
+import hashlib
+import ipaddress
 import logging
 import os
 import socket
@@ -128,6 +131,82 @@ class OpsMiddleware:
         return response
 
 
+def client_ip(request) -> str:
+    """The caller's address, as ForwardedHeaders left it in REMOTE_ADDR."""
+    if request is None:
+        return "-"
+    return request.META.get("REMOTE_ADDR") or "-"
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from a header hop: `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`,
+    `[2001:db8::1]:4711`; None for anything else."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # An IPv4 client seen by a server listening on IPv6 arrives as ::ffff:a.b.c.d.
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
+def _trusted(ip) -> bool:
+    return ip is not None and any(ip in network for network in settings.TRUSTED_PROXIES)
+
+
+def forwarded_client(peer: str, forwarded_for: str) -> str:
+    """The client's address, from the peer's and the X-Forwarded-For hops before it.
+
+    Each proxy appends the address it was called from: walking from the right, every hop a
+    trusted proxy added is believed, and the first address that is not a trusted proxy is
+    the client. Whatever stands left of it was written by the client itself.
+    """
+    hops = [hop for hop in forwarded_for.split(",") if hop.strip()]
+    client = peer
+    while hops and _trusted(_ip(client)):
+        hop = _ip(hops.pop())
+        if hop is None:
+            break  # not an address: the proxy before it is the last one known
+        client = str(hop)
+    return client
+
+
+class ForwardedHeaders:
+    """Forwarding headers count only from TRUSTED_PROXIES, before anything reads them.
+
+    From a trusted proxy, REMOTE_ADDR becomes the client's address (forwarded_client) and
+    X-Forwarded-Proto stays for Django's SECURE_PROXY_SSL_HEADER. From anyone else every
+    forwarding header is dropped: a client naming its own address would escape the rate
+    limits, one saying "https" over plain HTTP would get secure cookies sent in clear.
+    """
+
+    HEADERS = (
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_FORWARDED_PORT",
+        "HTTP_X_REAL_IP",
+        "HTTP_FORWARDED",
+    )
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        meta = request.META
+        peer = meta.get("REMOTE_ADDR", "")
+        if _trusted(_ip(peer)):
+            meta["REMOTE_ADDR"] = forwarded_client(peer, meta.pop("HTTP_X_FORWARDED_FOR", ""))
+        else:
+            for header in self.HEADERS:
+                meta.pop(header, None)
+        return self.get_response(request)
+
+
 class ApiJsonErrors:
     """Every error under /api/ in the API's format, `{"detail", "code"}`, whoever produced it.
 
@@ -176,65 +255,77 @@ class ApiJsonErrors:
 
 
 class Throttle:
-    """At most `limit` failures per key in `window` seconds, counted in Django's cache.
+    """At most `limit` failures per key in a window of `window` seconds from the first one.
 
-    With the default per-process cache each worker counts on its own: N workers allow N times
-    the limit, still far from a brute force. Point CACHE_URL at a shared cache to make it exact.
+    Counted in the default cache, which every worker and replica shares (the database's
+    cache table, or CACHE_URL's Redis): `add` opens a window, `incr` counts in it atomically
+    and leaves its end alone (common.cache.DatabaseCache does so for the database). Keys are
+    hashed: they hold e-mail addresses and token prefixes typed by anyone.
     """
 
     def __init__(self, name: str, limit: int, window: int):
         self.name, self.limit, self.window = name, limit, window
 
     def _key(self, key: str) -> str:
-        return f"throttle:{self.name}:{key}"
+        return f"throttle:{self.name}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+    def count(self, key: str) -> int:
+        return cache.get(self._key(key), 0)
 
     def blocked(self, key: str) -> bool:
-        return cache.get(self._key(key), 0) >= self.limit
+        return self.count(key) >= self.limit
 
-    def fail(self, key: str) -> None:
+    def fail(self, key: str) -> int:
+        """Count one failure; the number counted in the window so far."""
         k = self._key(key)
-        if not cache.add(k, 1, self.window):
-            try:
-                cache.incr(k)
-            except ValueError:
-                cache.set(k, 1, self.window)
+        if cache.add(k, 1, self.window):
+            return 1
+        try:
+            return cache.incr(k)
+        except ValueError:  # the window ended between the two calls
+            cache.set(k, 1, self.window)
+            return 1
 
     def reset(self, key: str) -> None:
         cache.delete(self._key(key))
 
 
+# Guessing one person's password stops at 10 tries: the account then waits 15 minutes, the
+# right password too. Failures from one address are counted only to be logged: an office or a
+# proxy puts many people behind one address, and none of them is refused for another's typos.
 SIGN_IN = Throttle("sign-in", limit=10, window=15 * 60)
+SIGN_IN_FROM = Throttle("sign-in-from", limit=100, window=15 * 60)
+# API tokens carry 256 random bits: guessing one is hopeless, a valid one always passes. Past
+# 30 invalid ones from an address, or for one token prefix, the next are answered 429 rather
+# than 401, to tell a broken or scanning client to stop.
 TOKENS = Throttle("token", limit=30, window=5 * 60)
 
+security_log = logging.getLogger("campus.security")
 
-def client_ip(request) -> str:
-    if request is None:
-        return "-"
-    if settings.USE_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "-")
+
+def sign_in_locked(email: str) -> bool:
+    """Too many failed sign-ins for this e-mail address: whether or not an account has it."""
+    return SIGN_IN.blocked(email.strip().lower())
 
 
 class ThrottledModelBackend(ModelBackend):
-    """E-mail + password sign-in (portal and admin), refused for 15 minutes after 10 failures
-    for one address or from one IP."""
+    """E-mail + password sign-in (portal and admin), with the account lock of SIGN_IN."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
-        email = (username or kwargs.get("email") or "").strip().lower()
-        keys = [f"email:{email}", f"ip:{client_ip(request)}"]
-        if any(SIGN_IN.blocked(k) for k in keys):
-            logging.getLogger("campus.security").warning(
-                "sign-in throttled for %s", client_ip(request)
-            )
+        username = username or kwargs.get("email")
+        if not username or password is None:
+            return None  # not a password sign-in: nothing to count
+        email = username.strip().lower()
+        if sign_in_locked(email):
+            security_log.warning("sign-in refused: account locked (from %s)", client_ip(request))
             return None
-        user = super().authenticate(
-            request, username=email or username, password=password, **kwargs
-        )
-        if user is None:
-            for k in keys:
-                SIGN_IN.fail(k)
-        else:
-            SIGN_IN.reset(f"email:{email}")
-        return user
+        user = super().authenticate(request, username=email, password=password, **kwargs)
+        if user is not None:
+            SIGN_IN.reset(email)
+            return user
+        if SIGN_IN.fail(email) == SIGN_IN.limit:
+            security_log.warning("account locked after %d failed sign-ins", SIGN_IN.limit)
+        ip = client_ip(request)
+        if SIGN_IN_FROM.fail(ip) == SIGN_IN_FROM.limit:
+            security_log.warning("%d failed sign-ins from %s", SIGN_IN_FROM.limit, ip)
+        return None

@@ -5,6 +5,7 @@ README's configuration table. A secret may also be given as a file: `<NAME>_FILE
 path of a file whose content is the value (Docker and Kubernetes secrets).
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -101,6 +102,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "campus.ops.ApiJsonErrors",  # first: it sees every answer, the other middleware's too
+    # Before anything reads the client's address or X-Forwarded-Proto (SecurityMiddleware).
+    "campus.ops.ForwardedHeaders",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -111,10 +114,35 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "campus.ops.OpsMiddleware",
 ]
+if not DEBUG:
+    # The production server serves the static files itself, from STATIC_ROOT: compressed,
+    # under hashed names cached for good. (The development server serves them from the apps.)
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
 
 AUTHENTICATION_BACKENDS = ["campus.ops.ThrottledModelBackend"]
-# Behind a reverse proxy, the client's address is the last X-Forwarded-For hop it added.
-USE_X_FORWARDED_FOR = envbool("USE_X_FORWARDED_FOR", "False")
+
+
+def envnetworks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in envlist(name, ""):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as e:
+            raise ImproperlyConfigured(f"{name}: {item!r} is no address or network: {e}") from e
+    return networks
+
+
+# The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or
+# networks). Anyone else's are dropped (campus.ops.ForwardedHeaders): a client that could
+# name its own address would escape every rate limit.
+TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES")
+if envbool("USE_X_FORWARDED_FOR", "False"):
+    raise ImproperlyConfigured(
+        "USE_X_FORWARDED_FOR is gone: list your proxies' addresses in TRUSTED_PROXIES instead."
+    )
 
 ROOT_URLCONF = "campus.urls"
 WSGI_APPLICATION = "campus.wsgi.application"
@@ -168,8 +196,10 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            # One connection per request costs ~10x throughput (shared/design.md); keep them.
-            "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", "60"),
+            # One connection per request costs ~10x throughput: gunicorn.conf.py and the Docker
+            # image keep them (60 s). Not the development server, which starts a thread per
+            # request: each would keep its own, until PostgreSQL has no connection left.
+            "CONN_MAX_AGE": envint("DB_CONN_MAX_AGE", "0"),
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": options,
             "TEST": {"NAME": env("DB_TEST_NAME")},
@@ -185,6 +215,27 @@ if DATABASE_URL.startswith("sqlite"):
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def cache_from_url(url: str) -> dict:
+    """The default cache: the database's (a table `migrate` creates), or `redis://host/db`.
+
+    Rate limits count in it (campus.ops.Throttle), so it must be one for every worker and
+    replica: never a per-process cache.
+    """
+    if not url:
+        return {
+            "BACKEND": "common.cache.DatabaseCache",
+            "LOCATION": "technocampus_cache",
+            # Far above what rate limits keep, so that culling never forgets a live counter.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    if urlsplit(url).scheme in ("redis", "rediss", "unix"):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    raise ImproperlyConfigured(f"CACHE_URL {url!r}: use redis://host:6379/0, or leave it empty")
+
+
+CACHES = {"default": cache_from_url(env("CACHE_URL", "") or "")}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -196,6 +247,10 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", "fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", "Europe/Paris")
+# The public holidays closed as closures (bookings.jobs): France's, plus a region's own days
+# when set: "57" or "6AE" (Alsace-Moselle: Good Friday and 26 December), an overseas
+# department ("971"…), as the `holidays` package names them.
+PUBLIC_HOLIDAYS_SUBDIV = env("PUBLIC_HOLIDAYS_SUBDIV", "")
 # How long a controller may grant from its allow-list without news from the backend.
 ACL_VALID_HOURS = envint("ACL_VALID_HOURS", "48")
 USE_I18N = True
@@ -203,6 +258,16 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # In production, collectstatic writes hashed names (cached for good by browsers, changed
+    # with the content) and gzip copies; a template naming a missing file fails loudly.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # The portal's sign-in page; the admin keeps its own (admin:login).
 LOGIN_URL = "login"
@@ -214,7 +279,8 @@ PASSWORD_RESET_TIMEOUT = 24 * 3600
 NINJA_PAGINATION_PER_PAGE = 100
 NINJA_PAGINATION_MAX_LIMIT = 1000
 
-# E-mail: printed to the console unless an SMTP host is configured.
+# E-mail: one file per message in VAR_DIR/mail unless an SMTP host is configured, in
+# development and in production alike.
 EMAIL_HOST = env("EMAIL_HOST", "")
 EMAIL_PORT = envint("EMAIL_PORT", "587")
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
@@ -224,8 +290,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Technocampus <noreply@technocamp
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
+    else "django.core.mail.backends.filebased.EmailBackend"
 )
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 
 # MQTT: without MQTT_URL the demo command starts an embedded broker on this URL.
 MQTT_URL = env("MQTT_URL", "")
@@ -247,6 +314,7 @@ EQ_CONFIRM_S = float(env("EQ_CONFIRM_S", "2") or "2")
 if not DEBUG:
     SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "True")
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # Believed only from TRUSTED_PROXIES: campus.ops.ForwardedHeaders drops it from others.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "True")
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")

@@ -34,6 +34,7 @@ accounts = [
             template_name="campus/auth/password_reset_form.html",
             email_template_name="campus/auth/password_reset_email.txt",
             subject_template_name="campus/auth/password_reset_subject.txt",
+            form_class=portal.ResetForm,
         ),
         name="password_reset",
     ),
@@ -57,6 +58,19 @@ accounts = [
             template_name="campus/auth/password_reset_complete.html"
         ),
         name="password_reset_complete",
+    ),
+    # An invited person's first password (campus.invitations), like a reset with its own link.
+    path(
+        "invitation/<uidb64>/<token>/",
+        portal.InvitationConfirmView.as_view(),
+        name="invitation_confirm",
+    ),
+    path(
+        "invitation/done/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="campus/auth/invitation_complete.html"
+        ),
+        name="invitation_complete",
     ),
 ]
 

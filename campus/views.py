@@ -9,15 +9,17 @@ Staff pages are for facility staff (`staff_required`); the lab pages also for la
 
 import base64
 import binascii
+import unicodedata
 from functools import wraps
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -25,9 +27,10 @@ from django.views.decorators.http import require_POST
 
 from bookings.engine import visible_bookings
 from bookings.models import HOLDING, Status
-from campus import onboarding
+from campus import invitations, onboarding
 from campus.auth import is_staff, visible_tokens
-from campus.models import ApiToken
+from campus.models import ApiToken, Person
+from campus.ops import sign_in_locked
 
 
 def is_lab_staff(person) -> bool:
@@ -63,6 +66,49 @@ class SignInForm(AuthenticationForm):
         self.fields["username"].widget.input_type = "email"
         self.fields["username"].widget.attrs["autocomplete"] = "username"
         self.fields["password"].widget.attrs["autocomplete"] = "current-password"
+
+    def get_invalid_login_error(self):
+        # Said for any e-mail address, an account's or not: it tells nothing of who exists.
+        if sign_in_locked(self.cleaned_data.get("username") or ""):
+            return ValidationError(
+                _(
+                    "Too many failed sign-ins with this e-mail address: wait 15 minutes, "
+                    "then try again (the right password waits too)."
+                ),
+                code="locked",
+            )
+        return super().get_invalid_login_error()
+
+
+def _folded(address: str) -> str:
+    return unicodedata.normalize("NFKC", address).casefold()
+
+
+class ResetForm(PasswordResetForm):
+    """Django's reset form, also for an active person who has no password yet (an invited
+    one whose link expired or got lost): Django's skips them, for sites where such users sign
+    in some other way; here everybody signs in with a password."""
+
+    def get_users(self, email):
+        people = Person.objects.filter(email__iexact=email, is_active=True)
+        # iexact may match addresses that differ beyond case in some collations: compare again.
+        return (p for p in people if _folded(p.email) == _folded(email))
+
+
+class InvitationConfirmView(auth_views.PasswordResetConfirmView):
+    """The invitation's link: choose a first password (campus.invitations' tokens: 7 days,
+    once). An expired or used link shows how to get a new one."""
+
+    template_name = "campus/auth/invitation_confirm.html"
+    token_generator = invitations.tokens
+    success_url = reverse_lazy("invitation_complete")
+
+    def get_user(self, uidb64):
+        person = super().get_user(uidb64)
+        return person if person is not None and person.is_active else None
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "days": invitations.VALID_FOR.days}
 
 
 def home(request):

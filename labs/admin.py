@@ -4,9 +4,9 @@ the history and the machine's status stay right; maintenance windows are booking
 add, “maintenance window” ticked) or `POST /api/v1/maintenance-windows`."""
 
 from django.contrib import admin, messages
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from bookings import engine
 from campus.errors import DomainError
 from labs import maintenance, sessions
 from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
@@ -127,13 +127,31 @@ class QualificationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change and obj.trained_by_id is None:
             obj.trained_by = request.user
+        before = form.initial.get("person")
         super().save_model(request, obj, form, change)
+        # Dates edited here change which bookings it covers: flag or clear them now rather
+        # than at the periodic jobs' next round.
+        engine.review_qualifications(person_ids={obj.person_id, before} - {None})
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        engine.review_qualifications(person_ids=[obj.person_id])
+
+    def delete_queryset(self, request, queryset):
+        people = set(queryset.values_list("person_id", flat=True))
+        super().delete_queryset(request, queryset)
+        engine.review_qualifications(person_ids=people)
 
     @admin.action(description=_("Revoke now"))
     def revoke(self, request, queryset):
-        n = queryset.filter(revoked_at__isnull=True).update(
-            revoked_at=timezone.now(), revoked_by=request.user
-        )
+        # One by one through labs.maintenance: the bookings each leaves uncovered are flagged.
+        n = 0
+        for q in queryset.filter(revoked_at__isnull=True):
+            try:
+                maintenance.revoke_qualification(request.user, q)
+                n += 1
+            except DomainError as e:
+                self.message_user(request, f"{q}: {e.detail}", messages.ERROR)
         self.message_user(request, _("%(n)s qualification(s) revoked.") % {"n": n})
 
 

@@ -15,12 +15,14 @@ from ninja.pagination import paginate
 from pydantic import model_validator
 
 from bookings import availability, catalogue, engine
-from bookings.api import BookingOut, aware, booking_queryset
+from bookings.api import BookingOut, booking_queryset
 from bookings.models import Resource
 from campus.api import In, Pages, answers, choice, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
+from campus.idempotency import idempotent
 from campus.models import Person, Tenant
+from common.edge import Id, Int, Month, QueryFlag, QueryId, When
 from labs import maintenance, sessions, usage
 from labs.maintenance import (
     is_lab_staff,
@@ -191,7 +193,7 @@ def equipment_queryset(person: Person):
 
 class EquipmentFilter(Schema):
     equipment_class: str | None = Field(None, max_length=60)
-    lab: int | None = Field(None, description="Space id of the lab")
+    lab: QueryId | None = Field(None, description="Space id of the lab")
     status: choice(Equipment.Status) | None = None
 
 
@@ -263,27 +265,25 @@ class QualificationOut(Schema):
 
 
 class QualificationIn(In):
-    person_id: int
-    equipment_id: int | None = None
+    person_id: Id
+    equipment_id: Id | None = None
     equipment_class: str = Field("", max_length=60, pattern=r"^[-a-z0-9_]*$")
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
-    renew_on_use_months: int | None = Field(None, ge=1, le=120)
+    valid_from: When | None = None
+    valid_until: When | None = None
+    renew_on_use_months: Int | None = Field(None, ge=1, le=120)
     note: str = Field("", max_length=250)
 
     @model_validator(mode="after")
     def target(self):
         if (self.equipment_id is None) == (not self.equipment_class):
             raise ValueError("give an equipment_id or an equipment_class, not both")
-        self.valid_from = aware(self.valid_from) if self.valid_from else None
-        self.valid_until = aware(self.valid_until) if self.valid_until else None
         return self
 
 
 class QualificationFilter(Schema):
-    person: int | None = None
-    equipment: int | None = None
-    valid_now: bool | None = None
+    person: QueryId | None = None
+    equipment: QueryId | None = None
+    valid_now: QueryFlag | None = None
 
 
 @router.get(
@@ -313,6 +313,7 @@ def list_qualifications(request, filters: Query[QualificationFilter]):
     summary="Record a training (technicians and staff)",
 )
 @answers("technician_only")
+@idempotent
 def create_qualification(request, payload: QualificationIn):
     person = caller(request)
     require_lab_staff(person)
@@ -331,31 +332,41 @@ def create_qualification(request, payload: QualificationIn):
     return Status(201, visible_qualifications(person).get(pk=q.pk))
 
 
+class RevocationOut(QualificationOut):
+    affected_bookings: list[BookingOut] = Field(
+        description="The future bookings it left without a valid qualification: flagged, and "
+        "cancelled free of charge after their policy's notice unless the person is qualified "
+        "again"
+    )
+
+
 @router.post(
     "/qualifications/{qualification_id}/revoke",
-    response=QualificationOut,
-    summary="Revoke a qualification now (technicians and staff)",
+    response=RevocationOut,
+    summary="Revoke a qualification now, flagging the bookings it leaves uncovered "
+    "(technicians and staff)",
 )
 @answers("technician_only", "invalid_state")
 def revoke_qualification(request, qualification_id: int):
     person = caller(request)
     require_lab_staff(person)
     q = get_scoped(visible_qualifications(person), qualification_id, "qualification")
-    return maintenance.revoke_qualification(person, q)
+    done = maintenance.revoke_qualification(person, q)
+    done.qualification.affected_bookings = done.affected
+    return done.qualification
 
 
 # ------------------------------------------------------------------ maintenance windows
 
 
 class MaintenanceIn(In):
-    equipment_id: int
-    start: datetime
-    end: datetime
+    equipment_id: Id
+    start: When
+    end: When
     title: str = Field("", max_length=160)
 
     @model_validator(mode="after")
     def period(self):
-        self.start, self.end = aware(self.start), aware(self.end)
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -373,9 +384,9 @@ class MaintenanceOut(Schema):
 
 
 class WindowFilter(Schema):
-    equipment: int | None = None
-    start_from: datetime | None = Field(None, alias="from")
-    start_to: datetime | None = Field(None, alias="to")
+    equipment: QueryId | None = None
+    start_from: When | None = Field(None, alias="from")
+    start_to: When | None = Field(None, alias="to")
 
 
 @router.get(
@@ -387,9 +398,9 @@ def list_maintenance_windows(request, filters: Query[WindowFilter]):
     if filters.equipment is not None:
         qs = qs.filter(resource__equipment__pk=filters.equipment)
     if filters.start_from:
-        qs = qs.filter(end__gt=aware(filters.start_from))
+        qs = qs.filter(end__gt=filters.start_from)
     if filters.start_to:
-        qs = qs.filter(start__lt=aware(filters.start_to))
+        qs = qs.filter(start__lt=filters.start_to)
     return qs.order_by("start", "pk")
 
 
@@ -400,6 +411,7 @@ def list_maintenance_windows(request, filters: Query[WindowFilter]):
     "other slots (technicians and staff)",
 )
 @answers("technician_only", "booking_in_progress", "conflict", "unavailable")
+@idempotent
 def create_maintenance_window(request, payload: MaintenanceIn):
     person = caller(request)
     require_lab_staff(person)
@@ -443,7 +455,7 @@ class IncidentOut(Schema):
 
 
 class IncidentIn(In):
-    equipment_id: int
+    equipment_id: Id
     severity: Incident.Severity
     description: str = Field(min_length=1, max_length=4000)
 
@@ -456,7 +468,7 @@ class CloseIn(In):
     "/incidents", response=list[IncidentOut], summary="Incidents (your tenant's, or all for staff)"
 )
 @paginate(Pages)
-def list_incidents(request, equipment: int | None = None, open: bool | None = None):
+def list_incidents(request, equipment: QueryId | None = None, open: QueryFlag | None = None):
     qs = visible_incidents(caller(request))
     if equipment is not None:
         qs = qs.filter(equipment_id=equipment)
@@ -471,6 +483,7 @@ def get_incident(request, incident_id: int):
 
 
 @router.post("/incidents", response={201: IncidentOut}, summary="Report a problem on a machine")
+@idempotent
 def create_incident(request, payload: IncidentIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     incident = maintenance.report_incident(
@@ -516,17 +529,17 @@ class SessionOut(Schema):
 
 
 class SessionIn(In):
-    equipment_id: int
+    equipment_id: Id
 
 
 class StopIn(In):
-    energy_wh: int | None = Field(None, ge=0, le=10**9)
+    energy_wh: Int | None = Field(None, ge=0, le=10**9)
 
 
 class SessionFilter(Schema):
-    equipment: int | None = None
-    open: bool | None = None
-    tenant: int | None = None
+    equipment: QueryId | None = None
+    open: QueryFlag | None = None
+    tenant: QueryId | None = None
 
 
 @router.get(
@@ -550,6 +563,7 @@ def list_sessions(request, filters: Query[SessionFilter]):
     summary="Start using a machine that has no controller",
 )
 @answers("controller_managed", "not_qualified", "maintenance", "no_booking", "equipment_busy")
+@idempotent
 def start_session(request, payload: SessionIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     if equipment.controller_kind != Equipment.ControllerKind.NONE:
@@ -581,8 +595,8 @@ def stop_session(request, session_id: int, payload: StopIn | None = None):
 
 
 class UsageQuery(Schema):
-    tenant: int | None = Field(None, description="Tenant id; tenant admins may omit it")
-    month: str = Field(..., pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
+    tenant: QueryId | None = Field(None, description="Tenant id; tenant admins may omit it")
+    month: Month
 
 
 class LineOut(Schema):

@@ -210,9 +210,12 @@ def _last_month(machines, qualified, today: date):
     rotation = [
         m for m in machines.values() if qualified[m.equipment_class] and not m.resource.policy_id
     ]
+    last = today.replace(day=1) - timedelta(days=1)
+    # The machines share the default policy: the same public holidays are closed for all.
+    closed = engine.closed_days(engine.policy_for(rotation[0].resource), first, last)
     day, w = first, 0
     while day.month == first.month:
-        if day.isoweekday() <= 5:
+        if day.isoweekday() <= 5 and day not in closed:
             for k, (hour, length) in enumerate([(9, 150), (14, 150)]):
                 eq = rotation[(w + 5 * k) % len(rotation)]
                 people = qualified[eq.equipment_class]

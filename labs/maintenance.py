@@ -20,6 +20,7 @@ from bookings import availability, engine, notify
 from bookings.models import HOLDING, Booking, Resource, Status
 from campus.errors import DomainError, Forbidden
 from campus.models import Person
+from labs import rules
 from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
 
 # How bad a status is: an incident never makes a machine look better than it is.
@@ -245,19 +246,46 @@ def record_training(
     return q
 
 
+@dataclass
+class Revocation:
+    qualification: Qualification
+    # The bookings left without a valid qualification: flagged, then cancelled free of
+    # charge after their policy's notice unless the person is qualified again.
+    affected: list[Booking]
+
+
+def revocation_affects(qualification: Qualification, *, now: datetime | None = None):
+    """The future bookings that revoking this qualification now would leave without a valid
+    qualification (no other one of the person covers them), by the one rule (`labs.rules`)."""
+    now = now or timezone.now()
+    mine = engine.bookings_to_review(now, person_ids=[qualification.person_id])
+    mine = [b for b in mine if b.start > now]
+    before = {b.pk for b in rules.unqualified(mine)}
+    after = rules.unqualified(mine, revoking=qualification, at=now)
+    return [b for b in after if b.pk not in before]
+
+
 def revoke_qualification(
     technician: Person, qualification: Qualification, *, now: datetime | None = None
-) -> Qualification:
-    """Revoke a qualification from now on (a conditional update: revoked once)."""
+) -> Revocation:
+    """Revoke a qualification from now on (a conditional update: revoked once). The bookings
+    it leaves uncovered are flagged at once, their booker and the technicians told
+    (`engine.review_qualifications`), all in one transaction."""
     require_lab_staff(technician)
     now = now or timezone.now()
-    updated = Qualification.objects.filter(pk=qualification.pk, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_by=technician
-    )
-    if not updated:
-        raise LabStateError(_("This qualification is already revoked."))
+    with transaction.atomic():
+        affected = revocation_affects(qualification, now=now)
+        updated = Qualification.objects.filter(pk=qualification.pk, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_by=technician
+        )
+        if not updated:
+            raise LabStateError(_("This qualification is already revoked."))
+        engine.review_qualifications(now, person_ids=[qualification.person_id])
     qualification.refresh_from_db()
-    return qualification
+    flagged = Booking.objects.select_related("resource", "person", "tenant").filter(
+        pk__in=[b.pk for b in affected]
+    )
+    return Revocation(qualification, list(flagged.order_by("start", "pk")))
 
 
 # ------------------------------------------------------------------ maintenance windows

@@ -18,11 +18,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from bookings.engine import building_tz
-from bookings.models import Booking
+from bookings.engine import building_tz, unqualified_deadline, visible_bookings
+from bookings.models import CANCELLABLE, Booking
 from campus.errors import DomainError
 from campus.models import Person
 from campus.views import lab_staff_required
@@ -75,8 +75,20 @@ def equipment_list(request):
         .order_by("start")
     ):
         windows.setdefault(w.resource_id, w)
+    flagged = dict(
+        visible_bookings(request.user)
+        .filter(
+            unqualified_at__isnull=False,
+            status__in=CANCELLABLE,
+            resource_id__in=[e.resource_id for e in rows],
+        )
+        .values("resource_id")
+        .annotate(n=Count("pk"))
+        .values_list("resource_id", "n")
+    )
     for e in rows:
         e.next_window = windows.get(e.resource_id)
+        e.unqualified = flagged.get(e.resource_id, 0)
     context = {"rows": rows, "status": status, "statuses": Equipment.Status.choices}
     return render(request, "labs/equipment_list.html", context)
 
@@ -127,6 +139,9 @@ def _detail(request, eq: Equipment, form: MaintenanceForm, *, error=None, status
         "windows": maintenance.visible_maintenance_windows(request.user)
         .filter(resource=eq.resource, end__gte=now)
         .order_by("start"),
+        "unqualified": visible_bookings(request.user)
+        .filter(resource=eq.resource, unqualified_at__isnull=False, status__in=CANCELLABLE)
+        .order_by("start", "pk"),
     }
     return render(request, "labs/equipment_detail.html", context, status=status)
 
@@ -319,14 +334,39 @@ def qualifications(request):
 @lab_staff_required
 @require_POST
 def revoke_qualification(request, qualification_id: int):
+    """Two steps: first the bookings the revocation would leave without a valid
+    qualification, then (`step=confirm`) the revocation, which flags them."""
     q = get_object_or_404(maintenance.visible_qualifications(request.user), pk=qualification_id)
+    back = back_to(request, reverse("qualifications"))
+    if request.POST.get("step") != "confirm":
+        if q.revoked_at is not None:
+            messages.error(request, _("This qualification is already revoked."))
+            return redirect(back)
+        now = timezone.now()
+        affected = maintenance.revocation_affects(q, now=now)
+        for b in affected:
+            b.cancel_at = unqualified_deadline(b, now)
+        context = {"q": q, "affected": affected, "back": back}
+        return render(request, "labs/revoke_confirm.html", context)
     try:
-        maintenance.revoke_qualification(request.user, q)
+        done = maintenance.revoke_qualification(request.user, q)
     except DomainError as e:
         messages.error(request, e.detail)
     else:
-        messages.success(request, _("Revoked: %(q)s.") % {"q": q})
-    return redirect(back_to(request, reverse("qualifications")))
+        messages.success(
+            request,
+            ngettext(
+                "Revoked: %(q)s. %(n)s booking is flagged; its booker and the technicians "
+                "were told by e-mail.",
+                "Revoked: %(q)s. %(n)s bookings are flagged; their bookers and the "
+                "technicians were told by e-mail.",
+                len(done.affected),
+            )
+            % {"q": q, "n": len(done.affected)}
+            if done.affected
+            else _("Revoked: %(q)s.") % {"q": q},
+        )
+    return redirect(back)
 
 
 # ------------------------------------------------------------------ incidents

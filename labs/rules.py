@@ -1,6 +1,7 @@
 """The one qualification rule (invariant 4): is this person qualified for this machine at t.
 
-Booking an equipment (`bookings.engine` calls `is_qualified`), opening its lab's door and
+Booking an equipment (`bookings.engine` calls `is_qualified`, and `unqualified` to review
+the future bookings when qualifications are revoked or run out), opening its lab's door and
 powering it (the access decision loads `qualified_targets`) and the portal all answer with
 `in_force`, a pure function of a qualification's dates. Renewal on use moves `valid_until`
 when a session starts (`record_use`), so that reading stays a date comparison.
@@ -10,8 +11,9 @@ run unattended is booked only within its lab's opening hours (`check_unattended`
 """
 
 import calendar
+from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db.models import Q
@@ -66,16 +68,29 @@ def covers(
     )
 
 
-def _targets(resource) -> tuple[set[int], set[str]]:
-    """The machines a resource stands for: itself, or every machine of a lab space."""
-    if resource.kind == Resource.Kind.EQUIPMENT:
-        rows = Equipment.objects.filter(resource_id=resource.pk)
-    elif resource.space_id is not None:
-        rows = Equipment.objects.filter(location_id=resource.space_id)
-    else:
-        return set(), set()
-    pairs = list(rows.values_list("pk", "equipment_class"))
-    return {pk for pk, _c in pairs}, {c for _pk, c in pairs}
+def targets_of(resources: Iterable) -> dict[int, tuple[set[int], set[str]]]:
+    """The machines each resource stands for, by resource id: itself (equipment), or every
+    machine located in a lab space; (machine ids, classes). One query for all of them."""
+    resources = list(resources)
+    machines = [r.pk for r in resources if r.kind == Resource.Kind.EQUIPMENT]
+    spaces = [r.space_id for r in resources if r.kind != Resource.Kind.EQUIPMENT and r.space_id]
+    rows = []
+    if machines or spaces:
+        rows = list(
+            Equipment.objects.filter(
+                Q(resource_id__in=machines) | Q(location_id__in=spaces)
+            ).values_list("pk", "equipment_class", "resource_id", "location_id")
+        )
+    found = {}
+    for r in resources:
+        if r.kind == Resource.Kind.EQUIPMENT:
+            pairs = [(pk, cls) for pk, cls, res, _lab in rows if res == r.pk]
+        elif r.space_id:
+            pairs = [(pk, cls) for pk, cls, _res, lab in rows if lab == r.space_id]
+        else:
+            pairs = []
+        found[r.pk] = ({pk for pk, _c in pairs}, {c for _pk, c in pairs})
+    return found
 
 
 def is_qualified(
@@ -85,13 +100,37 @@ def is_qualified(
 
     For a lab space, a qualification on any equipment located in that lab counts.
     """
-    ids, classes = _targets(resource)
+    ids, classes = targets_of([resource])[resource.pk]
     if not ids:
         return False
     rows = Qualification.objects.filter(
         Q(equipment_id__in=ids) | Q(equipment_class__in=classes), person_id=person_id
     )
     return covers([QualificationFacts.of(q) for q in rows], ids, classes, at_start, at_end)
+
+
+def unqualified(
+    bookings: Iterable, *, revoking: Qualification | None = None, at: datetime | None = None
+) -> list:
+    """The bookings (with `person_id`, `resource`, `start`, `end`) that no qualification of
+    their person covers over their whole time, by `covers`; with `revoking`, as if that
+    qualification were revoked at `at` (what revoking it now would leave uncovered). Two
+    queries however many bookings: the periodic review reads every future machine booking."""
+    bookings = list(bookings)
+    if not bookings:
+        return []
+    machines = targets_of({b.resource_id: b.resource for b in bookings}.values())
+    facts = defaultdict(list)
+    for q in Qualification.objects.filter(person_id__in={b.person_id for b in bookings}):
+        fact = QualificationFacts.of(q)
+        if revoking is not None and q.pk == revoking.pk and at is not None:
+            fact = replace(fact, revoked_at=min(at, fact.revoked_at or at))
+        facts[q.person_id].append(fact)
+    return [
+        b
+        for b in bookings
+        if not covers(facts[b.person_id], *machines[b.resource_id], b.start, b.end)
+    ]
 
 
 def targets(qualifications, equipment, at: datetime) -> tuple[frozenset[int], frozenset[int]]:

@@ -19,7 +19,6 @@ Rules (all amounts in integer cents, rounded half up):
 - Late-cancellation charges are lines of their own, in the month of the cancelled booking.
 """
 
-import csv
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from django.db.models import Q
 from bookings.engine import building_tz, cost_cents, month_bounds
 from bookings.models import Booking, Resource, Status
 from campus.models import Tenant
+from common import spreadsheet
 from labs.models import Equipment, UsageSession
 
 BILLED = (Status.CONFIRMED, Status.CHECKED_IN, Status.RELEASED)
@@ -374,16 +374,15 @@ def statement_for(tenant: Tenant, month: date) -> Statement:
 
 def money(cents: int, decimal_comma: bool = False) -> str:
     """Integer cents as euros with two decimals: -1250 → "-12.50" (or "-12,50")."""
-    sign = "-" if cents < 0 else ""
-    text = f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-    return text.replace(".", ",") if decimal_comma else text
+    return spreadsheet.cell(spreadsheet.cents(cents), decimal_comma=decimal_comma)
 
 
 def to_csv(statement: Statement, *, decimal_comma: bool = False) -> bytes:
     """Semicolon-separated, UTF-8 with a BOM (so that Excel reads the accents), CRLF lines;
-    one row per line, then one row per total."""
+    one row per line, then one row per total. Names are defused for spreadsheets and
+    amounts written as numbers (`common.spreadsheet`)."""
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer = spreadsheet.Writer(out, decimal_comma=decimal_comma)
     writer.writerow(CSV_COLUMNS)
     for line in statement.lines:
         writer.writerow(
@@ -395,8 +394,8 @@ def to_csv(statement: Statement, *, decimal_comma: bool = False) -> bytes:
                 line.basis,
                 line.minutes,
                 line.energy_wh,
-                money(line.unit_price_cents, decimal_comma),
-                money(line.amount_cents, decimal_comma),
+                spreadsheet.cents(line.unit_price_cents),
+                spreadsheet.cents(line.amount_cents),
             ]
         )
     t = statement.totals
@@ -418,7 +417,7 @@ def to_csv(statement: Statement, *, decimal_comma: bool = False) -> bytes:
                 minutes,
                 energy,
                 "",
-                money(cents, decimal_comma),
+                spreadsheet.cents(cents),
             ]
         )
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    return (spreadsheet.BOM + out.getvalue()).encode("utf-8")

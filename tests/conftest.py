@@ -5,7 +5,9 @@ Globex (a non-member) leases B-1.02: charlie works there, an outsider to Acme.
 sam is facility staff, tina a lab technician.
 
 Services: tests marked `postgres` need DATABASE_URL on PostgreSQL, tests marked `mqtt` a real
-broker at MQTT_TEST_URL (default mqtt://127.0.0.1:1883), tests marked `browser` Debian's
+broker at MQTT_TEST_URL (default mqtt://127.0.0.1:1883), tests marked `redis` a Redis at
+REDIS_TEST_URL (default redis://127.0.0.1:6379/15), tests marked `caddy` Debian's Caddy,
+tests marked `browser` Debian's
 Chromium at /usr/bin/chromium and the playwright package (which never downloads a browser
 here). Without them they are skipped, unless REQUIRE_SERVICES names them (CI does): then a
 missing service is a failure, not a skip.
@@ -16,12 +18,15 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import socket
 from datetime import date
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.db import BaseDatabaseCache
 from django.db import connection
 from django.test import Client
 from django.utils import translation
@@ -30,6 +35,8 @@ from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Sit
 
 REQUIRED = {s.strip() for s in os.environ.get("REQUIRE_SERVICES", "").split(",") if s.strip()}
 MQTT_TEST_URL = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
+# A Redis database the tests may empty (CACHE_URL's backend); 15 is the last of the default 16.
+REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -39,13 +46,17 @@ def _missing(service: str, why: str):
     pytest.skip(f"needs {service}: {why}")
 
 
-def mqtt_reachable() -> bool:
-    parts = urlsplit(MQTT_TEST_URL)
+def reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname, parts.port or 1883), timeout=1):
+        with socket.create_connection((parts.hostname, parts.port or default_port), timeout=1):
             return True
     except OSError:
         return False
+
+
+def mqtt_reachable() -> bool:
+    return reachable(MQTT_TEST_URL, 1883)
 
 
 def browser_missing() -> str | None:
@@ -57,6 +68,18 @@ def browser_missing() -> str | None:
     return None
 
 
+def database_url(settings_dict: dict) -> str:
+    """DATABASE_URL for the database pytest-django made (its NAME is the test database's)."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(settings_dict['NAME']).resolve()}"
+    credentials = quote(settings_dict["USER"] or "")
+    if settings_dict["PASSWORD"]:
+        credentials += ":" + quote(settings_dict["PASSWORD"])
+    host = settings_dict["HOST"] or "127.0.0.1"
+    port = settings_dict["PORT"] or "5432"
+    return f"postgres://{credentials}@{host}:{port}/{settings_dict['NAME']}"
+
+
 @pytest.fixture(autouse=True)
 def _services(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
@@ -65,6 +88,10 @@ def _services(request):
         _missing("mqtt", f"no broker answers at {MQTT_TEST_URL}")
     if request.node.get_closest_marker("browser") and (why := browser_missing()):
         _missing("browser", why)
+    if request.node.get_closest_marker("redis") and not reachable(REDIS_TEST_URL, 6379):
+        _missing("redis", f"no Redis answers at {REDIS_TEST_URL}")
+    if request.node.get_closest_marker("caddy") and not shutil.which("caddy"):
+        _missing("caddy", "no caddy on the PATH (apt-get install caddy)")
 
 
 @pytest.fixture(autouse=True)
@@ -72,9 +99,29 @@ def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Assertions read English messages; the French pages have tests of their own.
     settings.LANGUAGE_CODE = "en"
-    cache.clear()  # brute-force counters must not leak from one test into another
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(request, django_db_blocker):
+    """Rate-limit counters must not leak from one test into another. They live in the default
+    cache: the database's table, rolled back with a test's transaction but not flushed after a
+    transactional test, or CACHE_URL's Redis. Emptied after every test that could count."""
+    database_cache = isinstance(caches["default"], BaseDatabaseCache)
+    if not database_cache:
+        cache.clear()  # and before: what an earlier run left
+    yield
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    if not database_cache:
+        cache.clear()
+    elif uses_db:
+        with django_db_blocker.unblock():
+            cache.clear()
 
 
 @pytest.fixture

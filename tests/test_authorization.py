@@ -3,7 +3,9 @@
 The callers: nobody (anonymous), bob (an Acme member, who owns every object in the paths),
 gina (the tenant admin of Globex: another tenant), tina (a lab technician) and sam (facility
 staff). Each row says what each of them gets, exactly. Another tenant's objects answer 404,
-like missing ones; an action the caller may never take answers 403.
+like missing ones; an action the caller may never take answers 403. A few rows aim at gina's
+own tenant instead: Globex people with staff rights (a facility staff member and a lab
+technician hired with Globex as their tenant), whom only facility staff may write.
 
 Every (row, caller) pair is its own test with fresh objects, so that a successful write by
 one caller never changes what another one gets. Bodies are valid, so that authorization, not
@@ -228,6 +230,42 @@ class World:
     def month(self) -> str:
         return timezone.localdate().strftime("%Y-%m")
 
+    # ---- people and badges: an invited colleague of bob's; Globex's staff, gina's tenant
+
+    @cached_property
+    def invited(self) -> Person:
+        """Added to Acme, no password chosen yet: the invitation can be sent again."""
+        person = Person.objects.build("ivy@acme.test", first_name="Ivy", last_name="Test")
+        person.tenant = self.acme
+        person.save()
+        return person
+
+    def _globex(self, email: str, **role) -> Person:
+        person = Person.objects.build(email, first_name=email[:4], last_name="Test", **role)
+        person.tenant = self.people["gina"].tenant
+        person.save()
+        return person
+
+    @cached_property
+    def globex_staff(self) -> Person:
+        return self._globex("stan@globex.test", is_facility_staff=True)
+
+    @cached_property
+    def globex_technician(self) -> Person:
+        return self._globex("theo@globex.test", is_lab_technician=True)
+
+    @cached_property
+    def staff_badge(self) -> Credential:
+        credential = Credential(holder=self.globex_staff, label="stan")
+        credential.set_uid("05050505")
+        credential.save()
+        return credential
+
+    @cached_property
+    def suspended_staff_badge(self) -> Credential:
+        self.staff_badge.change_status("suspended", actor=None, via="test")
+        return self.staff_badge
+
 
 @dataclass(frozen=True)
 class Row:
@@ -269,6 +307,11 @@ PARAMS = {
     "credential_id": lambda w: w.badge.pk,
     "suspended_id": lambda w: w.suspended_badge.pk,
     "visit_id": lambda w: w.visit.pk,
+    "invited_id": lambda w: w.invited.pk,
+    "staff_id": lambda w: w.globex_staff.pk,
+    "technician_id": lambda w: w.globex_technician.pk,
+    "staff_badge_id": lambda w: w.staff_badge.pk,
+    "suspended_staff_badge_id": lambda w: w.suspended_staff_badge.pk,
     "month": lambda w: w.month,
     "feed": lambda w: w.person_feed.token,
     "resource_feed": lambda w: w.room.feed_token,
@@ -350,6 +393,36 @@ API = [
         (401, 403, 404, 404, 200),
         body={"phone": "+33 2 41 00 00 00"},
         why="bob sees himself but is no tenant admin",
+    ),
+    Row(
+        "PATCH",
+        f"{A}/people/{{person_id}}",
+        (401, 404, 403, 404, 200),
+        url=f"{A}/people/{{staff_id}}",
+        body={"email": "gina-owns-this@globex.test"},
+        why="Globex's facility staff member: in gina's tenant, but only staff write staff",
+    ),
+    Row(
+        "PATCH",
+        f"{A}/people/{{person_id}}",
+        (401, 404, 403, 404, 200),
+        url=f"{A}/people/{{technician_id}}",
+        body={"is_active": False},
+        why="Globex's lab technician: a tenant admin may not deactivate them either",
+    ),
+    Row(
+        "POST",
+        f"{A}/people/{{person_id}}/invitation",
+        (401, 403, 404, 404, 202),
+        url=f"{A}/people/{{invited_id}}/invitation",
+        why="bob sees his colleague but is no tenant admin",
+    ),
+    Row(
+        "POST",
+        f"{A}/people/{{person_id}}/invitation",
+        (401, 404, 403, 404, 202),
+        url=f"{A}/people/{{staff_id}}/invitation",
+        why="Globex's staff member's invitation: staff only",
     ),
     # ---- leases
     Row("GET", f"{A}/leases", SIGNED_IN(200)),
@@ -507,6 +580,19 @@ API = [
         body=lambda w: {"uid": UID, "holder_id": w.bob.pk},
         why="gina: a holder outside her tenant is as unknown as a missing one (422 in a body)",
     ),
+    Row(
+        "POST",
+        f"{A}/credentials",
+        (401, 403, 403, 403, 201),
+        body=lambda w: {"uid": UID, "holder_id": w.globex_staff.pk},
+        why="gina may not badge Globex's staff member: the badge would open what staff open",
+    ),
+    Row(
+        "POST",
+        f"{A}/credentials",
+        (401, 403, 403, 403, 201),
+        body=lambda w: {"uid": UID, "holder_id": w.globex_technician.pk},
+    ),
     Row("GET", f"{A}/credentials/{{credential_id}}", (401, 200, 404, 404, 200)),
     Row("POST", f"{A}/credentials/{{credential_id}}/suspend", (401, 403, 404, 404, 200), body={}),
     Row(
@@ -517,6 +603,28 @@ API = [
         f"{A}/credentials/{{credential_id}}/reactivate",
         (401, 403, 404, 404, 200),
         url=f"{A}/credentials/{{suspended_id}}/reactivate",
+        body={},
+    ),
+    Row(
+        "POST",
+        f"{A}/credentials/{{credential_id}}/suspend",
+        (401, 404, 403, 404, 200),
+        url=f"{A}/credentials/{{staff_badge_id}}/suspend",
+        body={},
+        why="gina sees the badge of Globex's staff member but may not change it",
+    ),
+    Row(
+        "POST",
+        f"{A}/credentials/{{credential_id}}/report-lost",
+        (401, 404, 403, 404, 200),
+        url=f"{A}/credentials/{{staff_badge_id}}/report-lost",
+        body={},
+    ),
+    Row(
+        "POST",
+        f"{A}/credentials/{{credential_id}}/reactivate",
+        (401, 404, 403, 404, 200),
+        url=f"{A}/credentials/{{suspended_staff_badge_id}}/reactivate",
         body={},
     ),
     # ---- visitor passes: staff all; a tenant admin their tenant's hosts'
@@ -570,6 +678,14 @@ PORTAL = [
         why="an invalid link says so on the page",
     ),
     Row("GET", "accounts/reset/done/", ALL(200)),
+    Row(
+        "GET",
+        "accounts/invitation/<uidb64>/<token>/",
+        ALL(200),
+        url="accounts/invitation/MQ/wrong-token/",
+        why="an invalid or expired invitation says so on the page",
+    ),
+    Row("GET", "accounts/invitation/done/", ALL(200)),
     Row("GET", "book/", PAGE),
     Row(
         "POST",
@@ -673,6 +789,42 @@ PORTAL = [
         form=True,
         why="tenant admins only (staff use the back-office); gina cannot see Acme's badges",
     ),
+    Row(
+        "POST",
+        "company/badges/<int:credential_id>/<str:action>/",
+        (LOGIN, 403, 403, 403, 403),
+        url="company/badges/{staff_badge_id}/suspend/",
+        form=True,
+        why="gina sees the badge of Globex's staff member but may not change it",
+    ),
+    Row(
+        "POST",
+        "company/people/",
+        (LOGIN, 403, 422, 403, 403),
+        body=lambda w: {
+            "action": "add-badge",
+            "badge-holder": w.globex_staff.pk,
+            "badge-uid": UID,
+        },
+        form=True,
+        why="Globex's staff member is not among the holders gina may pick",
+    ),
+    Row(
+        "POST",
+        "company/people/<int:person_id>/invitation/",
+        (LOGIN, 403, 404, 403, 403),
+        url="company/people/{invited_id}/invitation/",
+        form=True,
+        why="gina: Acme's people are not hers",
+    ),
+    Row(
+        "POST",
+        "company/people/<int:person_id>/invitation/",
+        (LOGIN, 403, 403, 403, 403),
+        url="company/people/{staff_id}/invitation/",
+        form=True,
+        why="Globex's staff member: only facility staff (API, admin) send it again",
+    ),
     Row("GET", "company/usage/", COMPANY_PAGE),
     Row("GET", "company/usage.csv", COMPANY_PAGE),
     Row("GET", "staff/", LAB_PAGE),
@@ -703,7 +855,15 @@ PORTAL = [
     Row(
         "POST",
         "staff/qualifications/<int:qualification_id>/revoke/",
+        (LOGIN, 403, 403, 200, 200),
+        form=True,
+        why="the first step shows the bookings it affects and revokes nothing",
+    ),
+    Row(
+        "POST",
+        "staff/qualifications/<int:qualification_id>/revoke/",
         (LOGIN, 403, 403, 302, 302),
+        body={"step": "confirm"},
         form=True,
     ),
     Row("GET", "staff/incidents/", LAB_PAGE),

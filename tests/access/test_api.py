@@ -598,6 +598,24 @@ def test_the_csv_export_defuses_spreadsheet_formulas(as_sam, bob, doors):
     assert lines[1].split(";")[5] == "'=HYPERLINK(1) Test"
 
 
+def test_the_csv_export_defuses_a_person_named_like_a_function(as_sam, bob, doors):
+    bob.first_name, bob.last_name = "@SUM(A1:A9)", "-1"
+    bob.save()
+    AuditEvent.objects.create(
+        kind="decision",
+        door="D-001",
+        person=bob,
+        result="grant",
+        reason="common_area",
+        req_id="x",
+        latency_ms=3,
+    )
+    [line] = [x for x in csv_lines(as_sam.get("/api/v1/access-events.csv"))[1:] if "bob@" in x]
+    cells = line.split(";")
+    assert cells[5] == "'@SUM(A1:A9) -1"
+    assert cells[10] == "3"  # the latency is a number
+
+
 # ------------------------------------------------------------------ occupancy
 
 
@@ -662,3 +680,64 @@ def test_the_roll_call_prints_for_staff_only(client, doors, bob, sam):
     page = response.content.decode()
     assert "Bob Test" in page and "1 person inside" in page
     assert response["Cache-Control"] == "no-store"
+
+
+# ------------------------------------------------------------------ strict types, sane dates
+
+
+def assert_invalid(response, field: str):
+    assert_error(response, 422, "invalid")
+    assert field in [e["field"] for e in response.json()["errors"]], response.json()
+
+
+@pytest.mark.parametrize("on", [0, 1, "true", None])
+def test_lockdown_takes_a_json_boolean_only(as_sam, on):
+    assert_invalid(post(as_sam, "/api/v1/lockdown", {"on": on, "confirm": "LOCKDOWN"}), "on")
+    assert not SiteMode.current().lockdown and SiteMode.current().version == 0
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"holder_id": True}, "holder_id"),
+        ({"override": 0}, "override"),
+        ({"valid_from": "1900-01-01T00:00"}, "valid_from"),
+        ({"valid_until": 1797591600}, "valid_until"),
+    ],
+)
+def test_loose_or_out_of_window_badge_input_is_a_422(as_sam, bob, change, field):
+    body = {"uid": UID, "holder_id": bob.pk, **change}
+    assert_invalid(post(as_sam, "/api/v1/credentials", body), field)
+    assert not Credential.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"start": "1797591600"}, "start"),
+        ({"end": "2200-01-01T10:00+01:00"}, "end"),
+        ({"host_id": 1.0}, "host_id"),
+    ],
+)
+def test_loose_or_out_of_window_visit_input_is_a_422(as_alice, change, field):
+    assert_invalid(post(as_alice, "/api/v1/visitors", visit_body(**change)), field)
+    assert not VisitorPass.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("from=0.5", "from"),
+        ("to=1797591600", "to"),
+        ("from=1850-01-01T00:00", "from"),
+        ("person=1.0", "person"),
+    ],
+)
+def test_loose_or_out_of_window_access_log_filters_are_a_422(as_sam, db, query, field):
+    assert_invalid(as_sam.get(f"/api/v1/access-events?{query}"), field)
+    assert_invalid(as_sam.get(f"/api/v1/access-events.csv?{query}"), field)
+
+
+@pytest.mark.parametrize("query", ["online=1", "online=yes"])
+def test_controller_filters_take_true_or_false(as_sam, db, query):
+    assert_invalid(as_sam.get(f"/api/v1/controllers?{query}"), "online")

@@ -143,6 +143,20 @@ def test_the_csv_is_semicolons_with_a_bom(month):
     assert monday[10:14] == ["1,0", "2,0", "2,0", "1,0"]
 
 
+def test_the_csv_defuses_names_a_spreadsheet_would_run_and_keeps_figures_numbers(month):
+    rooms = (
+        ResourceRow(1, "=1+1", '=HYPERLINK("https://evil.test";"x")', "meeting_room", (), ()),
+        ResourceRow(2, "EQ-OSC-1", "@SUM(A1:A9)", "equipment", (), frozenset()),
+    )
+    named = MonthRows(**{**vars(month), "resources": rooms})
+    body = reports.to_csv(reports.build(named), decimal_comma=True)
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
+    room = next(r for r in rows if r[:2] == ["resource", "'=1+1"])
+    assert room[2] == '\'=HYPERLINK("https://evil.test";"x")'
+    assert ["EQ-OSC-1", "'@SUM(A1:A9)", "8,0", "3,5", "43,8"] in rows
+    assert all(not cell.startswith("'") for cell in room[4:])  # figures are numbers
+
+
 def test_the_loader_reads_policies_closures_bookings_and_sessions(bob, room, room_policy):
     Closure.objects.create(name="Closed", start_date=date(2026, 3, 10), end_date=date(2026, 3, 10))
     Booking.objects.create(

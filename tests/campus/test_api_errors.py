@@ -127,7 +127,8 @@ def _codes_raised() -> dict[str, set[str]]:
                 name = getattr(node.func, "id", getattr(node.func, "attr", None))
                 if name not in classes:
                     continue
-                given = [k.value for k in node.keywords if k.arg == "code"]
+                # DomainError(detail, code=None, **data): the code by name or second
+                given = [k.value for k in node.keywords if k.arg == "code"] + node.args[1:2]
                 code = given[0].value if given else classes[name].code
                 assert isinstance(code, str), f"{path}:{node.lineno}: a code must be a literal"
                 found.setdefault(code, set()).add(f"{path.relative_to(ROOT)}:{node.lineno}")

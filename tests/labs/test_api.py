@@ -322,3 +322,52 @@ def test_the_equipment_list_costs_the_same_queries_for_2_or_8_machines(
         body = as_bob.get("/api/v1/equipment").json()
     assert body["count"] == 8 and all(e["next_free_slot"] for e in body["items"][2:])
     assert len(eight) == len(two)
+
+
+# ------------------------------------------------------------------ strict types, sane dates
+
+
+def assert_invalid(response, field: str):
+    assert response.status_code == 422, response.content
+    data = response.json()
+    assert data["code"] == "invalid", data
+    assert field in [e["field"] for e in data["errors"]], data
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"person_id": True}, "person_id"),
+        ({"valid_from": 1797591600}, "valid_from"),
+        ({"valid_until": "2250-01-01T00:00"}, "valid_until"),
+        ({"renew_on_use_months": 12.0}, "renew_on_use_months"),
+    ],
+)
+def test_loose_or_out_of_window_qualification_input_is_a_422(as_tina, bob, change, field):
+    body = {"person_id": bob.pk, "equipment_class": "oscilloscope", **change}
+    assert_invalid(as_tina.post("/api/v1/qualifications", body, "application/json"), field)
+    assert not Qualification.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("/maintenance-windows?from=0.5", "from"),
+        ("/maintenance-windows?to=1797591600", "to"),
+        ("/maintenance-windows?equipment=true", "equipment"),
+        ("/incidents?open=1", "open"),
+        ("/sessions?open=0", "open"),
+        ("/qualifications?valid_now=yes", "valid_now"),
+        ("/usage?month=0458-03", "month"),
+        ("/usage?month=2101-01", "month"),
+    ],
+)
+def test_loose_or_out_of_window_labs_queries_are_a_422(as_alice, query, field):
+    assert_invalid(as_alice.get(f"/api/v1{query}"), field)
+
+
+def test_stopping_a_session_takes_an_integer_energy(as_bob, running, printer):
+    session = sessions.start_session(running.person, printer, source="api")
+    body = {"energy_wh": True}
+    response = as_bob.post(f"/api/v1/sessions/{session.pk}/stop", body, "application/json")
+    assert_invalid(response, "energy_wh")

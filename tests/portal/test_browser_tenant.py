@@ -1,12 +1,14 @@
 """The tenant pages in a real browser (Debian's Chromium, as in test_browser): a recurring
 booking previews its conflict before booking, the calendar feed page gives a URL that
-answers text/calendar, a tenant admin suspends a badge; and a 375 px phone never scrolls
-sideways on these pages. Screenshots go to test-artifacts/."""
+answers text/calendar, a tenant admin suspends a badge, a colleague they add chooses a
+password from the invitation and signs in; and a 375 px phone never scrolls sideways on
+these pages. Screenshots go to test-artifacts/."""
 
 # ruff: noqa: F811  (the browser fixtures are imported from test_browser)
 import re
 
 import pytest
+from django.core import mail
 
 from access.models import AuditEvent, Credential
 from bookings.engine import Slot, book
@@ -134,3 +136,33 @@ def test_the_tenant_pages_fit_a_phone(new_page, alice, bob, rooms, bobs_booking,
         assert_no_sideways_scroll(page)
         assert_every_control_is_labelled(page)
         shoot(page, name)
+
+
+def test_a_colleague_added_on_the_company_page_chooses_a_password_and_signs_in(
+    new_page, alice, settings, live_server
+):
+    settings.SITE_URL = live_server.url
+    page = new_page()
+    sign_in(page, "alice@acme.test", "pw-Alice")
+    page.goto("/company/people/")
+    form = page.get_by_role("region", name="Add a colleague")
+    form.get_by_label("First name").fill("Dana")
+    form.get_by_label("Last name").fill("Doe")
+    form.get_by_label("E-mail address").fill("dana@acme.test")
+    form.get_by_label("Language").select_option("en")
+    form.get_by_role("button", name="Add the colleague").click()
+    assert "invites them to choose a password" in page.get_by_role("status").inner_text()
+    [message] = mail.outbox
+    link = re.search(r"http\S+/accounts/invitation/\S+/", message.body).group(0)
+
+    invited = new_page()
+    invited.goto(link)
+    assert invited.get_by_role("heading", level=1).inner_text() == "Choose your password"
+    assert_every_control_is_labelled(invited)
+    shoot(invited, "invitation-set-password")
+    invited.get_by_label("New password:", exact=True).fill("A long enough secret 42")
+    invited.get_by_label("New password confirmation").fill("A long enough secret 42")
+    invited.get_by_role("button", name="Save my password").click()
+    invited.get_by_role("heading", name="Password saved").wait_for()
+    sign_in(invited, "dana@acme.test", "A long enough secret 42")
+    assert invited.locator(".who").inner_text() == "Dana Doe"

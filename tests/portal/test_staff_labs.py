@@ -208,12 +208,69 @@ def test_revoking_goes_through_labs_and_twice_is_a_message(tina, bob, scope):
     with mock.patch.object(
         maintenance, "revoke_qualification", wraps=maintenance.revoke_qualification
     ) as spy:
-        client.post(f"/staff/qualifications/{q.pk}/revoke/")
+        client.post(f"/staff/qualifications/{q.pk}/revoke/", {"step": "confirm"})
     assert spy.call_count == 1
     q.refresh_from_db()
     assert q.revoked_by == tina and q.revoked_at is not None
-    response = client.post(f"/staff/qualifications/{q.pk}/revoke/", follow=True)
-    assert "This qualification is already revoked." in response.content.decode()
+    for step in ("confirm", "preview"):
+        response = client.post(f"/staff/qualifications/{q.pk}/revoke/", {"step": step}, follow=True)
+        assert "This qualification is already revoked." in response.content.decode()
+
+
+def test_the_revocation_page_lists_the_bookings_it_affects_before_revoking(
+    tina, bob, alice, scope, bobs_scope_booking
+):
+    qualify(alice, scope, since=timezone.now() - timedelta(days=1))
+    book(alice, Slot(scope.resource, tomorrow(14), tomorrow(16), "Alice's run"))
+    q = Qualification.objects.get(person=bob)
+    client = signed_in(tina)
+    preview = client.post(
+        f"/staff/qualifications/{q.pk}/revoke/", {"next": "/staff/qualifications/?q=bob"}
+    )
+    assert preview.status_code == 200
+    body = preview.content.decode()
+    assert "Confirm the revocation" in body and "1 future booking will have no valid" in body
+    assert "Oscilloscope 1" in body and "cancelled on" in body
+    assert "Revoke and flag 1 booking" in body and 'value="/staff/qualifications/?q=bob"' in body
+    assert [b.pk for b in preview.context["affected"]] == [bobs_scope_booking.pk]
+    q.refresh_from_db()
+    assert q.revoked_at is None  # nothing happens before the confirmation
+    assert Booking.objects.filter(unqualified_at__isnull=False).count() == 0
+    done = client.post(
+        f"/staff/qualifications/{q.pk}/revoke/",
+        {"step": "confirm", "next": "/staff/qualifications/?q=bob"},
+        follow=True,
+    )
+    assert done.redirect_chain[-1][0] == "/staff/qualifications/?q=bob"
+    assert "1 booking is flagged" in done.content.decode()
+    flagged = Booking.objects.get(unqualified_at__isnull=False)
+    assert flagged.pk == bobs_scope_booking.pk and flagged.status == "confirmed"
+
+
+def test_a_revocation_that_affects_nothing_says_so(tina, bob, scope):
+    q = qualify(bob, scope, since=timezone.now() - timedelta(days=3))
+    body = signed_in(tina).post(f"/staff/qualifications/{q.pk}/revoke/").content.decode()
+    assert "No future booking depends on this qualification." in body
+
+
+def test_the_equipment_pages_show_the_bookings_without_a_valid_qualification(
+    tina, bob, scope, bobs_scope_booking
+):
+    maintenance.revoke_qualification(tina, Qualification.objects.get(person=bob))
+    client = signed_in(tina)
+    [row] = client.get("/staff/equipment/").context["rows"]
+    assert row.unqualified == 1
+    detail = client.get(f"/staff/equipment/{scope.pk}/")
+    assert [b.pk for b in detail.context["unqualified"]] == [bobs_scope_booking.pk]
+    assert "Bookings without a valid qualification" in detail.content.decode()
+    assert "Bob Test (Acme)" in detail.content.decode()
+
+
+def test_my_bookings_show_the_flag_to_the_booker(tina, bob, scope, bobs_scope_booking):
+    maintenance.revoke_qualification(tina, Qualification.objects.get(person=bob))
+    body = signed_in(bob).get("/bookings/").content.decode()
+    assert f'id="booking-{bobs_scope_booking.pk}-unqualified"' in body
+    assert "It will be cancelled free of charge on" in body
 
 
 def test_the_list_shows_trainings_in_force_by_default(tina, bob, alice, scope):

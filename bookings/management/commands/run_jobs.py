@@ -1,6 +1,6 @@
 """`manage.py run_jobs`: the periodic jobs (no-show release, reminders, waitlist offers,
-series horizon, e-mails) in a loop, the e-mail outbox every OUTBOX_POLL seconds. Safe to
-run on several machines at once; stops on SIGTERM."""
+series horizon, e-mails, public holidays) in a loop, the e-mail outbox every OUTBOX_POLL
+seconds. Safe to run on several machines at once; stops on SIGTERM."""
 
 import logging
 import signal

@@ -46,10 +46,6 @@ class Command(BaseCommand):
         if no_serve:
             return
         if not settings.EMAIL_HOST:
-            # Without a mail server, e-mails (confirmations, reminders, releases) go to files
-            # rather than flooding this console.
-            settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-            settings.EMAIL_FILE_PATH = str(Path(settings.VAR_DIR) / "mail")
             self.stdout.write(f"  e-mails       written to {settings.EMAIL_FILE_PATH}/")
         settings.SITE_URL = url
         embedded_url_file = None
