@@ -951,10 +951,9 @@ class Bridge:
 
     def _decide_equipment(self, where, scan, now, requested_at):
         """Machines are few and rarely scanned: their facts come straight from the database."""
-        from labs.models import Equipment
-
-        equipment = Equipment.objects.select_related("resource").filter(resource__code=where.eq)
-        equipment = equipment.first()
+        equipment = access_facts.scanned_machine(where.eq, where.ctrl)
+        if equipment is None:
+            log.warning("machine %s takes no scans from controller %s", where.eq, where.ctrl)
         snap = self.cache.fresh_snapshot()
         badge = snap.badges.get(scan.h)
         if equipment is None:

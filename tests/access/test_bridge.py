@@ -31,7 +31,7 @@ from access.models import AuditEvent, Controller, Credential, Door, SiteMode, Vi
 from access.mqtt import broker_from_url, new_client
 from access.simulator import SimulatedController
 from bookings.models import Booking, Resource
-from labs.models import Equipment, Qualification
+from labs.models import Equipment, Qualification, UsageSession
 from tests.access.broker import PrivateMosquitto, wait_until
 from tests.conftest import MQTT_TEST_URL, _missing
 
@@ -260,6 +260,9 @@ def test_each_rule_grants_or_denies_end_to_end_and_every_decision_is_logged_once
     h = sim.hash(UIDS["bob"])
     stale = sim.scan_hash("D-001", h, ts=int(time.time() * 1000) - 6000)
     assert (stale["result"], stale["reason"]) == ("deny", "stale_request")
+    for ahead in (24 * 3600 * 1000, 3653 * 24 * 3600 * 1000):  # a day, ten years
+        future = sim.scan_hash("D-001", h, ts=int(time.time() * 1000) + ahead)
+        assert (future["result"], future["reason"]) == ("deny", "future_request")
     unknown_door = sim.scan_hash("D-999", h)
     assert unknown_door["reason"] == "bad_request"
     topic = f"{sim.root}/ctrl/ctrl-a/door/D-001/scan"
@@ -269,7 +272,7 @@ def test_each_rule_grants_or_denies_end_to_end_and_every_decision_is_logged_once
     grant = sim.scan("D-101", UIDS["bob"])
     assert grant["pulse_ms"] == 4000 and grant["exp"] > time.time() * 1000
     assert "pulse_ms" not in sim.scan("D-102", UIDS["bob"])
-    expected_rows = len(RULES) + 3 + 2
+    expected_rows = len(RULES) + 5 + 2
     assert wait_until(lambda: audit_rows(kind="decision").count() == expected_rows)
     row = audit_rows(kind="decision", door="D-101", result="grant").first()
     assert row.person_id == scene["badges"]["bob"].holder_id
@@ -383,12 +386,31 @@ def test_a_granted_scan_at_a_booked_room_checks_the_booking_in(scene, bridges, d
     assert wait_until(lambda: Booking.objects.get(pk=booking.pk).status == "checked_in")
 
 
-def test_an_equipment_scan_is_decided_by_the_same_rules(scene, bridges, device):
+def test_a_machine_scan_is_decided_by_the_same_rules_and_only_from_the_machines_controller(
+    scene, bridges, device
+):
+    Controller.objects.create(id="ctrl-b", name="First floor")
     bridges()
-    sim = device()
-    assert sim.eq_scan("EMC-1", UIDS["sam"])["reason"] == "booking"
+    sim, other = device(), device("ctrl-b")
+    assert wait_until(lambda: Controller.objects.filter(online=True).count() == 2)
+    # Without a controller the machine takes no scans: its sessions start from the portal.
+    assert sim.eq_scan("EMC-1", UIDS["sam"])["reason"] == "bad_request"
+    Equipment.objects.filter(pk=scene["emc"].pk).update(
+        controller_kind="native", controller_id="ctrl-a"
+    )
+    # Another enrolled controller can neither start a session on it nor stop one.
+    assert other.eq_scan("EMC-1", UIDS["sam"])["reason"] == "bad_request"
+    assert not UsageSession.objects.exists()
+    granted = sim.eq_scan("EMC-1", UIDS["sam"])
+    assert (granted["result"], granted["reason"]) == ("grant", "booking")
+    stop = other.eq_scan("EMC-1", UIDS["sam"], "session_stop")
+    assert (stop["result"], stop["reason"]) == ("deny", "bad_request")
+    assert UsageSession.objects.get().is_open
     assert sim.eq_scan("EMC-1", UIDS["bob"])["reason"] == "not_qualified"
     assert sim.eq_scan("EMC-9", UIDS["sam"])["reason"] == "bad_request"
+    refused = audit_rows(kind="decision", controller="ctrl-b", equipment="EMC-1")
+    assert wait_until(lambda: refused.count() == 2)
+    assert set(refused.values_list("result", "reason")) == {("deny", "bad_request")}
 
 
 # --- presence, events, acknowledgements

@@ -15,6 +15,8 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from access.bridge import Bridge, BridgeConfig
@@ -122,6 +124,7 @@ def laser(campus, alice, bob, charlie, power_settings):
         location=campus["lab"],
         controller_kind="tasmota",
         tasmota_topic="laser1",
+        controller_id="ctrl-m",  # the reader next to the relay
         energy_metering=True,
     )
     for who, person in (("alice", alice), ("bob", bob), ("charlie", charlie)):
@@ -242,6 +245,33 @@ def test_without_training_or_booking_the_machine_stays_off(laser, running):
     assert scan(reader, "bob")["reason"] == "no_booking"
     assert relay.switched_on() == 0 and not relay.on
     assert not UsageSession.objects.exists()
+
+
+def test_another_controller_can_neither_start_nor_stop_the_machine(laser, running, settings):
+    Controller.objects.create(id="ctrl-x", name="Another floor")
+    relay, reader, events = running()
+    intruder = SimulatedController(
+        "ctrl-x", broker=BROKER, key=settings.CREDENTIAL_KEY, root=settings.MQTT_ROOT, heartbeat=0
+    ).start()
+    try:
+        started = intruder.eq_scan("LASER-1", UIDS["alice"], "session_start", timeout=5)
+        assert (started["result"], started["reason"]) == ("deny", "bad_request")
+        assert relay.switched_on() == 0 and not UsageSession.objects.exists()
+        granted = scan(reader, "alice")
+        assert granted["result"] == "grant" and relay.on
+        stopped = intruder.eq_scan("LASER-1", UIDS["alice"], "session_stop", timeout=5)
+        assert (stopped["result"], stopped["reason"]) == ("deny", "bad_request")
+        assert UsageSession.objects.get(pk=int(granted["session_id"])).is_open and relay.on
+    finally:
+        intruder.stop()
+
+
+def test_a_tasmota_machine_must_name_the_controller_of_its_reader(laser):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Equipment.objects.filter(pk=laser.pk).update(controller_id="")
+    laser.controller_id = ""
+    with pytest.raises(ValidationError, match="controller whose reader"):
+        laser.full_clean()
 
 
 def test_a_relay_going_offline_stops_the_session(laser, running):
