@@ -22,7 +22,7 @@ from django.utils import timezone
 from access.bridge import Bridge, BridgeConfig
 from access.models import Controller, Credential
 from access.mqtt import broker_from_url, new_client
-from access.simulator import SimulatedController
+from access.simulator import SimulatedController, SimulatedRelay
 from bookings.models import Booking, Resource
 from labs import sessions
 from labs.models import Equipment, Qualification, UsageSession
@@ -33,72 +33,6 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
 
 BROKER = broker_from_url(MQTT_TEST_URL)
 UIDS = {"alice": "A11CE000", "bob": "B0B0B0B0", "charlie": "C4A411E0"}
-
-
-class SimulatedRelay:
-    """A Tasmota plug: POWER ON|OFF, PulseTime 100+s (off by itself unless switched on again),
-    stat/POWER after each switch, a retained tele/LWT, tele/SENSOR with ENERGY.Total in kWh."""
-
-    def __init__(self, prefix: str, device: str, *, answers=True, broker=BROKER):
-        self.prefix, self.device, self.answers, self.broker = prefix, device, answers, broker
-        self.on = False
-        self.switches: list[bool] = []  # every switch, by command or by the pulse timer
-        self.pulse_s = 0
-        self.commands: list[tuple[str, str]] = []
-        self.timer: threading.Timer | None = None
-        self.lock = threading.Lock()
-        self.client = new_client(f"relay-{uuid.uuid4().hex[:8]}")
-        self.client.will_set(self.topic("tele", "LWT"), b"Offline", qos=1, retain=True)
-        self.client.on_message = self._on_message
-
-    def topic(self, kind: str, what: str) -> str:
-        return f"{self.prefix}{kind}/{self.device}/{what}"
-
-    def start(self):
-        self.client.connect(self.broker.host, self.broker.port)
-        self.client.loop_start()
-        self.client.subscribe(self.topic("cmnd", "+"), qos=1)
-        self.lwt("Online")
-        return self
-
-    def stop(self):
-        if self.timer:
-            self.timer.cancel()
-        for what in ("LWT",):
-            self.client.publish(self.topic("tele", what), b"", qos=1, retain=True)
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def lwt(self, state: str):
-        self.client.publish(self.topic("tele", "LWT"), state.encode(), qos=1, retain=True)
-
-    def sensor(self, total: str):
-        body = {"Time": "2026-01-01T00:00:00", "ENERGY": {"Total": float(total), "Power": 40}}
-        self.client.publish(self.topic("tele", "SENSOR"), json.dumps(body).encode(), qos=1)
-
-    def switched_on(self) -> int:
-        return sum(1 for c in self.commands if c == ("POWER", "ON"))
-
-    def _switch(self, on: bool):
-        with self.lock:
-            self.on = on
-            self.switches.append(on)
-            if self.timer:
-                self.timer.cancel()
-                self.timer = None
-            if on and self.pulse_s:
-                self.timer = threading.Timer(self.pulse_s, self._switch, (False,))
-                self.timer.start()
-        if self.answers:
-            self.client.publish(self.topic("stat", "POWER"), b"ON" if on else b"OFF", qos=1)
-
-    def _on_message(self, client, userdata, msg):
-        command, value = msg.topic.rsplit("/", 1)[1], msg.payload.decode()
-        self.commands.append((command, value))
-        if command == "PulseTime":
-            self.pulse_s = max(0, int(value) - 100)
-        elif command == "POWER":
-            self._switch(value == "ON")
 
 
 @pytest.fixture
@@ -160,7 +94,9 @@ def running(laser):
     made = {}
 
     def start(*, answers=True):
-        relay = made["relay"] = SimulatedRelay(settings.TASMOTA_PREFIX, "laser1", answers=answers)
+        relay = made["relay"] = SimulatedRelay(
+            settings.TASMOTA_PREFIX, "laser1", answers=answers, broker=BROKER
+        )
         relay.start()
         config = BridgeConfig(
             broker=BROKER,
