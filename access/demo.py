@@ -20,6 +20,7 @@ from itertools import cycle
 
 from django.utils import timezone
 
+from access import protocol
 from access.models import Controller, Credential, Door, VisitorPass
 from campus.demo import DEMO_DOMAIN
 from campus.models import Lease, Person, Space
@@ -157,16 +158,20 @@ def simulated() -> tuple[list[str], list[str]]:
     )
 
 
-def simulate(broker, *, key: str, root: str, prefix: str = "") -> list:
+def simulate(broker, *, key: str, root: str, prefix: str = "", client_tag: str = "") -> list:
     """Start a simulated device (access.simulator) for each of `simulated()`: door controllers,
     machine nodes and readers with presence and heartbeats, Tasmota relays under `prefix`.
-    Returns the devices started (one that cannot connect is left out)."""
+    Client ids are the controller ids, plus `client_tag` (tests on a shared broker). Returns
+    the devices started (one that cannot connect is left out)."""
     from access.simulator import SimulatedController, SimulatedRelay
 
     controllers, relays = simulated()
     started = []
     for ctrl_id in controllers:
-        device = SimulatedController(ctrl_id, broker=broker, key=key, root=root)
+        client_id = f"{ctrl_id}{client_tag}"[: protocol.MAX_ID_LENGTH] if client_tag else None
+        device = SimulatedController(
+            ctrl_id, broker=broker, key=key, root=root, client_id=client_id
+        )
         with contextlib.suppress(TimeoutError, OSError):
             started.append(device.start())
     for topic in relays:

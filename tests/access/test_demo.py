@@ -125,7 +125,11 @@ def test_sessions_at_demo_machines_keep_their_power_under_the_demo_devices(root,
         users[code] = (machine, person)
     bridge = RunningBridge(root)
     devices = access_demo.simulate(
-        BROKER, key=settings.CREDENTIAL_KEY, root=root, prefix=settings.TASMOTA_PREFIX
+        BROKER,
+        key=settings.CREDENTIAL_KEY,
+        root=root,
+        prefix=settings.TASMOTA_PREFIX,
+        client_tag=f"-{uuid.uuid4().hex[:8]}",
     )
     try:
         readers = {d.id: d for d in devices if isinstance(d, SimulatedController)}

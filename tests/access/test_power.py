@@ -114,7 +114,12 @@ def running(laser):
         made["bridge"] = (stop, thread)
         assert bridge.ready.wait(10)
         reader = made["reader"] = SimulatedController(
-            "ctrl-m", broker=BROKER, key=settings.CREDENTIAL_KEY, root=root, heartbeat=0
+            "ctrl-m",
+            broker=BROKER,
+            key=settings.CREDENTIAL_KEY,
+            root=root,
+            heartbeat=0,
+            client_id=f"ctrl-m-{uuid.uuid4().hex[:8]}",  # the broker is shared with other runs
         ).start()
         events = made["events"] = []
         watcher = made["watcher"] = new_client(f"watch-{uuid.uuid4().hex[:8]}")
@@ -187,7 +192,12 @@ def test_another_controller_can_neither_start_nor_stop_the_machine(laser, runnin
     Controller.objects.create(id="ctrl-x", name="Another floor")
     relay, reader, events = running()
     intruder = SimulatedController(
-        "ctrl-x", broker=BROKER, key=settings.CREDENTIAL_KEY, root=settings.MQTT_ROOT, heartbeat=0
+        "ctrl-x",
+        broker=BROKER,
+        key=settings.CREDENTIAL_KEY,
+        root=settings.MQTT_ROOT,
+        heartbeat=0,
+        client_id=f"ctrl-x-{uuid.uuid4().hex[:8]}",
     ).start()
     try:
         started = intruder.eq_scan("LASER-1", UIDS["alice"], "session_start", timeout=5)

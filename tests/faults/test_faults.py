@@ -163,7 +163,8 @@ def scene(database, mosquitto):
                 database=url,
                 mqtt_url=mosquitto.url,
                 workers=workers,
-                **env,
+                # A stream of scans from one controller: a load, not a door (no scan limit).
+                **{"SCAN_RATE": "0", **env},
             )
             processes.append(process)
             return process
