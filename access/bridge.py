@@ -71,7 +71,12 @@ DECISION_TTL_MS = 2000  # a decision's `exp`: the device ignores it after that
 # enough for a restart. Not more: Mosquitto (2.0.11, measured) keeps handing an offline member
 # of a shared group its share of the scans, and a scan is stale after 5 s anyway.
 SESSION_EXPIRY_S = 30
-RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send us (MQTT 5)
+# Unacknowledged messages the broker may send us (MQTT 5), as many as the protocol allows: the
+# broker queues at most max_queued_messages (Mosquitto: 1,000) beyond them and drops the rest,
+# whoever sent them. With 1,000, a burst of 5,000 scans from one controller lost 1,000-2,800
+# of them at the broker, and sometimes another controller's scan with them; with 65,535 the
+# bridge got every one (and dropped the flood's itself, ScanLimiter).
+RECEIVE_MAXIMUM = 65535
 HEARTBEAT_S = 30.0
 MISSED_HEARTBEATS = 3
 # A full collection of the frozen objects (see `building`) stops every thread for its
@@ -372,7 +377,8 @@ class Bridge:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.config.session_expiry
             # Scans are acknowledged once audited (the writer's batch, up to `audit_delay`
-            # later): let the broker keep that many in flight, not Mosquitto's default of 20.
+            # later): let the broker keep that many in flight, not Mosquitto's default of 20
+            # (and see RECEIVE_MAXIMUM).
             props.ReceiveMaximum = RECEIVE_MAXIMUM
             self.client.connect_async(b.host, b.port, 30, clean_start=False, properties=props)
         else:

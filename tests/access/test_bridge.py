@@ -644,13 +644,15 @@ def test_a_controller_flooding_the_bridge_is_held_to_its_limit_and_the_next_door
     flooded_for = float(flood.stdout)
 
     p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]
-    assert p99 < 1.0, (p99, sorted(latencies)[-5:], flooded_for)
+    assert p99 < 1.0, (p99, sorted(latencies)[-5:], flooded_for, dict(running.bridge.counters))
     assert len(latencies) >= 10
     assert [(a or {}).get("reason") for a in answers] == ["common_area"] * len(answers)
-    # The flood gets what its bucket holds: the rest is dropped unanswered, and counted.
+    # The flood gets what its bucket holds: the rest is dropped unanswered, and counted. The
+    # broker drops none of it (it may hold up to 65,535 unacknowledged for the bridge).
     dropped = running.bridge.counters["rate_limited"]
     answered = decisions(flooded)
-    assert 20 <= len(answered) <= 20 + 5 * (flooded_for + 2) and dropped > FLOOD / 2
+    assert 20 <= len(answered) <= 20 + 5 * (flooded_for + 2)
+    assert len(answered) + dropped == FLOOD
     assert metric("technocampus_access_scans_rate_limited_total") - dropped_before == dropped
     alarms = audit_rows(kind="alarm", result="scan_flood")
     assert wait_until(alarms.exists)
