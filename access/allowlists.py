@@ -467,15 +467,26 @@ def prepare(
     return kind, protocol.topic("acl_push", root, ctrl=state.controller_id), messages
 
 
-def push(state: AclState, acl: AllowList, now: datetime, publish, root: str, *, full: bool):
-    """Send `acl` to one controller (see `prepare`) and record it. Returns the kind."""
-    kind, topic, messages = prepare(state, acl, now, root, full=full)
-    # Recorded before publishing: an ack can come back before this function returns.
-    state.save()
-    for payload in messages:
-        publish(topic, payload)
-    log.info("allow-list %s v%d to %s (%d entries)", kind, state.version, topic, len(acl))
-    return kind
+# What `prepare` sets, but `resend`: `acked_version` and `resend` are also written by the hooks
+# below (the writer thread of any worker) while a round runs, and must not be overwritten.
+PUSHED_FIELDS = ("version", "entries", "schedules", "hash", "valid_until", "sent_at")
+
+
+def record(state: AclState, *, snapshot: bool) -> bool:
+    """Save a push that `prepare` made from `state` as it was read. A snapshot clears
+    `resend` (it answers any request for the whole list); a delta is saved only if nobody asked
+    for the whole list since the state was read (a `rejected` or `need_full` ack, a birth, a
+    lag): otherwise nothing is saved and the answer is False, so that the request wins over
+    the round's copy."""
+    if state._state.adding:
+        state.save()
+        return True
+    fields = {name: getattr(state, name) for name in PUSHED_FIELDS}
+    rows = AclState.objects.filter(pk=state.pk)
+    if snapshot:
+        rows.update(resend=False, **fields)
+        return True
+    return bool(rows.filter(resend=False).update(**fields))
 
 
 def sync(snap: Snapshot, now: datetime, publish, root: str, memo: Builder | None = None) -> dict:
@@ -485,7 +496,8 @@ def sync(snap: Snapshot, now: datetime, publish, root: str, memo: Builder | None
     The lists sent are not read back (`entries` deferred): with a `memo`, the base of a delta
     is the list this worker sent, when the record still names it. Every push is recorded in
     one transaction (one commit, not one per controller) before anything is published: an
-    ack can come back at once."""
+    ack can come back at once. A request for the whole list recorded meanwhile (`record`)
+    turns that controller's delta into a snapshot."""
     memo = memo if memo is not None else Builder()
     lists = build_all(snap, now, memo=memo)
     states = {s.controller_id: s for s in AclState.objects.defer("entries")}
@@ -502,15 +514,23 @@ def sync(snap: Snapshot, now: datetime, publish, root: str, memo: Builder | None
         if state.resend or acl.hash != state.hash or stale:
             full = state.resend
             sending = prepare(state, acl, now, root, full=full, reported=reported, sent=memo.sent)
-            outgoing.append((state, len(acl), *sending))
+            outgoing.append([state, acl, reported, *sending])
     try:
         with transaction.atomic():
-            for state, *_rest in outgoing:
-                state.save()
+            for push in outgoing:
+                state, acl, reported, kind = push[:4]
+                if not record(state, snapshot=kind == "snapshot"):
+                    # Asked for the whole list while this round prepared a delta (a device
+                    # that rejected the last one holds no base for it): the whole list now.
+                    push[3:] = prepare(
+                        state, acl, now, root, full=True, reported=reported, sent=memo.sent
+                    )
+                    record(state, snapshot=True)
     except Exception:
         memo.sent.clear()  # not recorded: the next build starts from the database
         raise
-    for state, size, kind, topic, messages in outgoing:
+    for state, acl, _reported, kind, topic, messages in outgoing:
+        size = len(acl)
         for payload in messages:
             publish(topic, payload)
         counts[kind] += 1

@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -60,6 +60,7 @@ from access.facts import (
 )
 from access.models import AuditEvent, Controller
 from access.mqtt import Broker, broker_from_url, new_client
+from campus.ops import SCANS_RATE_LIMITED
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,12 @@ DECISION_TTL_MS = 2000  # a decision's `exp`: the device ignores it after that
 # enough for a restart. Not more: Mosquitto (2.0.11, measured) keeps handing an offline member
 # of a shared group its share of the scans, and a scan is stale after 5 s anyway.
 SESSION_EXPIRY_S = 30
-RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send us (MQTT 5)
+# Unacknowledged messages the broker may send us (MQTT 5), as many as the protocol allows: the
+# broker queues at most max_queued_messages (Mosquitto: 1,000) beyond them and drops the rest,
+# whoever sent them. With 1,000, a burst of 5,000 scans from one controller lost 1,000-2,800
+# of them at the broker, and sometimes another controller's scan with them; with 65,535 the
+# bridge got every one (and dropped the flood's itself, ScanLimiter).
+RECEIVE_MAXIMUM = 65535
 HEARTBEAT_S = 30.0
 MISSED_HEARTBEATS = 3
 # A full collection of the frozen objects (see `building`) stops every thread for its
@@ -81,6 +87,8 @@ ALARMS = frozenset({"forced", "held", "tamper"})
 # A device clock this far off is not believed for an event's time: the audit line gets ours.
 DEVICE_CLOCK_SLACK = timedelta(days=7)
 EMBEDDED_URL_FILE = "embedded_mqtt_url"
+# A controller over its scan limit raises one alarm in this long, however many it sends.
+FLOOD_ALARM_EVERY_S = 60.0
 
 SHARED_TOPICS = (
     "ctrl/+/door/+/scan",
@@ -123,6 +131,30 @@ class LRU(OrderedDict):
             self.popitem(last=False)
 
 
+class ScanLimiter:
+    """A token bucket per controller: `rate` scans a second on average, up to `burst` at once
+    (a bucket of `burst` tokens refilled at `rate`; a scan takes one). Asked by the network
+    thread for every scan before anything else is done with it, so that a controller flooding
+    the bridge costs it a check and an acknowledgement per scan, not a decision, and the other
+    controllers' scans behind it in the connection are not held up. `rate` 0: no limit.
+    Remembers the most recent `size` controllers."""
+
+    def __init__(self, rate: float, burst: int, size: int = 4096):
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.buckets = LRU(size)  # controller → (tokens, time.monotonic() they were counted)
+
+    def take(self, ctrl: str, now: float) -> bool:
+        """True if `ctrl` may send this scan at `now` (monotonic seconds)."""
+        if self.rate <= 0:
+            return True
+        tokens, counted = self.buckets.get(ctrl, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - counted) * self.rate)
+        allowed = tokens >= 1
+        self.buckets.remember(ctrl, (tokens - 1 if allowed else tokens, now))
+        return allowed
+
+
 @dataclass
 class BridgeConfig:
     """How one bridge worker runs; the command builds it from settings and options."""
@@ -147,6 +179,9 @@ class BridgeConfig:
     power: bool = True
     session_expiry: int = SESSION_EXPIRY_S
     reconnect_max: int = 30
+    # Scans per controller (ScanLimiter): a few a second with a burst, as real doors send.
+    scan_rate: float = field(default_factory=lambda: settings.SCAN_RATE)
+    scan_burst: int = field(default_factory=lambda: settings.SCAN_BURST)
 
 
 class Writer:
@@ -285,6 +320,8 @@ class Bridge:
         self.ready = threading.Event()  # connected and subscribed
         self._subscription = None
         self.handling = threading.Lock()  # held while a message is handled; stop waits on it
+        self.limiter = ScanLimiter(config.scan_rate, config.scan_burst)
+        self.flood_alarms = LRU(1024)  # controller → time.monotonic() of its last flood alarm
         self.answered = LRU(4096)  # (ctrl, req_id) → (topic, payload, properties)
         self.events_seen = LRU(4096)
         self.checked_in = LRU(1024)
@@ -340,7 +377,8 @@ class Bridge:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.config.session_expiry
             # Scans are acknowledged once audited (the writer's batch, up to `audit_delay`
-            # later): let the broker keep that many in flight, not Mosquitto's default of 20.
+            # later): let the broker keep that many in flight, not Mosquitto's default of 20
+            # (and see RECEIVE_MAXIMUM).
             props.ReceiveMaximum = RECEIVE_MAXIMUM
             self.client.connect_async(b.host, b.port, 30, clean_start=False, properties=props)
         else:
@@ -624,8 +662,12 @@ class Bridge:
         if msg.topic.endswith("/scan"):
             # To the deciders (order between scans does not matter); a machine's scan to its
             # own thread, so that a door never waits for a relay's confirmation.
-            levels = msg.topic.rsplit("/", 3)
-            machine = len(levels) == 4 and levels[1] == "eq"
+            levels = msg.topic.rsplit("/", 5)
+            machine = len(levels) == 6 and levels[3] == "eq"
+            sender = levels[2] if len(levels) == 6 and levels[1] == "ctrl" else ""
+            if not self.limiter.take(sender, time.monotonic()):
+                self._drop_flooded(client, msg, sender, levels)
+                return
             (self.machine_scans if machine else self.scans).put(msg)
             return
         # Presence, events, acknowledgements: in arrival order (a birth before its last will).
@@ -636,6 +678,41 @@ class Bridge:
                 self.count("errors")
                 log.exception("failed to handle a message on %s", msg.topic)
         client.ack(msg.mid, msg.qos)
+
+    def _drop_flooded(self, client, msg, sender: str, levels: list[str]):
+        """A scan over its controller's limit: acknowledged (the broker must not hold it nor
+        send it again) and left unanswered, so that the device decides from its allow-list
+        (never powering a machine) as when the backend is away. Counted; an alarm (audit log,
+        staff doors page) once per FLOOD_ALARM_EVERY_S for that controller."""
+        client.ack(msg.mid, msg.qos)
+        self.count("rate_limited")
+        SCANS_RATE_LIMITED.inc()
+        now = time.monotonic()
+        last = self.flood_alarms.get(sender)
+        if last is not None and now - last < FLOOD_ALARM_EVERY_S:
+            return
+        self.flood_alarms.remember(sender, now)
+        kind, target = (levels[3], levels[4]) if len(levels) == 6 else ("", "")
+        snap = self.cache.snapshot
+        if kind == "door" and (snap is None or (sender, target) not in snap.doors):
+            target = ""  # shown at a door only if it is this controller's
+        log.warning(
+            "ALARM controller %s sends more scans than its limit (%s/s, burst %s): dropping them",
+            sender,
+            self.limiter.rate,
+            self.limiter.burst,
+        )
+        self.writer.audit(
+            AuditEvent(
+                kind=AuditEvent.Kind.ALARM,
+                controller=sender[: protocol.MAX_ID_LENGTH],
+                door=target[: protocol.MAX_ID_LENGTH] if kind == "door" else "",
+                equipment=target[: protocol.MAX_ID_LENGTH] if kind == "eq" else "",
+                result="scan_flood",
+                reason="rate_limited",
+                detail={"rate": self.limiter.rate, "burst": self.limiter.burst},
+            )
+        )
 
     def _decide_loop(self, scans: queue.Queue):
         """Take the scans waiting (up to MAX_SCAN_BATCH) and answer them together: one bookings
@@ -951,10 +1028,9 @@ class Bridge:
 
     def _decide_equipment(self, where, scan, now, requested_at):
         """Machines are few and rarely scanned: their facts come straight from the database."""
-        from labs.models import Equipment
-
-        equipment = Equipment.objects.select_related("resource").filter(resource__code=where.eq)
-        equipment = equipment.first()
+        equipment = access_facts.scanned_machine(where.eq, where.ctrl)
+        if equipment is None:
+            log.warning("machine %s takes no scans from controller %s", where.eq, where.ctrl)
         snap = self.cache.fresh_snapshot()
         badge = snap.badges.get(scan.h)
         if equipment is None:

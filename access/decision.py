@@ -6,7 +6,7 @@ Deny by default: a grant needs one rule below to say yes. Reason codes are the p
 
 The rules, in the order they are checked:
 1. the request: no door and no machine (unknown target) → `bad_request`; a scan older than
-   5 s → `stale_request`;
+   5 s → `stale_request`; a scan from more than 5 s ahead of our clock → `future_request`;
 2. the credential: unknown → `unknown_credential`; suspended, lost or returned → `suspended`
    (one code for every badge that must not open: the reader need not say why, reception will);
    outside its validity → `expired`; its holder deactivated → `suspended`;
@@ -35,6 +35,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 STALE_AFTER = timedelta(seconds=5)
+# A device clock kept by NTP is within milliseconds of ours. A `ts` from further ahead would
+# never grow stale: a scan recorded (or made up) with it could be replayed for as long as it
+# is ahead, days or years.
+AHEAD_LIMIT = timedelta(seconds=5)
+# The refusals of the request itself, before any badge or rule is looked at: they also
+# refuse a badge-out (`decide_session_stop` decides only well-formed, timely requests).
+REQUEST_REFUSALS = frozenset({"bad_request", "stale_request", "future_request"})
 DOOR_EARLY = timedelta(minutes=15)
 EQUIPMENT_EARLY = timedelta(minutes=10)
 
@@ -180,8 +187,11 @@ def decide(facts: Facts) -> Decision:
     """Grant or deny, with the reason code; see the module docstring for the rules."""
     if (facts.door is None) == (facts.equipment is None):
         return deny("bad_request")
-    if facts.requested_at is not None and facts.now - facts.requested_at > STALE_AFTER:
-        return deny("stale_request")
+    if facts.requested_at is not None:
+        if facts.now - facts.requested_at > STALE_AFTER:
+            return deny("stale_request")
+        if facts.requested_at - facts.now > AHEAD_LIMIT:
+            return deny("future_request")
 
     cred = facts.credential
     if cred is None:

@@ -3,22 +3,28 @@
 Doors: the entrance (an entry reader and an exit reader, for the roll call), the delivery
 door, one door per floor landing, and a door for every office, lab, meeting room, the
 auditorium, the cafeteria, the workshop and the technical rooms, wired 1 to 4 per controller.
-Every demo person has a badge whose UID is derived from their e-mail (so it is known without
-being stored: only its hash is); two staff hold master cards; one visitor is expected.
+The machines' controllers (native nodes, the readers beside Tasmota relays, named by
+labs/demo.py) are enrolled too, and `simulate` runs every controller the demo refers to, and
+every relay, so that a badge at any door or machine gets its answer. Every demo person has a
+badge whose UID is derived from their e-mail (so it is known without being stored: only its
+hash is); two staff hold master cards; one visitor is expected.
 
 Idempotent: rows are keyed on ids and labels, passwords are set only when missing, and badges
 are created only when missing (a badge suspended in the demo stays suspended).
 """
 
+import contextlib
 import hashlib
 from datetime import datetime, time, timedelta
 from itertools import cycle
 
 from django.utils import timezone
 
+from access import protocol
 from access.models import Controller, Credential, Door, VisitorPass
 from campus.demo import DEMO_DOMAIN
 from campus.models import Lease, Person, Space
+from labs.models import Equipment
 
 WEEKDAYS = [[day, "07:00", "20:00"] for day in range(1, 6)]
 NEVER: list = []  # rooms opened by a booking only
@@ -117,6 +123,63 @@ def build_doors() -> int:
     return controllers
 
 
+def build_machine_controllers() -> int:
+    """The controllers the demo machines take their scans from, enrolled as the door
+    controllers are (labs cannot: it comes before access); returns how many."""
+    wired = (
+        Equipment.objects.exclude(controller_kind=Equipment.ControllerKind.NONE)
+        .exclude(controller_id="")
+        .order_by("controller_id", "resource__code")
+        .values_list("controller_id", "location__name")
+    )
+    labs: dict[str, str] = {}
+    for ctrl_id, lab in wired:
+        labs.setdefault(ctrl_id, lab)  # named after its first machine's lab
+    for ctrl_id, lab in sorted(labs.items()):
+        controller, _ = Controller.objects.update_or_create(
+            id=ctrl_id, defaults={"name": f"{lab}, équipements"}
+        )
+        if not controller.mqtt_password_hash:
+            controller.set_mqtt_password()
+    return len(labs)
+
+
+def simulated() -> tuple[list[str], list[str]]:
+    """What `simulate` runs: every active controller a door or a machine is wired to, and
+    every Tasmota relay of a machine."""
+    wired = Equipment.objects.exclude(controller_kind=Equipment.ControllerKind.NONE)
+    used = set(Door.objects.values_list("controller_id", flat=True))
+    used |= set(wired.values_list("controller_id", flat=True))
+    controllers = Controller.objects.filter(is_active=True, pk__in=used).order_by("pk")
+    relays = wired.filter(controller_kind=Equipment.ControllerKind.TASMOTA)
+    return (
+        list(controllers.values_list("pk", flat=True)),
+        sorted(set(relays.values_list("tasmota_topic", flat=True))),
+    )
+
+
+def simulate(broker, *, key: str, root: str, prefix: str = "", client_tag: str = "") -> list:
+    """Start a simulated device (access.simulator) for each of `simulated()`: door controllers,
+    machine nodes and readers with presence and heartbeats, Tasmota relays under `prefix`.
+    Client ids are the controller ids, plus `client_tag` (tests on a shared broker). Returns
+    the devices started (one that cannot connect is left out)."""
+    from access.simulator import SimulatedController, SimulatedRelay
+
+    controllers, relays = simulated()
+    started = []
+    for ctrl_id in controllers:
+        client_id = f"{ctrl_id}{client_tag}"[: protocol.MAX_ID_LENGTH] if client_tag else None
+        device = SimulatedController(
+            ctrl_id, broker=broker, key=key, root=root, client_id=client_id
+        )
+        with contextlib.suppress(TimeoutError, OSError):
+            started.append(device.start())
+    for topic in relays:
+        with contextlib.suppress(TimeoutError, OSError):
+            started.append(SimulatedRelay(prefix, topic, broker=broker).start())
+    return started
+
+
 def build_badges() -> dict[str, tuple[str, str]]:
     """A badge for every demo person, master cards, a visitor; returns samples to print."""
     people = list(Person.objects.filter(email__endswith=DEMO_DOMAIN).order_by("pk"))
@@ -195,7 +258,7 @@ def build_visit(host: Person) -> VisitorPass:
 def build(stdout=None) -> dict[str, tuple[str, str]]:
     """Create or update the demo's doors, controllers and badges; returns (and prints, given a
     stream) a few badge UIDs to try."""
-    controllers = build_doors()
+    controllers = build_doors() + build_machine_controllers()
     samples = build_badges()
     if stdout is not None:
         stdout.write(

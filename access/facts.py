@@ -271,6 +271,28 @@ def load_door_facts(
     )
 
 
+def takes_scans_from(equipment: Equipment, ctrl: str) -> bool:
+    """Whether a badge scan of this machine sent by controller `ctrl` may be decided: only
+    from the controller the machine is wired to, the one `controller_id` names (a native
+    node's own; the reader's next to a Tasmota relay). A machine without a controller takes
+    none: its sessions start from the portal. Any other sender is a bad request, as a door
+    scanned through another controller is."""
+    return (
+        equipment.controller_kind != Equipment.ControllerKind.NONE
+        and equipment.controller_id != ""
+        and equipment.controller_id == ctrl
+    )
+
+
+def scanned_machine(code: str, ctrl: str) -> Equipment | None:
+    """The machine a scan from `ctrl` names (its `eq` level), if it takes that controller's
+    scans (`takes_scans_from`); else None, which the decision answers `bad_request`."""
+    equipment = Equipment.objects.select_related("resource").filter(resource__code=code).first()
+    if equipment is None or not takes_scans_from(equipment, ctrl):
+        return None
+    return equipment
+
+
 def load_equipment_facts(
     cred_hash: str, equipment: Equipment, now: datetime, requested_at: datetime | None = None
 ) -> decision.Facts:

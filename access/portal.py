@@ -30,12 +30,14 @@ from campus.views import staff_required
 
 PAGE_SIZE = 50
 POLL_SECONDS = 4
-# Door events that need someone to look: the door stays "in alarm" until a later event
-# (closed, held_cleared…) says otherwise.
+# Door events and alarms that need someone to look (the bridge logs forced, held and tamper
+# as alarms): the door stays "in alarm" until a later event (closed, held_cleared…) says
+# otherwise. A scan flood is its controller's, shown at the door its scans named.
 ALARMS = {
     "forced": gettext_lazy("Forced open"),
     "held": gettext_lazy("Held open too long"),
     "tamper": gettext_lazy("Reader tampered with"),
+    "scan_flood": gettext_lazy("Scan flood: its controller sends more scans than allowed"),
 }
 CONFIRM_WORD = "LOCKDOWN"
 
@@ -71,7 +73,7 @@ def live_state(person, now: datetime | None = None) -> dict:
     same words."""
     now = now or timezone.now()
     last_door_event = AuditEvent.objects.filter(
-        door=OuterRef("pk"), kind=AuditEvent.Kind.DOOR_EVENT
+        door=OuterRef("pk"), kind__in=[AuditEvent.Kind.DOOR_EVENT, AuditEvent.Kind.ALARM]
     ).order_by("-ts", "-id")
     doors = list(
         doors_queryset(person)

@@ -162,6 +162,8 @@ class Power:
             return answer, {}
         self.wake.set()
         if scan.purpose == "session_stop":
+            if answer.reason in decision.REQUEST_REFUSALS:
+                return answer, {}  # a stale scan, or one from the future, stops nothing
             return self.badge_out(equipment, holder_id, now)
         if not answer.granted or holder_id is None:
             return answer, {}

@@ -44,6 +44,7 @@ DENY_REASONS = frozenset(
         "maintenance",
         "lockdown",
         "stale_request",
+        "future_request",
         "bad_request",
     }
 )

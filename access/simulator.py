@@ -14,6 +14,11 @@ Without an answer within `decision_timeout`, or at once while `sys/backend/statu
 offline, a scan is decided from that list (`decide_offline`; after `valid_until` only
 `override` entries, schedules in the list's `tz`), and a grant is queued as an `unlocked`
 event for the `log` replay when the backend is back. Holding no list, such a scan returns None.
+
+As an equipment node it obeys `eq/{eq}/cmd` (`enable` and `extend` power the machine for
+`lease_s`, `disable` switches it off; a lease not renewed in time switches it off by itself)
+and publishes the retained `eq/{eq}/state` on every change. `SimulatedRelay` is a Tasmota
+plug the same way: POWER, PulseTime, its retained LWT and energy readings.
 """
 
 import json
@@ -62,8 +67,14 @@ class SimulatedController:
         self.acl_log: list[tuple[str, int, str]] = []  # (type, ver, ack status) per push
         self.backend_online: bool | None = None
         self.site_mode = "normal"
+        self.machines: dict[str, tuple[bool, str | None]] = {}  # eq → (powered, session_id)
+        self.leases: dict[str, threading.Timer] = {}
         self.lock = threading.Lock()
         self.connected = threading.Event()
+        # Subscribed: decisions, commands and pushes reach it. The demo starts its devices one
+        # at a time on that (amqtt 0.12 drops a client whose connection it sets up while
+        # another's subscriptions change: "dictionary changed size during iteration").
+        self.subscribed = threading.Event()
         self.stopped = threading.Event()
         self.client = new_client(
             client_id or self.id,
@@ -79,6 +90,7 @@ class SimulatedController:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
 
     def _topic(self, kind: str, **ids) -> str:
         return protocol.topic(kind, self.root, ctrl=self.id, **ids)
@@ -88,7 +100,11 @@ class SimulatedController:
     def start(self, timeout: float = 5.0) -> "SimulatedController":
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
-        if not self.connected.wait(timeout):
+        deadline = time.monotonic() + timeout
+        if not (
+            self.connected.wait(timeout)
+            and self.subscribed.wait(max(0.0, deadline - time.monotonic()))
+        ):
             self.client.loop_stop()
             raise TimeoutError(f"controller {self.id}: no connection to the broker")
         if self.presence and self.heartbeat:
@@ -98,6 +114,9 @@ class SimulatedController:
     def stop(self):
         """A clean shutdown: say offline (retained), then disconnect."""
         self.stopped.set()
+        with self.lock:
+            for timer in self.leases.values():
+                timer.cancel()
         if self.presence and self.connected.is_set():
             offline = protocol.encode({"v": 1, "online": False})
             self.client.publish(
@@ -120,6 +139,7 @@ class SimulatedController:
         subscriptions = [
             f"{own}/door/+/decision",
             f"{own}/eq/+/decision",
+            f"{own}/eq/+/cmd",
             f"{own}/door/+/desired",
             protocol.topic("site_mode", self.root),
             protocol.topic("backend_status", self.root),
@@ -145,6 +165,10 @@ class SimulatedController:
         except ValueError:
             return
         req_id = body.get("req_id") if isinstance(body, dict) else None
+        levels = msg.topic.rsplit("/", 3)
+        if isinstance(body, dict) and len(levels) == 4 and levels[1] == "eq" and levels[3] == "cmd":
+            self._on_eq_cmd(levels[2], body)
+            return
         with self.lock:
             waiting = self.pending.get(req_id) if req_id else None
             if waiting is not None and msg.topic.endswith("/decision"):
@@ -226,6 +250,36 @@ class SimulatedController:
 
     def publish_raw(self, topic: str, payload: bytes, qos: int = 1):
         self.client.publish(topic, payload, qos=qos)
+
+    # --- machines (an equipment node)
+
+    def _on_eq_cmd(self, eq: str, body: dict):
+        cmd, lease = body.get("cmd"), body.get("lease_s")
+        if cmd in ("enable", "extend") and isinstance(lease, int) and lease > 0:
+            self._power(eq, True, body.get("session_id"), lease)
+        elif cmd == "disable":
+            self._power(eq, False)
+
+    def _power(self, eq: str, on: bool, session_id: str | None = None, lease_s: int = 0):
+        """Switch a machine; on, for `lease_s` unless renewed. The retained state on a change."""
+        with self.lock:
+            timer = self.leases.pop(eq, None)
+            if timer is not None:
+                timer.cancel()
+            if on:
+                timer = self.leases[eq] = threading.Timer(lease_s, self._power, (eq, False))
+                timer.daemon = True
+                timer.start()
+            state = (on, session_id if on else None)
+            changed = self.machines.get(eq) != state
+            self.machines[eq] = state
+        if changed:
+            body = {"v": 1, "enabled": on, **({"session_id": session_id} if on else {})}
+            topic = self._topic("eq_state", eq=eq)
+            self.client.publish(topic, protocol.encode(body), qos=1, retain=True)
+
+    def powered(self, eq: str) -> bool:
+        return self.machines.get(eq, (False, None))[0]
 
     # --- the allow-list
 
@@ -379,3 +433,89 @@ def _canon_by_hash(entries) -> dict[str, list[bytes]]:
     for e in entries:
         out.setdefault(e["h"], []).append(protocol.canonical_json(e))
     return out
+
+
+class SimulatedRelay:
+    """A Tasmota plug under `prefix`: POWER ON|OFF, PulseTime 100+s (off by itself unless
+    switched on again), stat/POWER after each switch, a retained tele/LWT, tele/SENSOR with
+    ENERGY.Total in kWh. `answers=False` makes it a relay that never confirms."""
+
+    def __init__(self, prefix: str, device: str, *, broker: Broker, answers: bool = True):
+        self.prefix, self.device, self.answers, self.broker = prefix, device, answers, broker
+        self.on = False
+        self.switches: list[bool] = []  # every switch, by command or by the pulse timer
+        self.pulse_s = 0
+        self.commands: list[tuple[str, str]] = []
+        self.timer: threading.Timer | None = None
+        self.lock = threading.Lock()
+        self.ready = threading.Event()  # subscribed to its commands
+        self.client = new_client(
+            f"relay-{uuid.uuid4().hex[:8]}",
+            username=broker.username or None,
+            password=broker.password or None,
+        )
+        if broker.tls:
+            self.client.tls_set()
+        self.client.will_set(self.topic("tele", "LWT"), b"Offline", qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *args: self.ready.set()
+        self.client.on_message = self._on_message
+
+    def topic(self, kind: str, what: str) -> str:
+        return f"{self.prefix}{kind}/{self.device}/{what}"
+
+    def start(self, timeout: float = 5.0) -> "SimulatedRelay":
+        self.client.connect_async(self.broker.host, self.broker.port)
+        self.client.loop_start()
+        if not self.ready.wait(timeout):
+            self.client.loop_stop()
+            raise TimeoutError(f"relay {self.device}: no connection to the broker")
+        return self
+
+    def stop(self):
+        if self.timer:
+            self.timer.cancel()
+        self.client.publish(self.topic("tele", "LWT"), b"", qos=1, retain=True)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            return
+        client.subscribe(self.topic("cmnd", "+"), qos=1)
+        self.lwt("Online")
+
+    def lwt(self, state: str):
+        self.client.publish(self.topic("tele", "LWT"), state.encode(), qos=1, retain=True)
+
+    def sensor(self, total: str):
+        body = {"Time": "2026-01-01T00:00:00", "ENERGY": {"Total": float(total), "Power": 40}}
+        self.client.publish(self.topic("tele", "SENSOR"), json.dumps(body).encode(), qos=1)
+
+    def switched_on(self) -> int:
+        return sum(1 for c in self.commands if c == ("POWER", "ON"))
+
+    def _switch(self, on: bool):
+        with self.lock:
+            self.on = on
+            self.switches.append(on)
+            if self.timer:
+                self.timer.cancel()
+                self.timer = None
+            if on and self.pulse_s:
+                self.timer = threading.Timer(self.pulse_s, self._switch, (False,))
+                self.timer.daemon = True
+                self.timer.start()
+        if self.answers:
+            self.client.publish(self.topic("stat", "POWER"), b"ON" if on else b"OFF", qos=1)
+
+    def _on_message(self, client, userdata, msg):
+        command, value = msg.topic.rsplit("/", 1)[1], msg.payload.decode()
+        self.commands.append((command, value))
+        if command == "PulseTime":
+            try:
+                self.pulse_s = max(0, int(value) - 100)
+            except ValueError:
+                return
+        elif command == "POWER":
+            self._switch(value == "ON")

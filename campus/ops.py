@@ -55,6 +55,10 @@ ACL_LAGGING = Gauge(
     multiprocess_mode="livemax",
 )
 BRIDGE_RECONNECTS = Counter("technocampus_bridge_reconnects_total", "Bridge reconnections", ["to"])
+SCANS_RATE_LIMITED = Counter(
+    "technocampus_access_scans_rate_limited_total",
+    "Badge scans dropped unanswered: beyond their controller's rate limit (SCAN_RATE, SCAN_BURST)",
+)
 
 
 def metrics(request):

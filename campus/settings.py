@@ -310,6 +310,10 @@ EQ_LEASE_S = envint("EQ_LEASE_S", "60")
 EQ_WARN_S = envint("EQ_WARN_S", "300")
 EQ_GRACE_S = envint("EQ_GRACE_S", "300")
 EQ_CONFIRM_S = float(env("EQ_CONFIRM_S", "2") or "2")
+# Badge scans each controller may send the bridge (access.bridge.ScanLimiter): SCAN_RATE a
+# second, SCAN_BURST at once; beyond, they are dropped unanswered. 0 lifts the limit.
+SCAN_RATE = float(env("SCAN_RATE", "5") or "5")
+SCAN_BURST = envint("SCAN_BURST", "20")
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "True")

@@ -28,31 +28,34 @@ EQUIPMENT_POLICY = {
     "checkin_window_minutes": 0,  # use is measured by sessions, not by check-in
 }
 
-# code, name, class, lab, model, member €/h cents, non-member, options
+# code, name, class, lab, model, member €/h cents, non-member, options; `ctrl` is (kind, the
+# controller whose scans the machine takes, Tasmota topic): a native node's own id, or the
+# reader beside a relay (access/demo.py enrols them with the door controllers).
 MACHINES = [
     ("EQ-CEM-01", "Chambre anéchoïque CEM", "emc-chamber", "B-0.10", "Frankonia SAC-3",
-     12000, 18000, dict(warm=30, cool=15, assisted=True, ctrl=("native", "ctrl-cem"),
+     12000, 18000, dict(warm=30, cool=15, assisted=True, ctrl=("native", "ctrl-cem", ""),
                         energy=25)),
     ("EQ-CLIM-01", "Enceinte climatique", "climatic-chamber", "B-0.11", "Vötsch VT 4021",
-     3500, 5500, dict(warm=20, cool=20, unattended=True, ctrl=("tasmota", "clim01"),
+     3500, 5500, dict(warm=20, cool=20, unattended=True, ctrl=("tasmota", "ctrl-clim", "clim01"),
                       energy=20)),
     ("EQ-CHOC-01", "Enceinte de chocs thermiques", "thermal-shock", "B-0.17",
      "Weiss TS 130", 4000, 6000, dict(warm=30, cool=30, unattended=True,
-                                      ctrl=("native", "ctrl-fiab"), energy=20)),
+                                      ctrl=("native", "ctrl-fiab", ""), energy=20)),
     ("EQ-RX-01", "Inspection rayons X", "x-ray", "B-0.12", "Nordson Quadra 5",
-     6000, 9000, dict(assisted=True, check=True, ctrl=("native", "ctrl-rx"))),
+     6000, 9000, dict(assisted=True, check=True, ctrl=("native", "ctrl-rx", ""))),
     ("EQ-AOI-01", "Inspection optique AOI", "aoi", "B-0.12", "Koh Young Zenith",
-     4000, 6500, dict(ctrl=("native", "ctrl-rx"))),
+     4000, 6500, dict(ctrl=("native", "ctrl-rx", ""))),
     ("EQ-CMS-01", "Ligne CMS (pick and place)", "smt-line", "B-0.13", "Fuji NXT III",
-     8000, 12000, dict(warm=30, assisted=True, ctrl=("native", "ctrl-cms"))),
+     8000, 12000, dict(warm=30, assisted=True, ctrl=("native", "ctrl-cms", ""))),
     ("EQ-FOUR-01", "Four de refusion", "reflow-oven", "B-0.13", "Rehm VisionXP+",
-     3000, 4500, dict(warm=45, cool=30, ctrl=("tasmota", "four01"), energy=20)),
+     3000, 4500, dict(warm=45, cool=30, ctrl=("tasmota", "ctrl-cms", "four01"), energy=20)),
     ("EQ-3D-01", "Imprimante 3D FDM n°1", "3d-printer", "B-0.14", "Prusa MK4",
-     500, 800, dict(unattended=True, ctrl=("tasmota", "imp3d01"), energy=20)),
+     500, 800, dict(unattended=True, ctrl=("tasmota", "ctrl-3d", "imp3d01"), energy=20)),
     ("EQ-3D-02", "Imprimante 3D FDM n°2", "3d-printer", "B-0.14", "Prusa MK4",
-     500, 800, dict(unattended=True, ctrl=("tasmota", "imp3d02"), energy=20)),
+     500, 800, dict(unattended=True, ctrl=("tasmota", "ctrl-3d", "imp3d02"), energy=20)),
     ("EQ-3D-03", "Imprimante 3D résine", "3d-printer", "B-0.14", "Formlabs Form 4",
-     700, 1100, dict(unattended=True, check=True, ctrl=("tasmota", "imp3d03"), energy=20)),
+     700, 1100, dict(unattended=True, check=True, ctrl=("tasmota", "ctrl-3d", "imp3d03"),
+                     energy=20)),
     ("EQ-OSC-01", "Oscilloscope 4 voies 1 GHz", "oscilloscope", "B-0.15", "Keysight MSOX4104A",
      800, 1300, {}),
     ("EQ-OSC-02", "Oscilloscope 4 voies 1 GHz", "oscilloscope", "B-0.15", "Keysight MSOX4104A",
@@ -130,7 +133,7 @@ def build(today: date | None = None) -> dict[str, Equipment]:
                 "is_active": True,
             },
         )
-        kind, ref = opt.get("ctrl", ("none", ""))
+        kind, controller_id, topic = opt.get("ctrl", ("none", "", ""))
         machines[code], _ = Equipment.objects.update_or_create(
             resource=resource,
             defaults={
@@ -138,8 +141,8 @@ def build(today: date | None = None) -> dict[str, Equipment]:
                 "model_name": model,
                 "location": labs[lab],
                 "controller_kind": kind,
-                "controller_id": ref if kind == "native" else "",
-                "tasmota_topic": ref if kind == "tasmota" else "",
+                "controller_id": controller_id,
+                "tasmota_topic": topic,
                 "energy_metering": "energy" in opt,
                 "energy_price_cents_per_kwh": opt.get("energy", 0),
                 "unattended_allowed": opt.get("unattended", False),

@@ -60,7 +60,11 @@ class Equipment(models.Model):
         _("controller id"),
         max_length=64,
         blank=True,
-        help_text=_("Native node: the MQTT id of the controller the machine hangs on."),
+        help_text=_(
+            "The MQTT id of the controller whose badge reader sends the machine's scans: a "
+            "native node's own, or the reader's next to a Tasmota relay. Scans from any "
+            "other controller are refused."
+        ),
     )
     tasmota_topic = models.CharField(
         _("Tasmota topic"),
@@ -113,10 +117,11 @@ class Equipment(models.Model):
             models.CheckConstraint(
                 condition=Q(controller_kind="none")
                 | (Q(controller_kind="native") & ~Q(controller_id=""))
-                | (Q(controller_kind="tasmota") & ~Q(tasmota_topic="")),
+                | (Q(controller_kind="tasmota") & ~Q(tasmota_topic="") & ~Q(controller_id="")),
                 name="equipment_controller_bound",
                 violation_error_message=_(
-                    "A native node needs its controller id; a Tasmota relay needs its topic."
+                    "A native node needs its controller id; a Tasmota relay needs its topic "
+                    "and the id of the controller whose reader sends its scans."
                 ),
             ),
         ]

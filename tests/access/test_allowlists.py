@@ -463,6 +463,64 @@ def test_need_full_rejected_and_other_births_ask_for_a_snapshot(scene):  # noqa:
 
 
 @pytest.mark.django_db
+def test_a_rejection_during_a_push_round_makes_the_next_push_a_snapshot(scene, monkeypatch):  # noqa: F811
+    """The device rejects delta v2 (hash mismatch) while the next round is preparing its own
+    delta: the round read the states before the rejection was recorded, and must not save its
+    copy over the request for a full list."""
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    allowlists.note_ack("ctrl-a", protocol.AclAck(1, "applied"))
+    Credential.objects.filter(uid_hash=h(UIDS["bob"])).update(status="suspended")
+    sent.clear()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    assert [(m["type"], m["ver"]) for m in sent] == [("delta", 2)]
+
+    prepare, rejected = allowlists.prepare, []
+
+    def rejection_lands_meanwhile(state, *args, **kwargs):
+        prepared = prepare(state, *args, **kwargs)
+        if not rejected:  # what the writer thread records while this round goes on
+            rejected.append(True)
+            allowlists.note_ack("ctrl-a", protocol.AclAck(2, "rejected", "hash_mismatch"))
+        return prepared
+
+    monkeypatch.setattr(allowlists, "prepare", rejection_lands_meanwhile)
+    Credential.objects.filter(uid_hash=h(UIDS["alice"])).update(status="suspended")
+    sent.clear()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    assert rejected
+    # The round in flight sends the whole list, not a delta on the list the device refused.
+    assert sent and {m["type"] for m in sent} == {"snapshot"}
+    state = AclState.objects.get(pk="ctrl-a")
+    assert (state.version, state.resend) == (sent[0]["ver"], False)
+    assert state.hash == sent[0]["hash"]
+
+
+@pytest.mark.django_db
+def test_a_rejection_recorded_after_a_round_saved_is_kept_for_the_next(scene, monkeypatch):  # noqa: F811
+    """The rejection lands once the round has recorded its push, before it publishes: the
+    round's delta goes out (the device answers need_full to it), the flag stays, and the next
+    round sends the whole list."""
+    sent, now = Sent(), timezone.now()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    allowlists.note_ack("ctrl-a", protocol.AclAck(1, "applied"))
+    Credential.objects.filter(uid_hash=h(UIDS["bob"])).update(status="suspended")
+    sent.clear()
+
+    def publish(topic, payload):
+        if not sent:
+            allowlists.note_ack("ctrl-a", protocol.AclAck(1, "rejected", "hash_mismatch"))
+        sent(topic, payload)
+
+    allowlists.sync(load_snapshot(now), now, publish, "r")
+    assert [m["type"] for m in sent] == ["delta"]
+    assert AclState.objects.get(pk="ctrl-a").resend
+    sent.clear()
+    allowlists.sync(load_snapshot(now), now, sent, "r")
+    assert sent and {m["type"] for m in sent} == {"snapshot"}
+
+
+@pytest.mark.django_db
 def test_a_heartbeat_lagging_60_seconds_after_a_push_gets_a_snapshot(scene):  # noqa: F811
     from access.models import Controller
 

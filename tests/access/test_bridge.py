@@ -7,8 +7,10 @@ own threads and processes. Times are real: the scene is built around now.
 """
 
 import json
+import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,16 +24,17 @@ import paho.mqtt.client as mqtt
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client as DjangoClient
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from access.bridge import Bridge, BridgeConfig
+from access.bridge import Bridge, BridgeConfig, ScanLimiter
 from access.models import AuditEvent, Controller, Credential, Door, SiteMode, VisitorPass
 from access.mqtt import broker_from_url, new_client
 from access.simulator import SimulatedController
 from bookings.models import Booking, Resource
-from labs.models import Equipment, Qualification
+from labs.models import Equipment, Qualification, UsageSession
 from tests.access.broker import PrivateMosquitto, wait_until
 from tests.conftest import MQTT_TEST_URL, _missing
 
@@ -207,6 +210,9 @@ def device(root):
     devices = []
 
     def start(ctrl="ctrl-a", **options):
+        # A client id of its own: other runs on the shared broker simulate the same ids, and
+        # two clients with one id take the connection from each other.
+        options.setdefault("client_id", f"{ctrl}-{uuid.uuid4().hex[:8]}")
         sim = SimulatedController(
             ctrl, broker=BROKER, key=settings.CREDENTIAL_KEY, root=root, heartbeat=0, **options
         ).start()
@@ -260,6 +266,9 @@ def test_each_rule_grants_or_denies_end_to_end_and_every_decision_is_logged_once
     h = sim.hash(UIDS["bob"])
     stale = sim.scan_hash("D-001", h, ts=int(time.time() * 1000) - 6000)
     assert (stale["result"], stale["reason"]) == ("deny", "stale_request")
+    for ahead in (24 * 3600 * 1000, 3653 * 24 * 3600 * 1000):  # a day, ten years
+        future = sim.scan_hash("D-001", h, ts=int(time.time() * 1000) + ahead)
+        assert (future["result"], future["reason"]) == ("deny", "future_request")
     unknown_door = sim.scan_hash("D-999", h)
     assert unknown_door["reason"] == "bad_request"
     topic = f"{sim.root}/ctrl/ctrl-a/door/D-001/scan"
@@ -269,7 +278,7 @@ def test_each_rule_grants_or_denies_end_to_end_and_every_decision_is_logged_once
     grant = sim.scan("D-101", UIDS["bob"])
     assert grant["pulse_ms"] == 4000 and grant["exp"] > time.time() * 1000
     assert "pulse_ms" not in sim.scan("D-102", UIDS["bob"])
-    expected_rows = len(RULES) + 3 + 2
+    expected_rows = len(RULES) + 5 + 2
     assert wait_until(lambda: audit_rows(kind="decision").count() == expected_rows)
     row = audit_rows(kind="decision", door="D-101", result="grant").first()
     assert row.person_id == scene["badges"]["bob"].holder_id
@@ -383,12 +392,31 @@ def test_a_granted_scan_at_a_booked_room_checks_the_booking_in(scene, bridges, d
     assert wait_until(lambda: Booking.objects.get(pk=booking.pk).status == "checked_in")
 
 
-def test_an_equipment_scan_is_decided_by_the_same_rules(scene, bridges, device):
+def test_a_machine_scan_is_decided_by_the_same_rules_and_only_from_the_machines_controller(
+    scene, bridges, device
+):
+    Controller.objects.create(id="ctrl-b", name="First floor")
     bridges()
-    sim = device()
-    assert sim.eq_scan("EMC-1", UIDS["sam"])["reason"] == "booking"
+    sim, other = device(), device("ctrl-b")
+    assert wait_until(lambda: Controller.objects.filter(online=True).count() == 2)
+    # Without a controller the machine takes no scans: its sessions start from the portal.
+    assert sim.eq_scan("EMC-1", UIDS["sam"])["reason"] == "bad_request"
+    Equipment.objects.filter(pk=scene["emc"].pk).update(
+        controller_kind="native", controller_id="ctrl-a"
+    )
+    # Another enrolled controller can neither start a session on it nor stop one.
+    assert other.eq_scan("EMC-1", UIDS["sam"])["reason"] == "bad_request"
+    assert not UsageSession.objects.exists()
+    granted = sim.eq_scan("EMC-1", UIDS["sam"])
+    assert (granted["result"], granted["reason"]) == ("grant", "booking")
+    stop = other.eq_scan("EMC-1", UIDS["sam"], "session_stop")
+    assert (stop["result"], stop["reason"]) == ("deny", "bad_request")
+    assert UsageSession.objects.get().is_open
     assert sim.eq_scan("EMC-1", UIDS["bob"])["reason"] == "not_qualified"
     assert sim.eq_scan("EMC-9", UIDS["sam"])["reason"] == "bad_request"
+    refused = audit_rows(kind="decision", controller="ctrl-b", equipment="EMC-1")
+    assert wait_until(lambda: refused.count() == 2)
+    assert set(refused.values_list("result", "reason")) == {("deny", "bad_request")}
 
 
 # --- presence, events, acknowledgements
@@ -504,7 +532,8 @@ def decisions(sim) -> dict[str, list]:
 
 def test_two_workers_answer_each_scan_exactly_once(scene, bridges, device):
     group = f"g{uuid.uuid4().hex[:8]}"
-    one, two = bridges(group=group), bridges(group=group)
+    # 200 scans at once from one controller is a load, not a door: no scan limit here.
+    one, two = bridges(group=group, scan_rate=0), bridges(group=group, scan_rate=0)
     sim = device()
     ids = send_scans(sim, 200)
     assert wait_until(lambda: len(decisions(sim)) == 200, 10)
@@ -516,8 +545,123 @@ def test_two_workers_answer_each_scan_exactly_once(scene, bridges, device):
     assert wait_until(lambda: audit_rows(kind="decision").count() == 200)
 
 
+# --- a controller flooding the bridge
+
+FLOOD = 5000
+# The flooding controller, a process of its own as a device is (in this one it would take the
+# bridge's turns at the interpreter lock): N QoS 1 scans published as fast as the broker
+# takes them; it prints how long that took, once every one was acknowledged.
+FLOODER = """
+import json, sys, time
+import paho.mqtt.client as mqtt
+host, port, topic, h, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flood-" + h[:8])
+client.max_inflight_messages_set(0)
+client.connect(host, port)
+client.loop_start()
+started, now_ms = time.monotonic(), int(time.time() * 1000)
+for i in range(n):
+    body = {"v": 1, "req_id": "f%d" % i, "ts": now_ms, "cred": {"type": "uid", "h": h}}
+    info = client.publish(topic, json.dumps(body), qos=1)
+info.wait_for_publish(60)
+print(time.monotonic() - started)
+client.disconnect()
+client.loop_stop()
+"""
+
+
+@pytest.mark.parametrize(
+    ("scans", "allowed"),
+    [
+        ([("a", 0.0)] * 21, 20),  # a burst of 20 at once, not 21
+        ([("a", 0.0)] * 20 + [("a", 0.2), ("a", 0.2)], 21),  # then 5 a second
+        ([("a", 0.0)] * 20 + [("a", 10.0)] * 25, 40),  # idle for 10 s: 20 again, not 50
+        ([("a", 0.0)] * 25 + [("b", 0.0)] * 3, 23),  # each controller its own bucket
+        ([("a", t / 10) for t in range(100)], 20 + 49),  # 10 a second for 10 s: 5 a second
+    ],
+)
+def test_the_scan_limit_is_a_token_bucket_per_controller(scans, allowed):
+    limiter = ScanLimiter(rate=5, burst=20)
+    assert sum(limiter.take(ctrl, at) for ctrl, at in scans) == allowed
+
+
+def test_a_scan_rate_of_zero_lifts_the_limit():
+    limiter = ScanLimiter(rate=0, burst=20)
+    assert all(limiter.take("a", 0.0) for _ in range(1000))
+
+
+def metric(name: str) -> float:
+    """A counter as /metrics shows it."""
+    body = DjangoClient().get("/metrics").content.decode()
+    found = re.search(rf"^{name} (\S+)$", body, flags=re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_controller_flooding_the_bridge_is_held_to_its_limit_and_the_next_door_keeps_pace(
+    scene, bridges, device, root
+):
+    """5,000 QoS 1 scans in a burst from ctrl-a, while the door of ctrl-b next to it scans a
+    badge five times a second (a busy real door). With the default limits (5 scans a second,
+    20 at once, per controller) the flood beyond them is dropped unanswered, counted in
+    /metrics, and raises one alarm; the other door's p99 stays under one second (the one
+    timed assertion here: the point of the limit)."""
+    ctrl_b = Controller.objects.create(id="ctrl-b", name="First floor")
+    Door.objects.create(id="D-201", name="Landing", controller=ctrl_b, kind="floor")
+    running = bridges()
+    assert (running.bridge.limiter.rate, running.bridge.limiter.burst) == (5, 20)
+    flooded, neighbour = device(), device("ctrl-b")
+    dropped_before = metric("technocampus_access_scans_rate_limited_total")
+    h = Credential.hash_uid(UIDS["bob"])
+
+    latencies, answers, done = [], [], threading.Event()
+
+    def door_next_to_it():
+        topic = f"{root}/ctrl/ctrl-b/door/D-201/scan"
+        while not done.is_set():
+            body = {"v": 1, "req_id": uuid.uuid4().hex, "ts": int(time.time() * 1000)}
+            body["cred"] = {"type": "uid", "h": h}
+            started = time.perf_counter()
+            answers.append(neighbour.request(topic, body, timeout=5))
+            latencies.append(time.perf_counter() - started)
+            done.wait(max(0.0, 0.2 - (time.perf_counter() - started)))
+
+    thread = threading.Thread(target=door_next_to_it, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        flood = subprocess.run(  # noqa: S603 - this interpreter, the script above
+            [sys.executable, "-c", FLOODER, BROKER.host, str(BROKER.port)]
+            + [f"{root}/ctrl/ctrl-a/door/D-001/scan", h, str(FLOOD)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        time.sleep(1.5)  # the door goes on scanning while the bridge catches up
+    finally:
+        done.set()
+        thread.join(10)
+    flooded_for = float(flood.stdout)
+
+    p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]
+    assert p99 < 1.0, (p99, sorted(latencies)[-5:], flooded_for, dict(running.bridge.counters))
+    assert len(latencies) >= 10
+    assert [(a or {}).get("reason") for a in answers] == ["common_area"] * len(answers)
+    # The flood gets what its bucket holds: the rest is dropped unanswered, and counted. The
+    # broker drops none of it (it may hold up to 65,535 unacknowledged for the bridge).
+    dropped = running.bridge.counters["rate_limited"]
+    answered = decisions(flooded)
+    assert 20 <= len(answered) <= 20 + 5 * (flooded_for + 2)
+    assert len(answered) + dropped == FLOOD
+    assert metric("technocampus_access_scans_rate_limited_total") - dropped_before == dropped
+    alarms = audit_rows(kind="alarm", result="scan_flood")
+    assert wait_until(alarms.exists)
+    (alarm,) = alarms
+    assert (alarm.controller, alarm.door, alarm.reason) == ("ctrl-a", "D-001", "rate_limited")
+
+
 def test_malformed_and_random_payloads_never_stop_the_bridge(scene, bridges, device):
-    bridge = bridges()
+    bridge = bridges(scan_rate=0)  # hundreds of messages at once: no scan limit here
     sim = device()
     rng = random.Random(5)
     root = sim.root
@@ -606,7 +750,8 @@ def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device
     name, group = f"restart-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     sim = device(client_id=f"sim-{uuid.uuid4().hex[:8]}")
     online = lambda: [b for t, b in sim.extra if t.endswith("/sys/backend/status")]  # noqa: E731
-    process = start_bridge_process(root, name, group)
+    # 150 scans at 50 a second from one controller: a load, no scan limit.
+    process = start_bridge_process(root, name, group, SCAN_RATE="0")
     try:
         assert wait_until(lambda: online() and online()[-1]["online"], 15)
         time.sleep(0.2)  # subscribed
@@ -617,7 +762,7 @@ def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
         assert wait_until(lambda: not online()[-1]["online"], 5)  # its last word, in flight
-        process = start_bridge_process(root, name, group)
+        process = start_bridge_process(root, name, group, SCAN_RATE="0")
         sender.join()
         assert wait_until(lambda: len(decisions(sim)) >= len(sent), 20)
         answers = decisions(sim)

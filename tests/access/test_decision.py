@@ -392,6 +392,36 @@ CASES = [
         facts(credential=None, requested_at=NOW - H),
         "deny stale_request",
     ),
+    (
+        "a scan 5 seconds ahead of our clock is answered",
+        facts(requested_at=NOW + timedelta(seconds=5)),
+        "grant common_area",
+    ),
+    (
+        "a scan more than 5 seconds ahead of our clock is refused",
+        facts(requested_at=NOW + timedelta(seconds=5, milliseconds=1)),
+        "deny future_request",
+    ),
+    (
+        "a scan a day ahead is refused before looking at the badge",
+        facts(credential=MASTER, person=SAM, requested_at=NOW + 24 * H),
+        "deny future_request",
+    ),
+    (
+        "a scan ten years ahead is refused",
+        facts(requested_at=NOW + timedelta(days=3653)),
+        "deny future_request",
+    ),
+    (
+        "a machine scan from the future is refused too",
+        facts(
+            equipment=EMC,
+            bookings=(MACHINE_AT_1005,),
+            qualifications=QUALIFIED,
+            requested_at=NOW + 24 * H,
+        ),
+        "deny future_request",
+    ),
     ("a scan at an unknown door is a bad request", facts(door=None), "deny bad_request"),
     (
         "a scan naming a door and a machine is a bad request",

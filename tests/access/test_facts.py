@@ -18,6 +18,8 @@ from access.facts import (
     load_door_facts,
     load_equipment_facts,
     probe_statement,
+    scanned_machine,
+    takes_scans_from,
 )
 from access.models import ChangeVersion, Credential, Door, SiteMode, VisitorPass
 from bookings.models import Booking, Resource
@@ -272,6 +274,34 @@ def test_a_door_of_another_controller_is_unknown_to_this_one(scene):
     scanned = cache.door_facts(scene["bob"].uid_hash, "ctrl-b", "D-101", NOW)
     assert scanned.door is None
     assert decide(scanned.facts).reason == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("kind", "controller_id", "sender", "takes"),
+    [
+        ("native", "ctrl-m", "ctrl-m", True),  # the node the machine hangs on
+        ("native", "ctrl-m", "ctrl-x", False),  # any other enrolled controller
+        ("tasmota", "ctrl-m", "ctrl-m", True),  # the reader next to the relay
+        ("tasmota", "ctrl-m", "laser1", False),  # the relay itself scans no badge
+        ("tasmota", "", "ctrl-m", False),  # no reader named: no scans at all
+        ("tasmota", "", "", False),
+        ("none", "", "ctrl-m", False),  # sessions from the portal only
+        ("none", "ctrl-m", "ctrl-m", False),  # a leftover id wires nothing
+    ],
+)
+def test_a_machine_takes_scans_only_from_the_controller_it_is_wired_to(
+    kind, controller_id, sender, takes
+):
+    machine = Equipment(controller_kind=kind, controller_id=controller_id, tasmota_topic="laser1")
+    assert takes_scans_from(machine, sender) is takes
+
+
+def test_the_scanned_machine_is_found_by_code_and_controller(scene):
+    machine = scene["emc"]
+    Equipment.objects.filter(pk=machine.pk).update(controller_kind="native", controller_id="ctrl-a")
+    assert scanned_machine(machine.resource.code, "ctrl-a").pk == machine.pk
+    assert scanned_machine(machine.resource.code, "ctrl-b") is None
+    assert scanned_machine("NO-SUCH-MACHINE", "ctrl-a") is None
 
 
 def test_a_suspension_reaches_the_cache_at_the_next_refresh(scene):

@@ -15,12 +15,14 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from access.bridge import Bridge, BridgeConfig
 from access.models import Controller, Credential
 from access.mqtt import broker_from_url, new_client
-from access.simulator import SimulatedController
+from access.simulator import SimulatedController, SimulatedRelay
 from bookings.models import Booking, Resource
 from labs import sessions
 from labs.models import Equipment, Qualification, UsageSession
@@ -31,72 +33,6 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
 
 BROKER = broker_from_url(MQTT_TEST_URL)
 UIDS = {"alice": "A11CE000", "bob": "B0B0B0B0", "charlie": "C4A411E0"}
-
-
-class SimulatedRelay:
-    """A Tasmota plug: POWER ON|OFF, PulseTime 100+s (off by itself unless switched on again),
-    stat/POWER after each switch, a retained tele/LWT, tele/SENSOR with ENERGY.Total in kWh."""
-
-    def __init__(self, prefix: str, device: str, *, answers=True, broker=BROKER):
-        self.prefix, self.device, self.answers, self.broker = prefix, device, answers, broker
-        self.on = False
-        self.switches: list[bool] = []  # every switch, by command or by the pulse timer
-        self.pulse_s = 0
-        self.commands: list[tuple[str, str]] = []
-        self.timer: threading.Timer | None = None
-        self.lock = threading.Lock()
-        self.client = new_client(f"relay-{uuid.uuid4().hex[:8]}")
-        self.client.will_set(self.topic("tele", "LWT"), b"Offline", qos=1, retain=True)
-        self.client.on_message = self._on_message
-
-    def topic(self, kind: str, what: str) -> str:
-        return f"{self.prefix}{kind}/{self.device}/{what}"
-
-    def start(self):
-        self.client.connect(self.broker.host, self.broker.port)
-        self.client.loop_start()
-        self.client.subscribe(self.topic("cmnd", "+"), qos=1)
-        self.lwt("Online")
-        return self
-
-    def stop(self):
-        if self.timer:
-            self.timer.cancel()
-        for what in ("LWT",):
-            self.client.publish(self.topic("tele", what), b"", qos=1, retain=True)
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def lwt(self, state: str):
-        self.client.publish(self.topic("tele", "LWT"), state.encode(), qos=1, retain=True)
-
-    def sensor(self, total: str):
-        body = {"Time": "2026-01-01T00:00:00", "ENERGY": {"Total": float(total), "Power": 40}}
-        self.client.publish(self.topic("tele", "SENSOR"), json.dumps(body).encode(), qos=1)
-
-    def switched_on(self) -> int:
-        return sum(1 for c in self.commands if c == ("POWER", "ON"))
-
-    def _switch(self, on: bool):
-        with self.lock:
-            self.on = on
-            self.switches.append(on)
-            if self.timer:
-                self.timer.cancel()
-                self.timer = None
-            if on and self.pulse_s:
-                self.timer = threading.Timer(self.pulse_s, self._switch, (False,))
-                self.timer.start()
-        if self.answers:
-            self.client.publish(self.topic("stat", "POWER"), b"ON" if on else b"OFF", qos=1)
-
-    def _on_message(self, client, userdata, msg):
-        command, value = msg.topic.rsplit("/", 1)[1], msg.payload.decode()
-        self.commands.append((command, value))
-        if command == "PulseTime":
-            self.pulse_s = max(0, int(value) - 100)
-        elif command == "POWER":
-            self._switch(value == "ON")
 
 
 @pytest.fixture
@@ -122,6 +58,7 @@ def laser(campus, alice, bob, charlie, power_settings):
         location=campus["lab"],
         controller_kind="tasmota",
         tasmota_topic="laser1",
+        controller_id="ctrl-m",  # the reader next to the relay
         energy_metering=True,
     )
     for who, person in (("alice", alice), ("bob", bob), ("charlie", charlie)):
@@ -157,7 +94,9 @@ def running(laser):
     made = {}
 
     def start(*, answers=True):
-        relay = made["relay"] = SimulatedRelay(settings.TASMOTA_PREFIX, "laser1", answers=answers)
+        relay = made["relay"] = SimulatedRelay(
+            settings.TASMOTA_PREFIX, "laser1", answers=answers, broker=BROKER
+        )
         relay.start()
         config = BridgeConfig(
             broker=BROKER,
@@ -175,7 +114,12 @@ def running(laser):
         made["bridge"] = (stop, thread)
         assert bridge.ready.wait(10)
         reader = made["reader"] = SimulatedController(
-            "ctrl-m", broker=BROKER, key=settings.CREDENTIAL_KEY, root=root, heartbeat=0
+            "ctrl-m",
+            broker=BROKER,
+            key=settings.CREDENTIAL_KEY,
+            root=root,
+            heartbeat=0,
+            client_id=f"ctrl-m-{uuid.uuid4().hex[:8]}",  # the broker is shared with other runs
         ).start()
         events = made["events"] = []
         watcher = made["watcher"] = new_client(f"watch-{uuid.uuid4().hex[:8]}")
@@ -242,6 +186,38 @@ def test_without_training_or_booking_the_machine_stays_off(laser, running):
     assert scan(reader, "bob")["reason"] == "no_booking"
     assert relay.switched_on() == 0 and not relay.on
     assert not UsageSession.objects.exists()
+
+
+def test_another_controller_can_neither_start_nor_stop_the_machine(laser, running, settings):
+    Controller.objects.create(id="ctrl-x", name="Another floor")
+    relay, reader, events = running()
+    intruder = SimulatedController(
+        "ctrl-x",
+        broker=BROKER,
+        key=settings.CREDENTIAL_KEY,
+        root=settings.MQTT_ROOT,
+        heartbeat=0,
+        client_id=f"ctrl-x-{uuid.uuid4().hex[:8]}",
+    ).start()
+    try:
+        started = intruder.eq_scan("LASER-1", UIDS["alice"], "session_start", timeout=5)
+        assert (started["result"], started["reason"]) == ("deny", "bad_request")
+        assert relay.switched_on() == 0 and not UsageSession.objects.exists()
+        granted = scan(reader, "alice")
+        assert granted["result"] == "grant" and relay.on
+        stopped = intruder.eq_scan("LASER-1", UIDS["alice"], "session_stop", timeout=5)
+        assert (stopped["result"], stopped["reason"]) == ("deny", "bad_request")
+        assert UsageSession.objects.get(pk=int(granted["session_id"])).is_open and relay.on
+    finally:
+        intruder.stop()
+
+
+def test_a_tasmota_machine_must_name_the_controller_of_its_reader(laser):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Equipment.objects.filter(pk=laser.pk).update(controller_id="")
+    laser.controller_id = ""
+    with pytest.raises(ValidationError, match="controller whose reader"):
+        laser.full_clean()
 
 
 def test_a_relay_going_offline_stops_the_session(laser, running):

@@ -454,6 +454,14 @@ def test_a_malformed_entry_is_refused():
         snapshot([entry(1, flags=["vip"])])
 
 
+def test_the_future_request_deny_printed_in_docs_mqtt_md():
+    req_id, exp = "01JF9X3K6T2Q8V0M7N5C4B1A2Z", 1767600125456
+    assert protocol.decision_payload(req_id, "deny", "future_request", exp) == (
+        b'{"v":1,"req_id":"01JF9X3K6T2Q8V0M7N5C4B1A2Z","result":"deny",'
+        b'"reason":"future_request","exp":1767600125456}'
+    )
+
+
 def test_the_vectors_printed_in_docs_mqtt_md():
     assert credential_hash("04:a1:b2:c3", "k") == "bf0487d0f34975ab092729b5ac5d374c"
     assert allowlist_hash([], {}) == (

@@ -2,9 +2,9 @@
 (`python -m tests.faults.agent seed|book`, DATABASE_URL set by tests/faults/conftest.py).
 
 - `seed` builds the small campus the scenarios share: Acme's office door D-101 on ctrl-a
-  (bob's badge opens it), the EMC chamber EMC-1 on a Tasmota relay `emc1` (sam is trained
-  and booked it from 5 minutes ago for 3 hours), two meeting rooms with an always-open
-  policy, and four Acme members who book them.
+  (bob's badge opens it), the EMC chamber EMC-1 on a Tasmota relay `emc1` with its reader on
+  ctrl-a (sam is trained and booked it from 5 minutes ago for 3 hours), two meeting rooms
+  with an always-open policy, and four Acme members who book them.
 - `book` runs one writer thread per member through the public booking path
   (`bookings.engine.book`), all of them after the same slots in their own order, and prints a
   JSON line per outcome as it happens. A writer retries a slot on a database error as a client
@@ -79,6 +79,7 @@ def seed():
         location=lab,
         controller_kind="tasmota",
         tasmota_topic="emc1",
+        controller_id="ctrl-a",  # its badge reader
     )
     Qualification.objects.create(person=sam, equipment=emc, valid_from=now - timedelta(days=1))
     start, end = now - timedelta(minutes=5), now + timedelta(hours=3)

@@ -33,10 +33,9 @@ import pytest
 from django.conf import settings
 
 from access.mqtt import broker_from_url
-from access.simulator import SimulatedController
+from access.simulator import SimulatedController, SimulatedRelay
 from tests.access.broker import wait_until
 from tests.access.test_bridge import decisions, start_bridge_process
-from tests.access.test_power import SimulatedRelay
 from tests.faults.agent import BADGES, slots
 from tests.faults.conftest import agent_env
 
@@ -164,7 +163,8 @@ def scene(database, mosquitto):
                 database=url,
                 mqtt_url=mosquitto.url,
                 workers=workers,
-                **env,
+                # A stream of scans from one controller: a load, not a door (no scan limit).
+                **{"SCAN_RATE": "0", **env},
             )
             processes.append(process)
             return process

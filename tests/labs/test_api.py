@@ -246,7 +246,9 @@ def test_a_session_is_refused_without_a_booking_or_on_a_controlled_machine(
     qualify(charlie, printer, since=timezone.now() - timedelta(days=1))
     response = as_charlie.post("/api/v1/sessions", {"equipment_id": printer.pk}, "application/json")
     assert (response.status_code, response.json()["code"]) == (409, "no_booking")
-    Equipment.objects.filter(pk=scope.pk).update(controller_kind="tasmota", tasmota_topic="osc1")
+    Equipment.objects.filter(pk=scope.pk).update(
+        controller_kind="tasmota", tasmota_topic="osc1", controller_id="ctrl-lab"
+    )
     response = as_charlie.post("/api/v1/sessions", {"equipment_id": scope.pk}, "application/json")
     assert (response.status_code, response.json()["code"]) == (409, "controller_managed")
     response = as_charlie.post("/api/v1/sessions", {"equipment_id": 999999}, "application/json")

@@ -66,6 +66,21 @@ def test_the_doors_page_says_online_offline_and_alarms_in_words(sam, doors, onli
     assert 'aria-live="polite"' in body
 
 
+def test_alarms_the_bridge_logs_show_at_their_door(sam, doors, online):
+    # As the bridge writes them: forced, held and tamper, and a controller's scan flood.
+    AuditEvent.objects.create(
+        kind="alarm", controller="ctrl-a", door="D-010", result="forced", seq=1
+    )
+    AuditEvent.objects.create(
+        kind="alarm", controller="ctrl-a", door="D-001", result="scan_flood", reason="rate_limited"
+    )
+    cells = signed_in(sam).get("/staff/doors/state.json").json()["cells"]
+    assert cells["d-D-010-alarm"] == {"text": "Forced open", "state": "alarm"}
+    flood = "Scan flood: its controller sends more scans than allowed"
+    assert cells["d-D-001-alarm"] == {"text": flood, "state": "alarm"}
+    assert cells["d-D-101-alarm"] == {"text": "none", "state": ""}
+
+
 def test_a_later_door_event_clears_the_alarm(sam, doors, online):
     for seq, event in enumerate(["held", "held_cleared"]):
         AuditEvent.objects.create(

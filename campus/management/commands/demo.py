@@ -6,7 +6,6 @@ Everything a first-time user needs runs in this one process tree, on SQLite unle
 DATABASE_URL says otherwise.
 """
 
-import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -18,8 +17,6 @@ from django.core.management.base import BaseCommand
 from campus import demo
 
 log = logging.getLogger(__name__)
-
-SIMULATED_CONTROLLERS = 4
 
 
 class Command(BaseCommand):
@@ -65,10 +62,11 @@ class Command(BaseCommand):
     def start_access(self) -> Path | None:
         """Broker, bridge and simulated controllers, each in background threads; returns the
         file that tells other commands (door_scan) where the embedded broker listens."""
+        from access import demo as access_demo
         from access.bridge import EMBEDDED_URL_FILE, Bridge, BridgeConfig
-        from access.models import Controller
         from access.mqtt import broker_from_url
-        from access.simulator import SimulatedController
+        from access.power import tasmota_prefix
+        from access.simulator import SimulatedRelay
 
         url_file = None
         if settings.MQTT_URL:
@@ -101,17 +99,15 @@ class Command(BaseCommand):
             "booking jobs every 30 s"
         )
         self.stdout.write("                try a badge: uv run manage.py door_scan <door id> <uid>")
-        started = []
-        for ctrl in Controller.objects.filter(is_active=True, doors__isnull=False).distinct()[
-            :SIMULATED_CONTROLLERS
-        ]:
-            device = SimulatedController(
-                ctrl.id, broker=broker, key=settings.CREDENTIAL_KEY, root=settings.MQTT_ROOT
+        devices = access_demo.simulate(
+            broker, key=settings.CREDENTIAL_KEY, root=settings.MQTT_ROOT, prefix=tasmota_prefix()
+        )
+        relays = [d for d in devices if isinstance(d, SimulatedRelay)]
+        if devices:
+            self.stdout.write(
+                f"  controllers   {len(devices) - len(relays)} simulated (every door and machine "
+                f"controller) and {len(relays)} Tasmota relays"
             )
-            with contextlib.suppress(TimeoutError, OSError):
-                started.append(device.start().id)
-        if started:
-            self.stdout.write(f"  controllers   simulated: {', '.join(started)}")
         else:
             self.stdout.write("  controllers   none in the database, none simulated")
         return url_file
