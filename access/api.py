@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -36,8 +36,12 @@ from access.models import (
     SiteMode,
     VisitorPass,
     record_rights_change,
+    visible_access_events,
+    visible_credentials,
+    visible_doors,
+    visible_visits,
 )
-from campus.api import In, Pages, existing, save_validated
+from campus.api import In, Pages, answers, choice, existing, save_validated
 from campus.auth import caller, get_scoped, is_staff, require_may_write_badge, require_staff
 from campus.errors import Conflict, Forbidden, Invalid, NotFound
 from campus.idempotency import idempotent
@@ -112,9 +116,11 @@ class DoorOut(Schema):
         }
 
 
-def doors_queryset():
+def doors_queryset(person: Person):
+    """The doors the person may see (staff only: access.models.visible_doors), each with its
+    last event."""
     last = AuditEvent.objects.filter(door=OuterRef("pk")).order_by("-ts", "-id")
-    return Door.objects.select_related("controller", "space").annotate(
+    return visible_doors(person).annotate(
         **{
             f"last_{name}": Subquery(last.values(name)[:1])
             for name in ("ts", "kind", "result", "reason")
@@ -131,9 +137,9 @@ class DoorFilter(Schema):
 
 @router.get("/doors", response=list[DoorOut], summary="Doors with their live state (staff)")
 @paginate(Pages)
+@answers("staff_only")
 def list_doors(request, filters: Query[DoorFilter]):
-    require_staff(request)
-    qs = doors_queryset()
+    qs = doors_queryset(caller(request))
     if filters.kind:
         qs = qs.filter(kind=filters.kind)
     if filters.controller:
@@ -146,14 +152,14 @@ def list_doors(request, filters: Query[DoorFilter]):
 
 
 def _door(request, door_id: str) -> Door:
-    require_staff(request)
-    door = doors_queryset().filter(pk=door_id).first()
+    door = doors_queryset(caller(request)).filter(pk=door_id).first()
     if door is None:
         raise NotFound(f"No door with id {door_id}.")
     return door
 
 
 @router.get("/doors/{door_id}", response=DoorOut, summary="One door (staff)")
+@answers("staff_only")
 def get_door(request, door_id: str):
     return _door(request, door_id)
 
@@ -176,6 +182,7 @@ class UnlockOut(Schema):
     response={202: UnlockOut},
     summary="Unlock a door once (staff); 409 offline or lockdown, 503 broker unavailable",
 )
+@answers("staff_only", "lockdown", "controller_offline", "broker_unavailable")
 def unlock_door(request, door_id: str, payload: UnlockIn | None = None):
     payload = payload or UnlockIn()
     door = _door(request, door_id)
@@ -203,6 +210,7 @@ class DoorModeIn(In):
     response=DoorOut,
     summary="Set a door normal, held open or locked down (staff)",
 )
+@answers("staff_only", "broker_unavailable")
 def set_door_mode(request, door_id: str, payload: DoorModeIn):
     door = _door(request, door_id)
     commands.set_door_mode(door, payload.mode, by=caller(request), why=payload.why)
@@ -244,6 +252,7 @@ class ControllerOut(Schema):
 
 @router.get("/controllers", response=list[ControllerOut], summary="Controllers (staff)")
 @paginate(Pages)
+@answers("staff_only")
 def list_controllers(request, online: QueryFlag | None = None):
     require_staff(request)
     qs = Controller.objects.prefetch_related("doors").order_by("id")
@@ -279,6 +288,7 @@ class LockdownIn(In):
 
 
 @router.get("/lockdown", response=LockdownOut, summary="The site's lockdown state (staff)")
+@answers("staff_only")
 def get_lockdown(request):
     require_staff(request)
     return SiteMode.current()
@@ -289,6 +299,7 @@ def get_lockdown(request):
     response=LockdownOut,
     summary="Lock the site down or lift it (staff); 503 if controllers could not be told",
 )
+@answers("staff_only", "broker_unavailable")
 def set_lockdown(request, payload: LockdownIn):
     person = require_staff(request)
     return commands.set_lockdown(payload.on, by=person, why=payload.why)
@@ -328,22 +339,10 @@ class CredentialOut(Schema):
         return as_local(obj.created_at)
 
 
-def visible_credentials(person: Person):
-    qs = Credential.objects.select_related("holder")
-    if is_staff(person):
-        return qs
-    if person.is_tenant_admin and person.tenant_id:
-        return qs.filter(
-            Q(holder__tenant_id=person.tenant_id)
-            | Q(visitor_pass__host__tenant_id=person.tenant_id)
-        )
-    return qs.filter(holder=person)
-
-
 class CredentialFilter(Schema):
     holder: QueryId | None = None
-    status: Credential.Status | None = None
-    kind: Credential.Kind | None = None
+    status: choice(Credential.Status) | None = None
+    kind: choice(Credential.Kind) | None = None
 
 
 @router.get("/credentials", response=list[CredentialOut], summary="Badges you may see")
@@ -447,6 +446,7 @@ def register_badge(
 
 
 @router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
+@answers("staff_only", "already_registered", "conflict")
 @idempotent
 def create_credential(request, payload: CredentialIn):
     credential = register_badge(
@@ -495,6 +495,7 @@ def _change_status(request, credential_id: int, status: str, payload: ReasonIn |
 @router.post(
     "/credentials/{credential_id}/suspend", response=CredentialOut, summary="Suspend a badge"
 )
+@answers("staff_only", "invalid_transition")
 def suspend_credential(request, credential_id: int, payload: ReasonIn | None = None):
     return _change_status(request, credential_id, Credential.Status.SUSPENDED, payload)
 
@@ -504,6 +505,7 @@ def suspend_credential(request, credential_id: int, payload: ReasonIn | None = N
     response=CredentialOut,
     summary="Report a badge lost",
 )
+@answers("staff_only", "invalid_transition")
 def report_lost_credential(request, credential_id: int, payload: ReasonIn | None = None):
     return _change_status(request, credential_id, Credential.Status.LOST, payload)
 
@@ -513,6 +515,7 @@ def report_lost_credential(request, credential_id: int, payload: ReasonIn | None
     response=CredentialOut,
     summary="Reactivate a suspended or found badge",
 )
+@answers("staff_only", "invalid_transition")
 def reactivate_credential(request, credential_id: int, payload: ReasonIn | None = None):
     return _change_status(request, credential_id, Credential.Status.ACTIVE, payload)
 
@@ -548,15 +551,6 @@ class VisitorOut(Schema):
         return getattr(obj, "credential", None)
 
 
-def visible_visits(person: Person):
-    qs = VisitorPass.objects.select_related("host", "space", "credential__holder")
-    if is_staff(person):
-        return qs
-    if person.is_tenant_admin and person.tenant_id:
-        return qs.filter(host__tenant_id=person.tenant_id)
-    raise Forbidden("Only facility staff or a tenant admin may manage visitors.", code="staff_only")
-
-
 class VisitFilter(Schema):
     start_from: When | None = Field(None, alias="from")
     start_to: When | None = Field(None, alias="to")
@@ -565,6 +559,7 @@ class VisitFilter(Schema):
 
 @router.get("/visitors", response=list[VisitorOut], summary="Visitor passes")
 @paginate(Pages)
+@answers("staff_only")
 def list_visitors(request, filters: Query[VisitFilter]):
     qs = visible_visits(caller(request))
     if filters.start_from:
@@ -577,6 +572,7 @@ def list_visitors(request, filters: Query[VisitFilter]):
 
 
 @router.get("/visitors/{visit_id}", response=VisitorOut, summary="One visitor pass")
+@answers("staff_only")
 def get_visitor(request, visit_id: int):
     return get_scoped(visible_visits(caller(request)), visit_id, "visitor pass")
 
@@ -662,6 +658,7 @@ def expect_visitor(
 
 
 @router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
+@answers("staff_only", "already_registered")
 @idempotent
 def create_visitor(request, payload: VisitorIn):
     person = caller(request)
@@ -685,6 +682,7 @@ def create_visitor(request, payload: VisitorIn):
     response={201: VisitorOut},
     summary="Hand a visitor their badge",
 )
+@answers("staff_only", "already_registered")
 @idempotent
 def give_visitor_badge(request, visit_id: int, payload: BadgeIn):
     person = caller(request)
@@ -741,7 +739,7 @@ class AccessEventFilter(Schema):
     person: QueryId | None = None
     result: str | None = Field(None, max_length=20)
     reason: str | None = Field(None, max_length=40)
-    kind: AuditEvent.Kind | None = None
+    kind: choice(AuditEvent.Kind) | None = None
 
     @model_validator(mode="after")
     def window(self):
@@ -751,12 +749,7 @@ class AccessEventFilter(Schema):
 
 
 def access_events(person: Person, filters: AccessEventFilter):
-    qs = AuditEvent.objects.select_related("person", "credential")
-    if not is_staff(person):
-        if person.is_tenant_admin and person.tenant_id:
-            qs = qs.filter(person__tenant_id=person.tenant_id)
-        else:
-            qs = qs.filter(person=person)
+    qs = visible_access_events(person)
     if filters.start:
         qs = qs.filter(ts__gte=filters.start)
     if filters.end:
@@ -853,6 +846,7 @@ class OccupancyOut(Schema):
 
 
 @router.get("/occupancy", response=OccupancyOut, summary="Who is inside now (staff)")
+@answers("staff_only")
 def get_occupancy(request):
     require_staff(request)
     now = timezone.now()

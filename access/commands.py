@@ -36,7 +36,6 @@ PUBLISH_TIMEOUT = 2.0
 class BrokerUnavailable(DomainError):
     """The MQTT broker is not configured, not reachable, or did not acknowledge in time."""
 
-    status = 503
     code = "broker_unavailable"
 
 

@@ -16,7 +16,8 @@ from django.utils.translation import gettext_lazy as _
 
 from access import decision, protocol
 from access.mqtt import broker_from_url
-from campus.errors import Conflict, Invalid
+from campus.auth import is_staff
+from campus.errors import Conflict, Forbidden, Invalid
 from campus.models import Lease, Person, Space
 
 validate_device_id = RegexValidator(
@@ -848,6 +849,53 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("the audit log is append-only; see purge_audit_events()")
+
+
+# ------------------------------------------------------------------ who sees what
+# One function per object type, for the API's lists and details and the portal's pages. Doors,
+# controllers and the site mode are building equipment: facility staff only (403 for others).
+
+
+def visible_doors(person: Person):
+    if not is_staff(person):
+        raise Forbidden("Only facility staff may do this.", code="staff_only")
+    return Door.objects.select_related("controller", "space")
+
+
+def visible_credentials(person: Person):
+    """Staff see every badge; a tenant admin their tenant's people's and visitors'; anyone
+    else their own."""
+    qs = Credential.objects.select_related("holder")
+    if is_staff(person):
+        return qs
+    if person.is_tenant_admin and person.tenant_id:
+        return qs.filter(
+            Q(holder__tenant_id=person.tenant_id)
+            | Q(visitor_pass__host__tenant_id=person.tenant_id)
+        )
+    return qs.filter(holder=person)
+
+
+def visible_visits(person: Person):
+    """Staff see every visitor pass; a tenant admin those hosted by their tenant's people;
+    anyone else may not manage visitors (403)."""
+    qs = VisitorPass.objects.select_related("host", "space", "credential__holder")
+    if is_staff(person):
+        return qs
+    if person.is_tenant_admin and person.tenant_id:
+        return qs.filter(host__tenant_id=person.tenant_id)
+    raise Forbidden("Only facility staff or a tenant admin may manage visitors.", code="staff_only")
+
+
+def visible_access_events(person: Person):
+    """Staff see the whole access log; a tenant admin their tenant's people's lines; anyone
+    else their own."""
+    qs = AuditEvent.objects.select_related("person", "credential")
+    if is_staff(person):
+        return qs
+    if person.is_tenant_admin and person.tenant_id:
+        return qs.filter(person__tenant_id=person.tenant_id)
+    return qs.filter(person=person)
 
 
 def record_rights_change(

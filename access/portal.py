@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from access import commands, occupancy
 from access.api import AccessEventFilter, access_events, doors_queryset
-from access.models import AuditEvent, Controller, Door, SiteMode
+from access.models import AuditEvent, Controller, Door, SiteMode, visible_doors
 from campus.errors import DomainError
 from campus.models import Person
 from campus.views import staff_required
@@ -67,15 +67,16 @@ def _when(moment: datetime | None) -> str:
     return formats.date_format(timezone.localtime(moment), "j M H:i:s")
 
 
-def live_state(now: datetime | None = None) -> dict:
-    """Controllers and doors as the page shows them: each cell's text and state, keyed by the
-    id of its element, so that the page and its JSON poll render the same words."""
+def live_state(person, now: datetime | None = None) -> dict:
+    """Controllers and doors as the page shows them to this (staff) person: each cell's text
+    and state, keyed by the id of its element, so that the page and its JSON poll render the
+    same words."""
     now = now or timezone.now()
     last_door_event = AuditEvent.objects.filter(
         door=OuterRef("pk"), kind__in=[AuditEvent.Kind.DOOR_EVENT, AuditEvent.Kind.ALARM]
     ).order_by("-ts", "-id")
     doors = list(
-        doors_queryset()
+        doors_queryset(person)
         .annotate(last_alarm=Subquery(last_door_event.values("result")[:1]))
         .order_by("id")
     )
@@ -113,7 +114,7 @@ def live_state(now: datetime | None = None) -> dict:
 
 @staff_required
 def doors(request):
-    state = live_state()
+    state = live_state(request.user)
     context = {
         **state,
         "lockdown": SiteMode.current(),
@@ -127,7 +128,7 @@ def doors(request):
 @staff_required
 def doors_state(request):
     """The page's cells for its poll: `{"at": …, "cells": {id: {"text", "state"}}}`."""
-    state = live_state()
+    state = live_state(request.user)
     body = {
         "at": timezone.localtime(state["at"]).isoformat(timespec="seconds"),
         "lockdown": SiteMode.current().lockdown,
@@ -141,7 +142,7 @@ def doors_state(request):
 @staff_required
 @require_POST
 def unlock(request, door_id: str):
-    door = Door.objects.select_related("controller").filter(pk=door_id).first()
+    door = visible_doors(request.user).filter(pk=door_id).first()
     if door is None:
         messages.error(request, _("No such door."))
         return redirect("doors")

@@ -192,8 +192,12 @@ def free_slots_between(resources, first: date, last: date) -> dict[int, dict[dat
         # A new [s, e] must keep [s - before, e + after] clear of every blocked range.
         taken = sorted((s - after, e + before) for s, e in busy.get(resource.pk, ()))
         closed = cat.closed_days(pol, first, last)
+        # A resource withdrawn from booking (seen by staff) has no free slot to offer.
         found[resource.pk] = {
-            day: [] if day in closed else _slots_of_day(pol, day, taken, tz) for day in days
+            day: []
+            if day in closed or not resource.is_active
+            else _slots_of_day(pol, day, taken, tz)
+            for day in days
         }
     return found
 

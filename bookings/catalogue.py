@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.db import connection
-from pydantic import BaseModel, ConfigDict
+from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field
 
 from bookings.models import BookingPolicy, CatalogueVersion, Closure, Resource
 from campus.models import Space
@@ -51,6 +52,41 @@ class ResourceBrief(BaseModel):
     kind: str
 
 
+class OpeningOut(BaseModel):
+    weekday: int = Field(description="ISO weekday, 1 = Monday")
+    opens: str = Field(description="HH:MM, local time")
+    closes: str = Field(description="HH:MM, local time; 00:00 is midnight, the end of the day")
+
+
+class ClosureOut(BaseModel):
+    name: str
+    first_day: date
+    last_day: date
+
+
+class PolicyOut(BaseModel):
+    """What a booking of the resource must fit (bookings.policy.check), so that a client can
+    offer only bookable slots; facility staff skip these calendar rules."""
+
+    opening_hours: list[OpeningOut] = Field(
+        description="In local time (Europe/Paris); a booking fits within one row of its day. "
+        "Empty: always open"
+    )
+    closures: list[ClosureOut] = Field(description="The closed days from today to the horizon")
+    slot_minutes: int = Field(description="Bookings start and end on these steps, in local time")
+    min_duration_minutes: int
+    max_duration_minutes: int
+    min_notice_minutes: int = Field(description="A booking starts at least this long after now")
+    max_advance_days: int = Field(description="The horizon: a booking starts at most this far")
+    buffer_before_minutes: int = Field(
+        description="Kept free before each booking, with the resource's warm-up"
+    )
+    buffer_after_minutes: int = Field(
+        description="Kept free after each booking, with the resource's cool-down"
+    )
+    who_may_book: str = Field(description="anyone, tenant_members, qualified or staff")
+
+
 class ResourceOut(ResourceBrief):
     capacity: int
     space_id: int | None
@@ -60,6 +96,10 @@ class ResourceOut(ResourceBrief):
     warm_up_minutes: int
     cool_down_minutes: int
     companions: list[str]
+    is_active: bool = Field(
+        description="False: withdrawn from booking (seen by facility staff only); no free slot"
+    )
+    policy: PolicyOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +139,8 @@ class Catalogue:
     active: list[Entry]  # ordered by code
     policies: dict[int, BookingPolicy]
     defaults: dict[str, BookingPolicy]
-    closures: list[tuple[date, date, bool]] = field(default_factory=list)
+    closures: list[tuple[date, date, bool, str]] = field(default_factory=list)
+    day: date | None = None  # the local day it was loaded: its answers list closures from it
 
     def policy_of(self, resource) -> BookingPolicy:
         """A resource's own policy, else its kind's default, else the built-in defaults."""
@@ -107,11 +148,20 @@ class Catalogue:
             return self.policies[resource.policy_id]
         return self.defaults.get(resource.kind, BUILT_IN)
 
+    def closures_of(self, policy: BookingPolicy, first: date, last: date):
+        """The closures (first day, last day, is a public holiday, name) that close the
+        policy's resources on some day from first to last."""
+        return [
+            (start, end, is_holiday, name)
+            for start, end, is_holiday, name in self.closures
+            if end >= first
+            and start <= last
+            and (policy.closed_on_public_holidays or not is_holiday)
+        ]
+
     def closed_days(self, policy: BookingPolicy, first: date, last: date) -> frozenset[date]:
         days = set()
-        for start, end, is_holiday in self.closures:
-            if end < first or start > last or (is_holiday and not policy.closed_on_public_holidays):
-                continue
+        for start, end, _is_holiday, _name in self.closures_of(policy, first, last):
             day = max(start, first)
             while day <= min(end, last):
                 days.add(day)
@@ -133,10 +183,16 @@ def current() -> Catalogue:
     global _cached
     version = _version()
     cached = _cached
-    if version is not None and cached is not None and cached.version == version:
+    today = timezone.localdate()
+    if (
+        version is not None
+        and cached is not None
+        and cached.version == version
+        and cached.day == today
+    ):
         return cached
     # Read after the version: the data is at least as new as the version it is cached under.
-    loaded = load(version)
+    loaded = load(version, today)
     if version is not None and connection.vendor in ("postgresql", "sqlite"):
         with _lock:
             _cached = loaded
@@ -150,7 +206,36 @@ def forget():
         _cached = None
 
 
-def load(version: str | None) -> Catalogue:
+def policy_answer(policy: BookingPolicy, cat: "Catalogue", day: date) -> dict:
+    """A policy as ResourceOut.policy answers it, with its closures from `day` to its horizon."""
+    last = day + timedelta(days=policy.max_advance_days)
+    return {
+        "opening_hours": [
+            {"weekday": weekday, "opens": opens, "closes": closes}
+            for weekday, opens, closes in policy.opening_hours
+        ],
+        "closures": [
+            {"name": name, "first_day": start, "last_day": end}
+            for start, end, _is_holiday, name in cat.closures_of(policy, day, last)
+        ],
+        **{name: getattr(policy, name) for name in POLICY_FIELDS},
+    }
+
+
+POLICY_FIELDS = (
+    "slot_minutes",
+    "min_duration_minutes",
+    "max_duration_minutes",
+    "min_notice_minutes",
+    "max_advance_days",
+    "buffer_before_minutes",
+    "buffer_after_minutes",
+    "who_may_book",
+)
+
+
+def load(version: str | None, day: date | None = None) -> Catalogue:
+    day = day or timezone.localdate()
     policies = {p.pk: p for p in BookingPolicy.objects.all()}
     defaults = {p.default_for_kind: p for p in policies.values() if p.default_for_kind}
     features = defaultdict(set)
@@ -178,7 +263,14 @@ def load(version: str | None) -> Catalogue:
         "from_resource_id", "to_resource_id"
     ):
         companions[from_id].append(to_id)
-    closures = list(Closure.objects.values_list("start_date", "end_date", "is_public_holiday"))
+    closures = list(
+        Closure.objects.order_by("start_date", "pk").values_list(
+            "start_date", "end_date", "is_public_holiday", "name"
+        )
+    )
+    # Only the closures are read from it while loading (closures_of).
+    partial = Catalogue(version, {}, [], policies, defaults, closures, day)
+    answers = {}
     by_pk = {}
     for r in rows:
         policy_id = r.pop("policy_id")
@@ -203,7 +295,11 @@ def load(version: str | None) -> Catalogue:
             "warm_up_minutes": entry.warm_up_minutes,
             "cool_down_minutes": entry.cool_down_minutes,
             "companions": list(entry.companion_codes),
+            "is_active": entry.is_active,
         }
+        if id(policy) not in answers:  # one answer per policy, the built-in one included
+            answers[id(policy)] = policy_answer(policy, partial, day)
+        answer["policy"] = answers[id(policy)]
         rendered = {}
         for tier, price in [
             ("json_member", entry.price_member_cents),
@@ -219,6 +315,7 @@ def load(version: str | None) -> Catalogue:
         policies=policies,
         defaults=defaults,
         closures=closures,
+        day=day,
     )
 
 

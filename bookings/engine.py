@@ -56,17 +56,14 @@ class SlotTaken(Conflict):
 
 
 class QuotaExceeded(DomainError):
-    status = 422
     code = "quota_exceeded"
 
 
 class InvalidState(DomainError):
-    status = 409
     code = "invalid_state"
 
 
 class Busy(DomainError):
-    status = 503
     code = "busy"
 
 
@@ -815,17 +812,31 @@ def offer_freed_slot(resource_id: int, start: datetime, end: datetime, now: date
     offer(resource_id, start, end, now=now)
 
 
-def get_visible(person: Person, booking_id: int) -> Booking:
-    """A booking the person may see: their own, their tenant's, or any for staff; else 404."""
+def visible_bookings(person: Person):
+    """The bookings a person may see, for every list, detail and page: their own and their
+    tenant's; a lab technician also every equipment booking (they approve the assisted ones
+    and run the machines); facility staff all."""
     qs = Booking.objects.select_related("resource", "person", "tenant")
-    if not is_staff(person):
-        scope = Q(person=person)
-        if person.tenant_id:
-            scope |= Q(tenant_id=person.tenant_id)
-        if person.is_lab_technician:
-            scope |= Q(resource__kind="equipment")
-        qs = qs.filter(scope)
-    booking = qs.filter(pk=booking_id).first()
+    if is_staff(person):
+        return qs
+    scope = Q(person=person)
+    if person.tenant_id:
+        scope |= Q(tenant_id=person.tenant_id)
+    if person.is_active and person.is_lab_technician:
+        scope |= Q(resource__kind=Resource.Kind.EQUIPMENT)
+    return qs.filter(scope)
+
+
+def visible_resources(person: Person):
+    """The bookable resources a person may see: the active ones; facility staff also those
+    withdrawn from booking."""
+    qs = Resource.objects.all()
+    return qs if is_staff(person) else qs.filter(is_active=True)
+
+
+def get_visible(person: Person, booking_id: int) -> Booking:
+    """A booking the person may see (visible_bookings), else 404."""
+    booking = visible_bookings(person).filter(pk=booking_id).first()
     if booking is None:
         raise NotFound(_("No booking with id %(id)s.") % {"id": booking_id})
     return booking

@@ -16,16 +16,12 @@ from campus.errors import DomainError
 
 
 class PolicyRefused(DomainError):
-    """The request breaks a rule of the resource's booking policy."""
-
-    status = 422
-    code = "policy"
+    """The request breaks a rule of the resource's booking policy (each with its code)."""
 
 
 class NotAllowed(DomainError):
     """The person may not book this resource at all (role, tenant, qualification)."""
 
-    status = 403
     code = "not_authorized"
 
 

@@ -2,8 +2,9 @@
 
 Every write goes through `bookings.engine` (or `series`, built on it), like the API: the
 portal turns a `DomainError` into a readable message and never writes Booking rows itself.
-Who sees what is the engine's rule too (`get_visible`, `require_may_change`): another
-tenant's booking is a 404, an action one may not take a 403.
+Who sees what is the engine's rule too (`visible_bookings`, `get_visible`,
+`require_may_change`), as in the API: another tenant's booking is a 404, an action one may not
+take a 403.
 """
 
 from collections import defaultdict
@@ -518,7 +519,7 @@ def my_bookings(request):
     """The person's bookings; a tenant admin may switch to the whole company's."""
     person = request.user
     company = request.GET.get("scope") == "company" and person.is_tenant_admin
-    qs = Booking.objects.select_related("resource", "person")
+    qs = engine.visible_bookings(person)
     qs = qs.filter(tenant_id=person.tenant_id) if company else qs.filter(person=person)
     now = timezone.now()
     upcoming = list(qs.filter(end__gte=now).order_by("start", "pk")[:200])
@@ -634,16 +635,15 @@ def join_waitlist(request):
 
 
 def my_entry(request, entry_id: int) -> WaitlistEntry:
-    qs = WaitlistEntry.objects.filter(person=request.user).select_related("resource")
-    return get_object_or_404(qs, pk=entry_id)
+    return get_object_or_404(waitlist.visible_entries(request.user), pk=entry_id)
 
 
 @login_required
 def my_waitlist(request):
     """My waiting-list entries: open ones first (offers on top), then the closed ones."""
     entries = list(
-        WaitlistEntry.objects.filter(person=request.user, end__gte=timezone.now())
-        .select_related("resource")
+        waitlist.visible_entries(request.user)
+        .filter(end__gte=timezone.now())
         .order_by("start", "pk")
     )
     now = timezone.now()
@@ -700,8 +700,8 @@ def calendar_feed(request):
 def approvals(request):
     """Pending requests, oldest slot first, each with the requests competing for it."""
     pending = list(
-        Booking.objects.filter(status=Status.PENDING, end__gte=timezone.now())
-        .select_related("resource", "person", "tenant")
+        engine.visible_bookings(request.user)
+        .filter(status=Status.PENDING, end__gte=timezone.now())
         .order_by("start", "pk")
     )
     for b in pending:
@@ -719,7 +719,7 @@ def approvals(request):
 @staff_required
 @require_POST
 def decide(request, booking_id: int, decision: str):
-    booking = get_object_or_404(Booking.objects.select_related("resource"), pk=booking_id)
+    booking = get_object_or_404(engine.visible_bookings(request.user), pk=booking_id)
     try:
         if decision == "approve":
             engine.approve(request.user, booking)
@@ -740,10 +740,8 @@ def today(request):
     except ValueError:
         day = local(timezone.now()).date()
     bookings = (
-        Booking.objects.filter(
-            Q(start__lt=at(day + timedelta(days=1), time(0))) & Q(end__gt=at(day, time(0)))
-        )
-        .select_related("resource", "person", "tenant")
+        engine.visible_bookings(request.user)
+        .filter(Q(start__lt=at(day + timedelta(days=1), time(0))) & Q(end__gt=at(day, time(0))))
         .order_by("start", "resource__code")
     )
     context = {

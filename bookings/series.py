@@ -23,7 +23,8 @@ from bookings.engine import (
     policy_for,
 )
 from bookings.models import HOLDING, Booking, BookingSeries, Status
-from campus.errors import DomainError
+from bookings.policy import PolicyRefused
+from campus.errors import DomainError, Invalid
 from campus.models import Person
 
 FREQUENCIES = {"daily": "DAILY", "weekly": "WEEKLY", "monthly": "MONTHLY"}
@@ -36,7 +37,6 @@ STAFF_HORIZON_DAYS = 366
 class SeriesRefused(DomainError):
     """No occurrence could be booked, or one could not and the caller wanted all or nothing."""
 
-    status = 409
     code = "series_conflict"
 
 
@@ -93,7 +93,15 @@ class SeriesResult:
     series: BookingSeries | None
     booked: list[Booking]
     refused: list[Refusal]
-    later: int = 0  # a preview: occurrences beyond the horizon, booked as time passes
+    horizon: datetime | None = None
+    # The occurrences beyond the booking horizon (in the two years after it, at most
+    # MAX_OCCURRENCES): not booked yet, the horizon job books each as it comes within it.
+    deferred: list[tuple[datetime, datetime]] = field(default_factory=list)
+    deferred_reason: str = ""
+
+    @property
+    def later(self) -> int:
+        return len(self.deferred)
 
     def outcomes(self) -> list[tuple[datetime, datetime, Booking | None, Refusal | None]]:
         """Every occurrence in time order: (start, end, booking, None) or (.., None, refusal)."""
@@ -116,9 +124,32 @@ def occurrences(event: Event, window_start: datetime, window_end: datetime):
     return [(o.start, o.end) for o in found if not o.cancelled]
 
 
+def horizon_days(person: Person, slot: Slot) -> int:
+    return STAFF_HORIZON_DAYS if is_staff(person) else policy_for(slot.resource).max_advance_days
+
+
 def horizon_for(person: Person, slot: Slot, now: datetime) -> datetime:
-    days = STAFF_HORIZON_DAYS if is_staff(person) else policy_for(slot.resource).max_advance_days
-    return now + timedelta(days=days)
+    return now + timedelta(days=horizon_days(person, slot))
+
+
+def deferred_occurrences(event: Event, horizon: datetime, first_start: datetime):
+    """The occurrences starting from the horizon on, in the two years after it (or after the
+    first occurrence, when that is later), at most MAX_OCCURRENCES."""
+    until = max(horizon, first_start) + timedelta(days=2 * STAFF_HORIZON_DAYS)
+    found = [(start, end) for start, end in occurrences(event, horizon, until) if start >= horizon]
+    return found[:MAX_OCCURRENCES]
+
+
+def nothing_to_book(days: int, deferred: list) -> DomainError:
+    """No occurrence within the horizon, hence none booked nor refused: not a series conflict.
+    A series starting beyond the horizon is too far ahead, as its first booking would be; a
+    rule without any occurrence is invalid input."""
+    if deferred:
+        return PolicyRefused(
+            _("The series starts beyond the booking horizon of %(d)s days.") % {"d": days},
+            code="too_far_ahead",
+        )
+    return Invalid(_("recurrence: the rule gives no occurrence."), field="recurrence")
 
 
 def book_series(
@@ -137,7 +168,11 @@ def book_series(
     With dry_run=True nothing is kept: every occurrence is booked through `book` exactly as
     it would be, then the whole transaction is rolled back. A preview thus answers what
     booking would (conflicts, policies, quotas across the occurrences, companions) without a
-    second copy of the rules; the result has no series and counts the `later` occurrences.
+    second copy of the rules; the result has no series.
+
+    Either way the result lists the occurrences deferred beyond the horizon, and why. A series
+    refused as a conflict (SeriesRefused) always lists its refused occurrences: with none
+    within the horizon, nothing_to_book says why instead.
     """
     now = now or timezone.now()
     if recurrence.freq not in FREQUENCIES:
@@ -158,7 +193,8 @@ def book_series(
             end_recurring_period=recurrence.until_moment(),
             creator=person,
         )
-        horizon = horizon_for(person, first, now)
+        days = horizon_days(person, first)
+        horizon = now + timedelta(days=days)
         series = BookingSeries.objects.create(
             event=event,
             resource=first.resource,
@@ -170,11 +206,19 @@ def book_series(
             materialised_until=horizon,
         )
         result = _materialise(person, series, first, first.start, horizon, now)
-        if dry_run:
-            beyond = occurrences(event, horizon, horizon + timedelta(days=2 * STAFF_HORIZON_DAYS))
+        result.horizon = horizon
+        result.deferred = deferred_occurrences(event, horizon, first.start)
+        result.deferred_reason = _(
+            "Beyond the booking horizon of %(d)s days: each occurrence is booked when it comes "
+            "within it, and may be refused then like any booking."
+        ) % {"d": days}
+        if not result.booked and not result.refused:
             transaction.set_rollback(True)
-            later = sum(1 for start, _end in beyond if start >= horizon)
-            return SeriesResult(None, result.booked, result.refused, later)
+            raise nothing_to_book(days, result.deferred)
+        if dry_run:
+            transaction.set_rollback(True)
+            result.series = None
+            return result
         if result.refused and not skip_conflicts:
             transaction.set_rollback(True)
             raise SeriesRefused(
@@ -182,7 +226,7 @@ def book_series(
                 % {"n": len(result.refused)},
                 refused=[_refusal_dict(r) for r in result.refused],
             )
-        if not result.booked:
+        if not result.booked:  # hence some refused: never a series conflict with none listed
             transaction.set_rollback(True)
             raise SeriesRefused(
                 _("None of the occurrences can be booked."),

@@ -19,8 +19,12 @@ OFFER_VALID = timedelta(minutes=30)
 
 
 class WaitlistRefused(DomainError):
-    status = 422
-    code = "waitlist"
+    """Queueing or taking an offer is refused (each with its code)."""
+
+
+def visible_entries(person: Person):
+    """Everyone sees only their own waitlist entries, staff included."""
+    return WaitlistEntry.objects.filter(person=person).select_related("resource")
 
 
 def join(

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.http import Http404
@@ -15,10 +15,11 @@ from ninja import Field, NinjaAPI, Query, Router, Schema, Status
 from ninja.conf import settings as ninja_settings
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
-from pydantic import ConfigDict
+from pydantic import ConfigDict, WithJsonSchema
 
 from campus import invitations
 from campus.auth import (
@@ -28,9 +29,14 @@ from campus.auth import (
     is_staff,
     require_may_write_person,
     require_staff,
-    scoped_to_tenant,
+    visible_leases,
+    visible_people,
+    visible_tenants,
+    visible_tokens,
 )
-from campus.errors import DomainError, Invalid
+from campus.errors import CODES, DomainError, Invalid, status_of
+from campus.errors import document as errors_document
+from campus.idempotency import HEADER as IDEMPOTENCY_KEY
 from campus.idempotency import idempotent
 from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
 from common.edge import BIGINT, Day, Flag, Id, Int, QueryFlag, QueryId, query_int, rfc3339
@@ -38,46 +44,134 @@ from common.edge import BIGINT, Day, Flag, Id, Int, QueryFlag, QueryId, query_in
 log = logging.getLogger(__name__)
 
 
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+class FieldErrorOut(Schema):
+    field: str
+    message: str
+
+
+class ConflictOut(Schema):
+    """A booking in the way of the slot asked for."""
+
+    resource: str = Field(description="The resource's code")
+    start: datetime
+    end: datetime
+    status: str
+    booking_id: int
+
+
+class RefusalOut(Schema):
+    """An occurrence of a series that was not booked, and why (`code`, from the error codes)."""
+
+    start: datetime
+    end: datetime
+    code: str
+    detail: str
+    conflicts: list[ConflictOut]
+
+
 class ErrorOut(Schema):
-    """Every error answer: a readable detail and a stable code; a 422 also names each field
-    (`errors`), a booking conflict lists the slots in the way (`conflicts`)."""
+    """Every error answer: a readable detail and a stable code (the codes are listed, with
+    their statuses, in the API's description); some codes carry more."""
 
     detail: str
     code: str
-    errors: list[dict[str, str]] | None = None
-    conflicts: list[dict] | None = None
+    errors: list[FieldErrorOut] | None = Field(None, description="`invalid`: each field's error")
+    field: str | None = Field(None, description="The field at fault, when one is")
+    conflicts: list[ConflictOut] | None = Field(None, description="`conflict`: what is in the way")
+    refused: list[RefusalOut] | None = Field(
+        None, description="`series_conflict`: each occurrence refused, never empty"
+    )
+    booking_id: int | None = Field(None, description="`booking_in_progress`: the booking")
+    quota_minutes: int | None = Field(None, description="`quota_exceeded`: the monthly quota")
+    left_minutes: int | None = Field(None, description="`quota_exceeded`: what is left of it")
 
 
-ERRORS = {
-    400: "A request Django refuses before any operation (a Host not allowed: `bad_request`)",
-    401: "Not signed in, or the token is unknown or revoked (`unauthenticated`)",
-    403: "Not allowed to you (`forbidden`, `staff_only`, `csrf_failed`, …)",
-    404: "No such object, or another tenant's (`not_found`)",
-    409: "Conflicts with the current state (`conflict` with the slots, `lockdown`, …)",
-    422: "Invalid input (`invalid`, with `errors` naming each field, or a refusal code)",
-    429: "Too many invalid tokens from your address (`too_many_attempts`)",
-    503: "Retry later: the database is busy or the MQTT broker unavailable",
-}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def answers(*codes: str):
+    """Declare the error codes an operation answers itself (put it under the route
+    decorator); those that any operation of its shape may answer are added by `Schemas`."""
+    unknown = set(codes) - CODES.keys()
+    if unknown:
+        raise ImproperlyConfigured(f"Unknown error codes {sorted(unknown)}: add them to CODES.")
+
+    def mark(view):
+        view.answers = (*getattr(view, "answers", ()), *codes)
+        return view
+
+    return mark
+
+
+def codes_answered(operation, details: dict) -> set[str]:
+    """The error codes an operation may answer: its own (`answers`), and those of its shape."""
+    codes = {"bad_request", "busy", *getattr(operation.view_func, "answers", ())}
+    if operation.auth_callbacks:
+        codes |= {"unauthenticated", "too_many_attempts"}
+    parameters = details.get("parameters", [])
+    if any(p["in"] == "path" for p in parameters):
+        codes.add("not_found")
+    if parameters or "requestBody" in details:
+        codes.add("invalid")  # a parameter or a body the schema (or the models) refuse
+    if "requestBody" in details:
+        codes.add("too_large")
+    if any(p["in"] == "header" and p["name"] == IDEMPOTENCY_KEY for p in parameters):
+        codes |= {"idempotency_key_reused", "idempotency_key_in_use"}
+    if set(operation.methods) - SAFE_METHODS:
+        codes.add("csrf_failed")  # a browser session's unsafe request
+    return codes
+
+
+class Schemas(OpenAPISchema):
+    """The OpenAPI document, with what ninja leaves out.
+
+    One name, one schema: ninja files every operation's schemas under their names, the last
+    one winning, so that two enums both named `Status` (a booking's and a badge's) made
+    `GET /bookings` declare the badge statuses. A name given to two different schemas is
+    refused here, when the document is built (tests build it).
+
+    The errors of each operation: the codes it may answer (`codes_answered`), grouped by
+    status, each status with the enum of its codes. They are answered by the exception
+    handlers below, never through an operation's `response=` models: they are added to the
+    document only, leaving each operation's runtime untouched."""
+
+    def add_schema_definitions(self, definitions: dict) -> None:
+        for name, schema in definitions.items():
+            if self.schemas.get(name, schema) != schema:
+                raise ImproperlyConfigured(f"Two different schemas are named {name!r}.")
+        super().add_schema_definitions(definitions)
+
+    def operation_details(self, operation) -> dict:
+        details = super().operation_details(operation)
+        error = ErrorOut.model_json_schema(ref_template=REF_TEMPLATE)
+        self.add_schema_definitions({**error.pop("$defs", {}), "Error": error})
+        by_status = {}
+        for code in sorted(codes_answered(operation, details)):
+            by_status.setdefault(status_of(code), []).append(code)
+        for status, codes in sorted(by_status.items()):
+            schema = {
+                "allOf": [
+                    {"$ref": REF_TEMPLATE.format(model="Error")},
+                    {"properties": {"code": {"enum": codes}}},
+                ]
+            }
+            details["responses"][status] = {
+                "description": " ".join(f"`{c}`: {CODES[c].meaning}" for c in codes),
+                "content": {"application/json": {"schema": schema}},
+            }
+        return details
 
 
 class Api(NinjaAPI):
-    """The NinjaAPI whose schema declares the error answers of every operation once.
+    """The NinjaAPI whose OpenAPI document is built by `Schemas`."""
 
-    Errors are answered by the exception handlers below, never through an operation's
-    `response=` models; so they are added to the schema only, leaving each operation's
-    runtime (its default status, its validation) untouched."""
-
-    def get_openapi_schema(self, **kwargs):
-        schema = super().get_openapi_schema(**kwargs)
-        schema["components"].setdefault("schemas", {})["Error"] = ErrorOut.model_json_schema()
-        content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-        for operations in schema["paths"].values():
-            for operation in operations.values():
-                for status, description in ERRORS.items():
-                    operation["responses"].setdefault(
-                        status, {"description": description, "content": content}
-                    )
-        return schema
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        if path_prefix is None:
+            path_prefix = self.get_root_path(path_params or {})
+        return Schemas(self, path_prefix)
 
 
 class Rfc3339Encoder(NinjaJSONEncoder):
@@ -96,16 +190,18 @@ class Renderer(JSONRenderer):
 api = Api(
     title="Technocampus API",
     version="1",
-    description="Rooms, equipment, bookings, doors and usage of the Technocampus. "
-    "Errors are JSON {detail, code}.",
+    description="Rooms, equipment, bookings, doors and usage of the Technocampus.\n\n"
+    + errors_document(),
     auth=api_auth,
     renderer=Renderer(),
     urls_namespace="api",
 )
 
 
-def error(request, status: int, detail, code: str, **extra):
-    return api.create_response(request, {"detail": detail, "code": code, **extra}, status=status)
+def error(request, code: str, detail, **extra):
+    """An error answer, with the status CODES gives its code."""
+    body = {"detail": detail, "code": code, **extra}
+    return api.create_response(request, body, status=status_of(code))
 
 
 def _location(loc) -> str:
@@ -119,7 +215,7 @@ def on_invalid_input(request, exc):
         {"field": _location(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "Invalid input."
-    return error(request, 422, detail, "invalid", errors=errors)
+    return error(request, "invalid", detail, errors=errors)
 
 
 @api.exception_handler(DjangoValidationError)
@@ -133,44 +229,39 @@ def on_model_invalid(request, exc):
     else:
         errors = [{"field": "request", "message": str(m)} for m in exc.messages]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return error(request, 422, detail, "invalid", errors=errors)
+    return error(request, "invalid", detail, errors=errors)
 
 
 @api.exception_handler(DomainError)
 def on_domain_error(request, exc):
-    return error(request, exc.status, exc.detail, exc.code, **exc.data)
+    return error(request, exc.code, exc.detail, **exc.data)
 
 
 @api.exception_handler(AuthenticationError)
 def on_unauthenticated(request, exc):
     return error(
-        request,
-        401,
-        "Authentication required: sign in or send a valid Bearer token.",
-        "unauthenticated",
+        request, "unauthenticated", "Authentication required: sign in or send a valid Bearer token."
     )
 
 
 @api.exception_handler(HttpError)
 def on_http_error(request, exc):
     if exc.status_code == 400:  # a body that is not JSON: invalid input like any other
-        return error(request, 422, "The request body is not valid JSON.", "invalid")
-    code = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}.get(
-        exc.status_code, "error"
-    )
+        return error(request, "invalid", "The request body is not valid JSON.")
     if "CSRF" in exc.message:
-        code = "csrf_failed"
-    return error(request, exc.status_code, exc.message, code)
+        return error(request, "csrf_failed", exc.message)
+    code = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}[exc.status_code]
+    return error(request, code, exc.message)
 
 
 @api.exception_handler(Http404)
 def on_not_found(request, exc):
-    return error(request, 404, "Not found.", "not_found")
+    return error(request, "not_found", "Not found.")
 
 
 @api.exception_handler(ObjectDoesNotExist)
 def on_object_missing(request, exc):
-    return error(request, 404, "Not found.", "not_found")
+    return error(request, "not_found", "Not found.")
 
 
 @api.exception_handler(IntegrityError)
@@ -178,9 +269,7 @@ def on_integrity_error(request, exc):
     # Constraints are checked by full_clean() first; this is the race where two requests
     # passed that check at once. The database kept its invariant; the caller may retry.
     log.info("integrity error answered 409: %s", exc)
-    return error(
-        request, 409, "This conflicts with data saved meanwhile; reload and retry.", "conflict"
-    )
+    return error(request, "conflict", "This conflicts with data saved meanwhile; reload and retry.")
 
 
 @api.exception_handler(OverflowError)
@@ -193,13 +282,13 @@ def on_out_of_range(request, exc):
         # PostgreSQL has aborted the enclosing transaction: roll it back, not commit it.
         transaction.set_rollback(True)
     log.info("value out of range answered 422: %s", exc)
-    return error(request, 422, "A value is out of range.", "invalid")
+    return error(request, "invalid", "A value is out of range.")
 
 
 @api.exception_handler(RequestDataTooBig)
 def on_too_large(request, exc):
     # A body beyond DATA_UPLOAD_MAX_MEMORY_SIZE: Django calls it a suspicious operation (400).
-    return error(request, 413, "The request body is too large.", "too_large")
+    return error(request, "too_large", "The request body is too large.")
 
 
 @api.exception_handler(Exception)
@@ -214,7 +303,7 @@ def on_unexpected(request, exc):
 def on_database_busy(request, exc):
     # SQLite's "database is locked" or a PostgreSQL serialisation failure: a retry will do.
     log.warning("database busy, answered 503: %s", exc)
-    response = error(request, 503, "The database is busy; retry in a moment.", "busy")
+    response = error(request, "busy", "The database is busy; retry in a moment.")
     response["Retry-After"] = "1"
     return response
 
@@ -226,6 +315,12 @@ class Pages(LimitOffsetPagination):
     class Input(Schema):
         limit: query_int(1, BIGINT) = ninja_settings.PAGINATION_PER_PAGE
         offset: query_int(0, BIGINT) = 0
+
+
+def choice(choices):
+    """A field taking one of these Django choices, listed in place in the OpenAPI document:
+    ninja files enums under their class names, and several of ours are named `Status`."""
+    return Annotated[choices, WithJsonSchema({"type": "string", "enum": list(choices.values)})]
 
 
 class In(Schema):
@@ -316,8 +411,9 @@ class TokenCreated(TokenOut):
 
 
 @campus_router.get("/me/tokens", response=list[TokenOut], summary="My API tokens")
+@paginate(Pages)
 def list_tokens(request):
-    return caller(request).api_tokens.all()
+    return visible_tokens(caller(request))
 
 
 @campus_router.post("/me/tokens", response={201: TokenCreated}, summary="Create an API token")
@@ -329,7 +425,7 @@ def create_token(request, payload: TokenIn):
 
 @campus_router.post("/me/tokens/{token_id}/revoke", response=TokenOut, summary="Revoke a token")
 def revoke_token(request, token_id: int):
-    token = get_scoped(caller(request).api_tokens.all(), token_id, "token")
+    token = get_scoped(visible_tokens(caller(request)), token_id, "token")
     token.revoke()
     return token
 
@@ -440,6 +536,7 @@ def _apply(obj, data: dict, fk: dict):
 
 
 @campus_router.post("/spaces", response={201: SpaceOut}, summary="Create a space (staff)")
+@answers("staff_only", "conflict")
 @idempotent
 def create_space(request, payload: SpaceIn):
     require_staff(request)
@@ -452,6 +549,7 @@ def create_space(request, payload: SpaceIn):
 
 
 @campus_router.patch("/spaces/{space_id}", response=SpaceOut, summary="Update a space (staff)")
+@answers("staff_only", "conflict")
 def update_space(request, space_id: int, payload: SpacePatch):
     require_staff(request)
     space = get_scoped(Space.objects.all(), space_id, "space")
@@ -486,7 +584,7 @@ class TenantOut(Schema):
 class TenantIn(In):
     name: str = Field(min_length=1, max_length=160)
     tier: Tenant.Tier
-    status: Tenant.Status = Tenant.Status.ACTIVE
+    status: choice(Tenant.Status) = Tenant.Status.ACTIVE
     contract_start: Day
     contract_end: Day | None = None
     contact_email: Email | None = None
@@ -495,7 +593,7 @@ class TenantIn(In):
 class TenantPatch(In):
     name: str | None = Field(None, min_length=1, max_length=160)
     tier: Tenant.Tier | None = None
-    status: Tenant.Status | None = None
+    status: choice(Tenant.Status) | None = None
     contract_start: Day | None = None
     contract_end: Day | None = None
     contact_email: Email | None = None
@@ -506,20 +604,16 @@ class TenantPatch(In):
 )
 @paginate(Pages)
 def list_tenants(request):
-    person = caller(request)
-    if is_staff(person):
-        return Tenant.objects.all()
-    return Tenant.objects.filter(pk=person.tenant_id)
+    return visible_tenants(caller(request))
 
 
 @campus_router.get("/tenants/{tenant_id}", response=TenantOut, summary="One tenant")
 def get_tenant(request, tenant_id: int):
-    person = caller(request)
-    qs = Tenant.objects.all() if is_staff(person) else Tenant.objects.filter(pk=person.tenant_id)
-    return get_scoped(qs, tenant_id, "tenant")
+    return get_scoped(visible_tenants(caller(request)), tenant_id, "tenant")
 
 
 @campus_router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
+@answers("staff_only", "conflict")
 @idempotent
 def create_tenant(request, payload: TenantIn):
     require_staff(request)
@@ -531,6 +625,7 @@ def create_tenant(request, payload: TenantIn):
 
 
 @campus_router.patch("/tenants/{tenant_id}", response=TenantOut, summary="Update a tenant (staff)")
+@answers("staff_only", "conflict")
 def update_tenant(request, tenant_id: int, payload: TenantPatch):
     require_staff(request)
     tenant = get_scoped(Tenant.objects.all(), tenant_id, "tenant")
@@ -595,7 +690,7 @@ class PersonPatch(In):
 )
 @paginate(Pages)
 def list_people(request, tenant: QueryId | None = None):
-    qs = scoped_to_tenant(caller(request), Person.objects.all())
+    qs = visible_people(caller(request))
     if tenant is not None:
         qs = qs.filter(tenant_id=tenant)
     return qs
@@ -603,11 +698,7 @@ def list_people(request, tenant: QueryId | None = None):
 
 @campus_router.get("/people/{person_id}", response=PersonOut, summary="One person")
 def get_person(request, person_id: int):
-    person = caller(request)
-    qs = scoped_to_tenant(person, Person.objects.all())
-    if person_id == person.pk:
-        qs = Person.objects.all()
-    return get_scoped(qs, person_id, "person")
+    return get_scoped(visible_people(caller(request)), person_id, "person")
 
 
 def add_person(actor: Person, data: dict) -> Person:
@@ -626,15 +717,17 @@ def add_person(actor: Person, data: dict) -> Person:
 
 
 @campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
+@answers("staff_only", "conflict")
 @idempotent
 def create_person(request, payload: PersonIn):
     return Status(201, add_person(caller(request), payload.model_dump()))
 
 
 @campus_router.patch("/people/{person_id}", response=PersonOut, summary="Update a person")
+@answers("staff_only", "conflict")
 def update_person(request, person_id: int, payload: PersonPatch):
     me_ = caller(request)
-    target = get_scoped(scoped_to_tenant(me_, Person.objects.all()), person_id, "person")
+    target = get_scoped(visible_people(me_), person_id, "person")
     data = _not_null(payload.model_dump(exclude_unset=True), PersonPatch, nullable={"tenant_id"})
     require_may_write_person(me_, data, target)
     if "email" in data:
@@ -654,9 +747,10 @@ class InvitationOut(Schema):
     response={202: InvitationOut},
     summary="Send a person's invitation again (409 once they have a password)",
 )
+@answers("staff_only", "inactive", "already_signed_up")
 def resend_invitation(request, person_id: int):
     me_ = caller(request)
-    target = get_scoped(scoped_to_tenant(me_, Person.objects.all()), person_id, "person")
+    target = get_scoped(visible_people(me_), person_id, "person")
     valid_until = invitations.resend(me_, target)
     return Status(
         202,
@@ -701,16 +795,16 @@ class LeasePatch(In):
 )
 @paginate(Pages)
 def list_leases(request):
-    return scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
+    return visible_leases(caller(request))
 
 
 @campus_router.get("/leases/{lease_id}", response=LeaseOut, summary="One lease")
 def get_lease(request, lease_id: int):
-    qs = scoped_to_tenant(caller(request), Lease.objects.select_related("space"))
-    return get_scoped(qs, lease_id, "lease")
+    return get_scoped(visible_leases(caller(request)), lease_id, "lease")
 
 
 @campus_router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")
+@answers("staff_only", "conflict")
 @idempotent
 def create_lease(request, payload: LeaseIn):
     require_staff(request)
@@ -720,6 +814,7 @@ def create_lease(request, payload: LeaseIn):
 
 
 @campus_router.patch("/leases/{lease_id}", response=LeaseOut, summary="Update a lease (staff)")
+@answers("staff_only", "conflict")
 def update_lease(request, lease_id: int, payload: LeasePatch):
     require_staff(request)
     lease = get_scoped(Lease.objects.select_related("space"), lease_id, "lease")

@@ -1,8 +1,12 @@
 """Who is calling the API, and what their roles let them do.
 
 Two ways in: the browser session (with Django's CSRF check on unsafe methods) and
-`Authorization: Bearer <token>` with a personal API token. Scoping helpers live here so that
-every list and detail endpoint filters the same way.
+`Authorization: Bearer <token>` with a personal API token.
+
+What a person may see is one function per object type (`visible_tenants`, `visible_people`,
+…), used by the API's list and detail operations and the portal's pages alike; the campus
+objects' are here, the others' in the domain module of their app (`bookings.engine`,
+`labs.maintenance`, `access.models`, …). An object outside it answers 404.
 """
 
 from django.db.models import Q, QuerySet
@@ -10,12 +14,11 @@ from django.utils.translation import gettext as _
 from ninja.security import HttpBearer, SessionAuth
 
 from campus.errors import DomainError, Forbidden, NotFound
-from campus.models import ApiToken, Person
+from campus.models import ApiToken, Lease, Person, Tenant
 from campus.ops import TOKENS, client_ip
 
 
 class TooManyAttempts(DomainError):
-    status = 429
     code = "too_many_attempts"
 
 
@@ -170,6 +173,34 @@ def scoped_to_tenant(person: Person, qs: QuerySet, tenant_field: str = "tenant")
     if person.tenant_id is None:
         return qs.none()
     return qs.filter(**{f"{tenant_field}_id": person.tenant_id})
+
+
+def visible_tenants(person: Person) -> QuerySet:
+    """Staff see every tenant; anyone else their own (none without a tenant)."""
+    if is_staff(person):
+        return Tenant.objects.all()
+    return Tenant.objects.filter(pk=person.tenant_id) if person.tenant_id else Tenant.objects.none()
+
+
+def visible_people(person: Person) -> QuerySet:
+    """Staff see everyone; anyone else their own tenant's people, and themselves (a lab
+    technician has no tenant)."""
+    qs = Person.objects.all()
+    if is_staff(person):
+        return qs
+    if person.tenant_id is None:
+        return qs.filter(pk=person.pk)
+    return qs.filter(Q(tenant_id=person.tenant_id) | Q(pk=person.pk))
+
+
+def visible_leases(person: Person) -> QuerySet:
+    """Staff see every lease; anyone else their own tenant's."""
+    return scoped_to_tenant(person, Lease.objects.select_related("space"))
+
+
+def visible_tokens(person: Person) -> QuerySet:
+    """Everyone sees only their own API tokens, staff included."""
+    return ApiToken.objects.filter(person=person)
 
 
 def get_scoped(qs: QuerySet, pk: int, what: str):

@@ -41,7 +41,7 @@ from access.api import (
 from access.models import Credential
 from bookings.portal import WhenForm, local
 from campus import invitations
-from campus.auth import STAFF_RIGHTS, may_write_person
+from campus.auth import STAFF_RIGHTS, may_write_person, visible_people
 from campus.errors import DomainError, Forbidden
 from campus.models import Person, Space
 from labs import usage
@@ -171,7 +171,8 @@ def people_of(admin: Person) -> list[Person]:
     them (`writable`) and whether they still have to choose a password (`invited`)."""
     badges = visible_credentials(admin).filter(kind=Credential.Kind.BADGE).order_by("-created_at")
     people = list(
-        Person.objects.filter(tenant_id=admin.tenant_id)
+        visible_people(admin)
+        .filter(tenant_id=admin.tenant_id)
         .prefetch_related(Prefetch("credentials", queryset=badges, to_attr="badges"))
         .order_by("last_name", "first_name")
     )

@@ -51,7 +51,6 @@ PARAMETER = {
 
 
 class KeyReused(DomainError):
-    status = 422
     code = "idempotency_key_reused"
 
 

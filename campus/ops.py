@@ -29,6 +29,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from campus.errors import status_of
+
 # ---------------------------------------------------------------- metrics
 
 REQUESTS = Counter(
@@ -220,13 +222,14 @@ class ApiJsonErrors:
     """
 
     PREFIX = "/api/"
-    CODES = {
-        400: ("bad_request", "Bad request."),
-        404: ("not_found", "No API operation at this path; see /api/v1/docs."),
-        405: ("method_not_allowed", "This method is not allowed here."),
-        413: ("too_large", "The request body is too large."),
-        500: ("server_error", "Internal server error; it has been logged."),
+    DETAILS = {
+        "bad_request": "Bad request.",
+        "not_found": "No API operation at this path; see /api/v1/docs.",
+        "method_not_allowed": "This method is not allowed here.",
+        "too_large": "The request body is too large.",
+        "server_error": "Internal server error; it has been logged.",
     }
+    CODES = {status_of(code): (code, detail) for code, detail in DETAILS.items()}
     DROPPED = {"content-type", "content-length", "content-disposition", "content-encoding"}
 
     def __init__(self, get_response):

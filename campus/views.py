@@ -25,9 +25,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from bookings.models import HOLDING, Booking, Status
+from bookings.engine import visible_bookings
+from bookings.models import HOLDING, Status
 from campus import invitations, onboarding
-from campus.auth import is_staff
+from campus.auth import is_staff, visible_tokens
 from campus.models import ApiToken, Person
 from campus.ops import sign_in_locked
 
@@ -116,14 +117,16 @@ def home(request):
     person = request.user
     if person.is_authenticated:
         context["next_bookings"] = (
-            Booking.objects.filter(person=person, status__in=HOLDING, end__gte=timezone.now())
-            .select_related("resource")
+            visible_bookings(person)
+            .filter(person=person, status__in=HOLDING, end__gte=timezone.now())
             .order_by("start")[:3]
         )
         if is_staff(person):
-            context["pending_count"] = Booking.objects.filter(
-                status=Status.PENDING, end__gte=timezone.now()
-            ).count()
+            context["pending_count"] = (
+                visible_bookings(person)
+                .filter(status=Status.PENDING, end__gte=timezone.now())
+                .count()
+            )
     return render(request, "campus/home.html", context)
 
 
@@ -225,7 +228,7 @@ def api_tokens(request):
         "form": form,
         "created": created,
         "plaintext": plaintext,
-        "tokens": person.api_tokens.all(),
+        "tokens": visible_tokens(person),
     }
     response = render(request, "campus/api_tokens.html", context, status=status)
     response["Cache-Control"] = "no-store"  # the page may hold a token shown only once
@@ -235,7 +238,7 @@ def api_tokens(request):
 @login_required
 @require_POST
 def revoke_token(request, token_id: int):
-    token = get_object_or_404(request.user.api_tokens.all(), pk=token_id)
+    token = get_object_or_404(visible_tokens(request.user), pk=token_id)
     token.revoke()
     messages.success(request, _("Revoked: the token %(name)s no longer works.") % {"name": token})
     return redirect("api-tokens")

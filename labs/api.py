@@ -16,17 +16,25 @@ from pydantic import model_validator
 
 from bookings import availability, catalogue, engine
 from bookings.api import BookingOut, booking_queryset
-from bookings.models import HOLDING, Resource
-from campus.api import In, Pages, existing
+from bookings.models import Resource
+from campus.api import In, Pages, answers, choice, existing
 from campus.auth import caller, get_scoped, is_staff
 from campus.errors import Forbidden, Invalid, NotFound
 from campus.idempotency import idempotent
 from campus.models import Person, Tenant
 from common.edge import Id, Int, Month, QueryFlag, QueryId, When
 from labs import maintenance, sessions, usage
-from labs.maintenance import is_lab_staff, require_lab_staff
-from labs.models import Equipment, Incident, Qualification, UsageSession
+from labs.maintenance import (
+    is_lab_staff,
+    require_lab_staff,
+    visible_equipment,
+    visible_incidents,
+    visible_maintenance_windows,
+    visible_qualifications,
+)
+from labs.models import Equipment, Incident, UsageSession
 from labs.rules import in_force
+from labs.sessions import visible_sessions
 
 router = Router(tags=["labs"])
 
@@ -71,6 +79,9 @@ class EquipmentOut(Schema):
     relay_online: bool | None = Field(description="As the MQTT bridge last heard; null: unknown")
     powered: bool | None
     current_session: int | None = Field(description="The open usage session's id")
+    is_active: bool = Field(
+        description="False: withdrawn from booking (seen by lab technicians and staff only)"
+    )
 
     @staticmethod
     def resolve_code(obj):
@@ -102,6 +113,10 @@ class EquipmentOut(Schema):
     @staticmethod
     def resolve_price_per_hour_cents(obj, context):
         return obj.resource.price_per_hour_cents(context["request"].auth.tenant)
+
+    @staticmethod
+    def resolve_is_active(obj):
+        return obj.resource.is_active
 
     @staticmethod
     def resolve_current_session(obj):
@@ -166,10 +181,11 @@ class EquipmentDetail(EquipmentOut):
         return list(obj.status_history.all()[:20])
 
 
-def equipment_queryset():
+def equipment_queryset(person: Person):
+    """The machines the person may see (maintenance.visible_equipment), with what a row shows."""
     running = UsageSession.objects.filter(equipment=OuterRef("pk"), stopped_at__isnull=True)
     return (
-        Equipment.objects.select_related("resource__policy", "location")
+        visible_equipment(person)
         .prefetch_related("resource__companions")
         .annotate(current_session=Subquery(running.values("pk")[:1]))
     )
@@ -178,7 +194,7 @@ def equipment_queryset():
 class EquipmentFilter(Schema):
     equipment_class: str | None = Field(None, max_length=60)
     lab: QueryId | None = Field(None, description="Space id of the lab")
-    status: Equipment.Status | None = None
+    status: choice(Equipment.Status) | None = None
 
 
 @router.get(
@@ -187,7 +203,7 @@ class EquipmentFilter(Schema):
 @paginate(Pages)
 def list_equipment(request, filters: Query[EquipmentFilter]):
     request.equipment_rows = EquipmentRows()
-    qs = equipment_queryset().filter(resource__is_active=True)
+    qs = equipment_queryset(caller(request))
     if filters.equipment_class:
         qs = qs.filter(equipment_class=filters.equipment_class)
     if filters.lab is not None:
@@ -199,7 +215,7 @@ def list_equipment(request, filters: Query[EquipmentFilter]):
 
 @router.get("/equipment/{equipment_id}", response=EquipmentDetail, summary="One machine")
 def get_equipment(request, equipment_id: int):
-    return get_scoped(equipment_queryset(), equipment_id, "equipment")
+    return get_scoped(equipment_queryset(caller(request)), equipment_id, "equipment")
 
 
 @router.post(
@@ -207,12 +223,13 @@ def get_equipment(request, equipment_id: int):
     response=EquipmentDetail,
     summary="Sign a machine “to check” back into service (technicians)",
 )
+@answers("technician_only", "not_to_check", "open_incidents")
 def sign_off_equipment(request, equipment_id: int):
     person = caller(request)
     require_lab_staff(person)
-    equipment = get_scoped(equipment_queryset(), equipment_id, "equipment")
+    equipment = get_scoped(equipment_queryset(person), equipment_id, "equipment")
     maintenance.sign_off(person, equipment)
-    return equipment_queryset().get(pk=equipment.pk)
+    return equipment_queryset(person).get(pk=equipment.pk)
 
 
 # ------------------------------------------------------------------ qualifications
@@ -263,15 +280,6 @@ class QualificationIn(In):
         return self
 
 
-def qualifications_visible(person: Person):
-    qs = Qualification.objects.select_related("person", "equipment__resource")
-    if is_lab_staff(person):
-        return qs
-    if person.is_tenant_admin:
-        return qs.filter(Q(person=person) | Q(person__tenant_id=person.tenant_id))
-    return qs.filter(person=person)
-
-
 class QualificationFilter(Schema):
     person: QueryId | None = None
     equipment: QueryId | None = None
@@ -285,7 +293,7 @@ class QualificationFilter(Schema):
 )
 @paginate(Pages)
 def list_qualifications(request, filters: Query[QualificationFilter]):
-    qs = qualifications_visible(caller(request))
+    qs = visible_qualifications(caller(request))
     if filters.person is not None:
         qs = qs.filter(person_id=filters.person)
     if filters.equipment is not None:
@@ -304,6 +312,7 @@ def list_qualifications(request, filters: Query[QualificationFilter]):
     response={201: QualificationOut},
     summary="Record a training (technicians and staff)",
 )
+@answers("technician_only")
 @idempotent
 def create_qualification(request, payload: QualificationIn):
     person = caller(request)
@@ -320,7 +329,7 @@ def create_qualification(request, payload: QualificationIn):
         renew_on_use_months=payload.renew_on_use_months,
         note=payload.note,
     )
-    return Status(201, qualifications_visible(person).get(pk=q.pk))
+    return Status(201, visible_qualifications(person).get(pk=q.pk))
 
 
 class RevocationOut(QualificationOut):
@@ -337,10 +346,11 @@ class RevocationOut(QualificationOut):
     summary="Revoke a qualification now, flagging the bookings it leaves uncovered "
     "(technicians and staff)",
 )
+@answers("technician_only", "invalid_state")
 def revoke_qualification(request, qualification_id: int):
     person = caller(request)
     require_lab_staff(person)
-    q = get_scoped(qualifications_visible(person), qualification_id, "qualification")
+    q = get_scoped(visible_qualifications(person), qualification_id, "qualification")
     done = maintenance.revoke_qualification(person, q)
     done.qualification.affected_bookings = done.affected
     return done.qualification
@@ -384,9 +394,7 @@ class WindowFilter(Schema):
 )
 @paginate(Pages)
 def list_maintenance_windows(request, filters: Query[WindowFilter]):
-    qs = booking_queryset().filter(
-        is_maintenance=True, status__in=HOLDING, resource__kind="equipment"
-    )
+    qs = visible_maintenance_windows(caller(request))
     if filters.equipment is not None:
         qs = qs.filter(resource__equipment__pk=filters.equipment)
     if filters.start_from:
@@ -402,6 +410,7 @@ def list_maintenance_windows(request, filters: Query[WindowFilter]):
     summary="Block a machine for maintenance; bookings in the way are cancelled and offered "
     "other slots (technicians and staff)",
 )
+@answers("technician_only", "booking_in_progress", "conflict", "unavailable")
 @idempotent
 def create_maintenance_window(request, payload: MaintenanceIn):
     person = caller(request)
@@ -455,22 +464,12 @@ class CloseIn(In):
     resolution: str = Field("", max_length=250)
 
 
-def incidents_visible(person: Person):
-    qs = Incident.objects.select_related("equipment__resource")
-    if is_lab_staff(person):
-        return qs
-    scope = Q(reported_by=person)
-    if person.tenant_id:
-        scope |= Q(tenant_id=person.tenant_id)
-    return qs.filter(scope)
-
-
 @router.get(
     "/incidents", response=list[IncidentOut], summary="Incidents (your tenant's, or all for staff)"
 )
 @paginate(Pages)
 def list_incidents(request, equipment: QueryId | None = None, open: QueryFlag | None = None):
-    qs = incidents_visible(caller(request))
+    qs = visible_incidents(caller(request))
     if equipment is not None:
         qs = qs.filter(equipment_id=equipment)
     if open is not None:
@@ -480,7 +479,7 @@ def list_incidents(request, equipment: QueryId | None = None, open: QueryFlag | 
 
 @router.get("/incidents/{incident_id}", response=IncidentOut, summary="One incident")
 def get_incident(request, incident_id: int):
-    return get_scoped(incidents_visible(caller(request)), incident_id, "incident")
+    return get_scoped(visible_incidents(caller(request)), incident_id, "incident")
 
 
 @router.post("/incidents", response={201: IncidentOut}, summary="Report a problem on a machine")
@@ -498,10 +497,11 @@ def create_incident(request, payload: IncidentIn):
     response=IncidentOut,
     summary="Close an incident (technicians and staff)",
 )
+@answers("technician_only", "invalid_state")
 def close_incident(request, incident_id: int, payload: CloseIn | None = None):
     person = caller(request)
     require_lab_staff(person)
-    incident = get_scoped(incidents_visible(person), incident_id, "incident")
+    incident = get_scoped(visible_incidents(person), incident_id, "incident")
     return maintenance.close_incident(
         person, incident, resolution=(payload or CloseIn()).resolution
     )
@@ -536,16 +536,6 @@ class StopIn(In):
     energy_wh: Int | None = Field(None, ge=0, le=10**9)
 
 
-def sessions_visible(person: Person):
-    qs = UsageSession.objects.select_related("equipment__resource")
-    if is_lab_staff(person):
-        return qs
-    scope = Q(person=person)
-    if person.tenant_id:
-        scope |= Q(tenant_id=person.tenant_id)
-    return qs.filter(scope)
-
-
 class SessionFilter(Schema):
     equipment: QueryId | None = None
     open: QueryFlag | None = None
@@ -557,7 +547,7 @@ class SessionFilter(Schema):
 )
 @paginate(Pages)
 def list_sessions(request, filters: Query[SessionFilter]):
-    qs = sessions_visible(caller(request))
+    qs = visible_sessions(caller(request))
     if filters.equipment is not None:
         qs = qs.filter(equipment_id=filters.equipment)
     if filters.open is not None:
@@ -572,19 +562,21 @@ def list_sessions(request, filters: Query[SessionFilter]):
     response={201: SessionOut},
     summary="Start using a machine that has no controller",
 )
+@answers("controller_managed", "not_qualified", "maintenance", "no_booking", "equipment_busy")
 @idempotent
 def start_session(request, payload: SessionIn):
     equipment = existing(Equipment, payload.equipment_id, "equipment_id")
     if equipment.controller_kind != Equipment.ControllerKind.NONE:
         raise ControllerManaged("This machine starts with a badge at its controller.")
     session = sessions.start_session(caller(request), equipment, source="api")
-    return Status(201, sessions_visible(caller(request)).get(pk=session.pk))
+    return Status(201, visible_sessions(caller(request)).get(pk=session.pk))
 
 
 @router.post("/sessions/{session_id}/stop", response=SessionOut, summary="Stop a session")
+@answers("forbidden")
 def stop_session(request, session_id: int, payload: StopIn | None = None):
     person = caller(request)
-    session = get_scoped(sessions_visible(person), session_id, "session")
+    session = get_scoped(visible_sessions(person), session_id, "session")
     mine = session.person_id == person.pk or (
         person.is_tenant_admin and session.tenant_id == person.tenant_id
     )
@@ -596,7 +588,7 @@ def stop_session(request, session_id: int, payload: StopIn | None = None):
         energy_wh=(payload or StopIn()).energy_wh,
         by=person,
     )
-    return sessions_visible(person).get(pk=session.pk)
+    return visible_sessions(person).get(pk=session.pk)
 
 
 # ------------------------------------------------------------------ usage statements
@@ -652,6 +644,7 @@ def _statement(request, q: UsageQuery) -> usage.Statement:
 
 
 @router.get("/usage", response=StatementOut, summary="Monthly usage statement of a tenant")
+@answers("forbidden", "not_found")
 def usage_statement(request, q: Query[UsageQuery]):
     statement = _statement(request, q)
     return {
@@ -671,6 +664,7 @@ class CsvQuery(UsageQuery):
     summary="Monthly usage statement as CSV (semicolons, UTF-8 with BOM; decimal=comma)",
     response={200: None},
 )
+@answers("forbidden", "not_found")
 def usage_csv(request, q: Query[CsvQuery]):
     return csv_response(_statement(request, q), decimal_comma=q.decimal == "comma")
 

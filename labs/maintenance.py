@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from bookings import availability, engine, notify
-from bookings.models import HOLDING, Booking, Status
+from bookings.models import HOLDING, Booking, Resource, Status
 from campus.errors import DomainError, Forbidden
 from campus.models import Person
 from labs import rules
@@ -37,7 +38,6 @@ OFFER_SEARCH_DAYS = 14
 class LabStateError(DomainError):
     """The machine or record is not in a state that allows this."""
 
-    status = 409
     code = "invalid_state"
 
 
@@ -53,6 +53,46 @@ def require_lab_staff(person: Person) -> None:
         raise Forbidden(
             _("Only a lab technician or facility staff may do this."), code="technician_only"
         )
+
+
+# ------------------------------------------------------------------ who sees what
+# One function per object type, for the API's lists and details and the portal's pages.
+
+
+def visible_equipment(person: Person):
+    """The machines in service for everyone; lab technicians and facility staff also see
+    those withdrawn from booking (their resource inactive)."""
+    qs = Equipment.objects.select_related("resource__policy", "location")
+    return qs if is_lab_staff(person) else qs.filter(resource__is_active=True)
+
+
+def visible_qualifications(person: Person):
+    """One's own; a tenant admin also their tenant's people's; technicians and staff all."""
+    qs = Qualification.objects.select_related("person", "equipment__resource")
+    if is_lab_staff(person):
+        return qs
+    if person.is_tenant_admin and person.tenant_id:
+        return qs.filter(Q(person=person) | Q(person__tenant_id=person.tenant_id))
+    return qs.filter(person=person)
+
+
+def visible_incidents(person: Person):
+    """The incidents one reported and one's tenant's; technicians and staff all."""
+    qs = Incident.objects.select_related("equipment__resource")
+    if is_lab_staff(person):
+        return qs
+    scope = Q(reported_by=person)
+    if person.tenant_id:
+        scope |= Q(tenant_id=person.tenant_id)
+    return qs.filter(scope)
+
+
+def visible_maintenance_windows(person: Person):
+    """The maintenance windows of machines still holding their slot, for anyone signed in:
+    when a machine is unavailable is no one's private data."""
+    return Booking.objects.select_related("resource", "person", "tenant").filter(
+        is_maintenance=True, status__in=HOLDING, resource__kind=Resource.Kind.EQUIPMENT
+    )
 
 
 def _locked(equipment: Equipment) -> Equipment:

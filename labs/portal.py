@@ -21,13 +21,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from bookings.engine import building_tz, unqualified_deadline
-from bookings.models import CANCELLABLE, HOLDING, Booking
+from bookings.engine import building_tz, unqualified_deadline, visible_bookings
+from bookings.models import CANCELLABLE, Booking
 from campus.errors import DomainError
 from campus.models import Person
 from campus.views import lab_staff_required
 from labs import maintenance
-from labs.models import Equipment, Incident, Qualification
+from labs.models import Equipment
 from labs.rules import in_force
 
 PAGE_SIZE = 50
@@ -61,7 +61,7 @@ def equipment_list(request):
     """Every machine: status in words, open incidents, next maintenance window."""
     status = request.GET.get("status", "")
     rows = (
-        Equipment.objects.select_related("resource", "location")
+        maintenance.visible_equipment(request.user)
         .annotate(open_incidents=Count("incidents", filter=Q(incidents__closed_at__isnull=True)))
         .order_by("resource__code")
     )
@@ -69,15 +69,15 @@ def equipment_list(request):
         rows = rows.filter(status=status)
     rows = list(rows)
     windows = {}
-    for w in Booking.objects.filter(
-        is_maintenance=True,
-        status__in=HOLDING,
-        end__gte=timezone.now(),
-        resource_id__in=[e.resource_id for e in rows],
-    ).order_by("start"):
+    for w in (
+        maintenance.visible_maintenance_windows(request.user)
+        .filter(end__gte=timezone.now(), resource_id__in=[e.resource_id for e in rows])
+        .order_by("start")
+    ):
         windows.setdefault(w.resource_id, w)
     flagged = dict(
-        Booking.objects.filter(
+        visible_bookings(request.user)
+        .filter(
             unqualified_at__isnull=False,
             status__in=CANCELLABLE,
             resource_id__in=[e.resource_id for e in rows],
@@ -124,10 +124,8 @@ class MaintenanceForm(forms.Form):
         return data
 
 
-def _equipment(equipment_id: int) -> Equipment:
-    return get_object_or_404(
-        Equipment.objects.select_related("resource", "location"), pk=equipment_id
-    )
+def _equipment(request, equipment_id: int) -> Equipment:
+    return get_object_or_404(maintenance.visible_equipment(request.user), pk=equipment_id)
 
 
 def _detail(request, eq: Equipment, form: MaintenanceForm, *, error=None, status=200):
@@ -138,13 +136,11 @@ def _detail(request, eq: Equipment, form: MaintenanceForm, *, error=None, status
         "error": error,
         "history": eq.status_history.select_related("by")[:20],
         "incidents": eq.incidents.filter(closed_at__isnull=True).select_related("reported_by"),
-        "windows": Booking.objects.filter(
-            resource=eq.resource, is_maintenance=True, status__in=HOLDING, end__gte=now
-        ).order_by("start"),
-        "unqualified": Booking.objects.filter(
-            resource=eq.resource, unqualified_at__isnull=False, status__in=CANCELLABLE
-        )
-        .select_related("person", "tenant")
+        "windows": maintenance.visible_maintenance_windows(request.user)
+        .filter(resource=eq.resource, end__gte=now)
+        .order_by("start"),
+        "unqualified": visible_bookings(request.user)
+        .filter(resource=eq.resource, unqualified_at__isnull=False, status__in=CANCELLABLE)
         .order_by("start", "pk"),
     }
     return render(request, "labs/equipment_detail.html", context, status=status)
@@ -152,7 +148,7 @@ def _detail(request, eq: Equipment, form: MaintenanceForm, *, error=None, status
 
 @lab_staff_required
 def equipment_detail(request, equipment_id: int):
-    eq = _equipment(equipment_id)
+    eq = _equipment(request, equipment_id)
     tomorrow = timezone.localdate() + timedelta(days=1)
     initial = {
         "start_date": tomorrow,
@@ -167,7 +163,7 @@ def equipment_detail(request, equipment_id: int):
 @require_POST
 def schedule_maintenance(request, equipment_id: int):
     """Two steps: `preview` lists the bookings the window would cancel; `confirm` books it."""
-    eq = _equipment(equipment_id)
+    eq = _equipment(request, equipment_id)
     form = MaintenanceForm(request.POST)
     if not form.is_valid():
         return _detail(request, eq, form, status=422)
@@ -198,7 +194,7 @@ def schedule_maintenance(request, equipment_id: int):
 @lab_staff_required
 @require_POST
 def sign_off(request, equipment_id: int):
-    eq = _equipment(equipment_id)
+    eq = _equipment(request, equipment_id)
     try:
         maintenance.sign_off(request.user, eq)
     except DomainError as e:
@@ -302,9 +298,11 @@ def qualifications(request):
 
     search = request.GET.get("q", "").strip()
     state = request.GET.get("state", "in_force")
-    qs = Qualification.objects.select_related(
-        "person__tenant", "equipment__resource", "trained_by"
-    ).order_by("person__last_name", "person__first_name", "valid_from", "pk")
+    qs = (
+        maintenance.visible_qualifications(request.user)
+        .select_related("person__tenant", "trained_by")
+        .order_by("person__last_name", "person__first_name", "valid_from", "pk")
+    )
     if search:
         qs = qs.filter(
             Q(person__email__icontains=search)
@@ -338,9 +336,7 @@ def qualifications(request):
 def revoke_qualification(request, qualification_id: int):
     """Two steps: first the bookings the revocation would leave without a valid
     qualification, then (`step=confirm`) the revocation, which flags them."""
-    q = get_object_or_404(
-        Qualification.objects.select_related("person", "equipment__resource"), pk=qualification_id
-    )
+    q = get_object_or_404(maintenance.visible_qualifications(request.user), pk=qualification_id)
     back = back_to(request, reverse("qualifications"))
     if request.POST.get("step") != "confirm":
         if q.revoked_at is not None:
@@ -379,8 +375,8 @@ def revoke_qualification(request, qualification_id: int):
 @lab_staff_required
 def incidents(request):
     """Open incidents first (oldest first), then those closed in the last 30 days."""
-    base = Incident.objects.select_related(
-        "equipment__resource", "reported_by", "tenant", "closed_by"
+    base = maintenance.visible_incidents(request.user).select_related(
+        "reported_by", "tenant", "closed_by"
     )
     since = timezone.now() - timedelta(days=30)
     context = {
@@ -393,9 +389,7 @@ def incidents(request):
 @lab_staff_required
 @require_POST
 def close_incident(request, incident_id: int):
-    incident = get_object_or_404(
-        Incident.objects.select_related("equipment__resource"), pk=incident_id
-    )
+    incident = get_object_or_404(maintenance.visible_incidents(request.user), pk=incident_id)
     try:
         maintenance.close_incident(
             request.user, incident, resolution=request.POST.get("resolution", "")

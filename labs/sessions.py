@@ -9,6 +9,7 @@ and in service. The refusal codes are the protocol's deny reasons.
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -17,7 +18,7 @@ from bookings.models import ACTIVE, Booking, Status
 from campus.errors import DomainError
 from campus.models import Person
 from labs import rules
-from labs.maintenance import set_status
+from labs.maintenance import is_lab_staff, set_status
 from labs.models import Equipment, UsageSession
 
 EARLY_START = timedelta(minutes=10)
@@ -26,13 +27,20 @@ EARLY_START = timedelta(minutes=10)
 class SessionRefused(DomainError):
     """The machine may not be started now; `code` is the MQTT protocol's deny reason."""
 
-    status = 409
-    code = "session_refused"
-
 
 class NotQualified(SessionRefused):
-    status = 403
     code = "not_qualified"
+
+
+def visible_sessions(person: Person):
+    """One's own sessions and one's tenant's; technicians and staff all."""
+    qs = UsageSession.objects.select_related("equipment__resource")
+    if is_lab_staff(person):
+        return qs
+    scope = Q(person=person)
+    if person.tenant_id:
+        scope |= Q(tenant_id=person.tenant_id)
+    return qs.filter(scope)
 
 
 def covering_booking(person: Person, equipment: Equipment, now: datetime) -> Booking | None:

@@ -57,25 +57,27 @@ class IncidentForm(forms.ModelForm):
         }
 
 
-def machines():
-    return Equipment.objects.filter(resource__is_active=True).select_related(
-        "resource__policy", "location"
-    )
+def machines(person):
+    return maintenance.visible_equipment(person)
 
 
 def free_slot_of(equipment: Equipment, now: datetime) -> dict | None:
     """The machine's next free interval ({start, end_label}), None if out of service."""
-    return suggest(equipment.resource, now) if equipment.is_usable else None
+    usable = equipment.is_usable and equipment.resource.is_active
+    return suggest(equipment.resource, now) if usable else None
 
 
 @login_required
 def equipment_list(request):
     """Every machine: its state, whether I may book it, and when it is next free."""
     now = timezone.now()
-    rows = list(machines().order_by("location__code", "resource__code"))
+    rows = list(machines(request.user).order_by("location__code", "resource__code"))
     mine = standings(request.user.pk, rows, now)
     # Every machine's next free slot in two queries (not ~40 per machine).
-    found = availability.next_free_slots([eq.resource for eq in rows if eq.is_usable], now)
+    for eq in rows:
+        # A technician also sees the machines withdrawn from booking: nothing to offer there.
+        eq.bookable = eq.is_usable and eq.resource.is_active
+    found = availability.next_free_slots([eq.resource for eq in rows if eq.bookable], now)
     for eq in rows:
         eq.standing = mine[eq.pk]
         eq.next_free = suggestion(eq.resource, found.get(eq.resource_id))
@@ -86,7 +88,7 @@ def equipment_list(request):
 def equipment_detail(request, equipment_id: int):
     """One machine: qualification, free slots of a day, and the booking form."""
     person = request.user
-    equipment = get_object_or_404(machines(), pk=equipment_id)
+    equipment = get_object_or_404(machines(person), pk=equipment_id)
     now = timezone.now()
     today = local(now).date()
     try:
@@ -142,7 +144,7 @@ def equipment_detail(request, equipment_id: int):
 @login_required
 def report_incident(request, equipment_id: int):
     """Report a problem on a machine (labs.maintenance.report_incident, as the API does)."""
-    equipment = get_object_or_404(machines(), pk=equipment_id)
+    equipment = get_object_or_404(machines(request.user), pk=equipment_id)
     form = IncidentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data

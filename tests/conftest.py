@@ -13,8 +13,11 @@ here). Without them they are skipped, unless REQUIRE_SERVICES names them (CI doe
 missing service is a failure, not a skip.
 """
 
+import functools
 import importlib.util
+import json
 import os
+import re
 import shutil
 import socket
 from datetime import date
@@ -205,10 +208,46 @@ def tina(campus):
     return _person("tina@campus.test", "Tina", is_lab_technician=True)
 
 
+@functools.cache
+def _operations() -> list[tuple[str, re.Pattern, dict]]:
+    from campus.api import api
+
+    found = []
+    for path, methods in api.get_openapi_schema()["paths"].items():
+        pattern = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)) + "$")
+        found += [(m.upper(), pattern, op["responses"]) for m, op in methods.items()]
+    return found
+
+
+def assert_declared(method: str, path: str, response):
+    """An API answer is one its operation declares in the OpenAPI document: its status and,
+    for an error, its code among those declared with that status."""
+    found = [r for m, p, r in _operations() if m == method and p.match(path)]
+    if not found or response.status_code == 500:  # no operation (404, 405), or a crash
+        return
+    status = response.status_code
+    declared = found[0].get(status)
+    assert declared, f"{method} {path} answered {status}, undeclared: {response.content[:300]}"
+    if status >= 400:
+        code = json.loads(response.content)["code"]
+        schema = declared["content"]["application/json"]["schema"]
+        codes = schema["allOf"][1]["properties"]["code"]["enum"]
+        assert code in codes, f"{method} {path} answered {status} {code!r}, undeclared: {codes}"
+
+
+class ApiClient(Client):
+    """A test client whose every API answer is checked against the OpenAPI document."""
+
+    def request(self, **request):
+        response = super().request(**request)
+        assert_declared(request["REQUEST_METHOD"], request["PATH_INFO"], response)
+        return response
+
+
 def api_client(person: Person) -> Client:
     """A client that calls the API with a fresh personal token of this person."""
     _token, plaintext = ApiToken.issue(person, "tests")
-    return Client(headers={"Authorization": f"Bearer {plaintext}"})
+    return ApiClient(headers={"Authorization": f"Bearer {plaintext}"})
 
 
 @pytest.fixture

@@ -167,6 +167,22 @@ class World:
         return self.printer
 
     @cached_property
+    def machine_booking(self):
+        """bob's booking of the printer tomorrow (he is trained on it)."""
+        self.qualification  # noqa: B018
+        slot = Slot(self.printer.resource, local(self.tomorrow, 10), local(self.tomorrow, 11))
+        return book(self.bob, slot)
+
+    @cached_property
+    def retired_printer(self):
+        """A machine withdrawn from booking (its resource inactive)."""
+        self.printer  # noqa: B018 (the equipment policy)
+        machine = make_equipment("EQ-3D-0", "Old 3D printer", "3d-printer", self.campus["lab"])
+        Resource.objects.filter(pk=machine.resource_id).update(is_active=False)
+        machine.resource.refresh_from_db()
+        return machine
+
+    @cached_property
     def session(self):
         return sessions.start_session(self.bob, self.printer_booked_now, source="api")
 
@@ -1009,3 +1025,60 @@ def test_the_table_names_every_portal_url():
     table = {row.route for row in PORTAL}
     assert routes - table == set(), "add these URLs to tests/test_authorization.py"
     assert table - routes == set(), "these rows name no URL"
+
+
+# ------------------------------------------------------------------ lists and details agree
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An object type with a list and a detail operation, and the World objects of that type
+    (each caller may see some of them, none, or all)."""
+
+    path: str  # the list's path; the detail is path/{id}
+    objects: object  # a function of the World: the objects to look for
+
+
+def _others_booking(w: World):
+    """gina's booking: Globex's, outside bob's tenant."""
+    slot = Slot(w.room, local(w.tomorrow, 12), local(w.tomorrow, 13))
+    return book(w.people["gina"], slot)
+
+
+LISTED = [
+    Listed("tenants", lambda w: [w.acme, w.people["gina"].tenant]),
+    Listed("people", lambda w: list(w.people.values())),
+    Listed("leases", lambda w: list(Lease.objects.all())),
+    Listed("spaces", lambda w: [w.campus["meeting"], w.campus["office_acme"]]),
+    Listed("resources", lambda w: [w.room, w.printer.resource, w.retired_printer.resource]),
+    Listed(
+        "bookings",
+        lambda w: [w.booking, w.request_pending, w.machine_booking, _others_booking(w)],
+    ),
+    Listed("equipment", lambda w: [w.printer, w.retired_printer]),
+    Listed("incidents", lambda w: [w.incident]),
+    Listed("doors", lambda w: [w.door]),
+    Listed("credentials", lambda w: [w.badge]),
+    Listed("visitors", lambda w: [w.visit]),
+]
+
+
+@pytest.mark.parametrize(
+    "listed, role",
+    [pytest.param(x, role, id=f"{x.path}-{role}") for x in LISTED for role in ROLES[1:]],
+)
+def test_an_object_is_in_the_list_if_and_only_if_its_detail_answers(world, listed, role):
+    """One visibility rule per object type: whoever calls, the list shows exactly the objects
+    whose detail answers 200 (a list refused as a whole, 403, shows none)."""
+    objects = listed.objects(world)
+    client = client_for(world, role, api=True)
+    answer = client.get(f"{A}/{listed.path}?limit=1000")
+    assert answer.status_code in (200, 403), answer.content[:300]
+    shown = {item["id"] for item in answer.json()["items"]} if answer.status_code == 200 else set()
+    for obj in objects:
+        detail = client.get(f"{A}/{listed.path}/{obj.pk}")
+        assert detail.status_code in (200, 403, 404), detail.content[:300]
+        assert (obj.pk in shown) == (detail.status_code == 200), (
+            f"{role}: {listed.path} #{obj.pk} is {'' if obj.pk in shown else 'not '}listed "
+            f"but its detail answers {detail.status_code}"
+        )

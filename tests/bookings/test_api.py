@@ -112,6 +112,41 @@ def test_a_recurring_booking_reports_each_occurrence(as_bob, room, always_open):
     assert data["rrule"] == "FREQ=WEEKLY;COUNT=3"
 
 
+def test_a_series_answer_says_which_occurrences_are_deferred_and_why(
+    as_bob, room, always_open, room_policy
+):
+    room_policy.max_advance_days = 20
+    room_policy.save()
+    payload = body(room, tomorrow(9), tomorrow(10), recurrence={"freq": "weekly", "count": 5})
+    response = as_bob.post("/api/v1/bookings", payload, content_type=JSON)
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert len(data["booked"]) == 3 and data["refused"] == []  # days 1, 8 and 15
+    assert [d["start"] for d in data["deferred"]] == [
+        tomorrow(9, days=22).isoformat(),
+        tomorrow(9, days=29).isoformat(),
+    ]
+    assert "20 days" in data["deferred_reason"]
+    assert datetime.fromisoformat(data["horizon"]) < tomorrow(9, days=22)
+
+
+@pytest.mark.parametrize(
+    "recurrence, code",
+    [
+        ({"freq": "weekly", "count": 3}, "too_far_ahead"),  # the first beyond the horizon
+        ({"freq": "daily", "until": "2020-01-01"}, "invalid"),  # no occurrence at all
+    ],
+)
+def test_a_series_with_nothing_to_book_or_refuse_is_no_series_conflict(
+    as_bob, room, always_open, recurrence, code
+):
+    far = tomorrow(9, days=400) if code == "too_far_ahead" else tomorrow(9)
+    payload = body(room, far, far + timedelta(hours=1), recurrence=recurrence)
+    response = as_bob.post("/api/v1/bookings", payload, content_type=JSON)
+    assert (response.status_code, response.json()["code"]) == (422, code), response.content
+    assert not Booking.objects.exists()
+
+
 def test_members_see_their_tenants_bookings_and_not_others(as_alice, as_charlie, bobs_booking):
     assert [b["id"] for b in as_alice.get("/api/v1/bookings").json()["items"]] == [bobs_booking.pk]
     assert as_charlie.get("/api/v1/bookings").json()["items"] == []
@@ -189,7 +224,7 @@ def test_availability_lists_free_rooms_with_filters(as_bob, room, big_room, bobs
     def free(query):
         response = as_bob.get(f"/api/v1/availability?{query}")
         assert response.status_code == 200, response.content
-        return [r["code"] for r in response.json()]
+        return [r["code"] for r in response.json()["items"]]
 
     window = f"start={tomorrow(10).isoformat()}&end={tomorrow(11).isoformat()}".replace("+", "%2B")
     assert free(window) == ["B-0.03"]
@@ -217,7 +252,7 @@ def test_free_slots_of_a_day(as_bob, room, bobs_booking, always_open):
     day = tomorrow(0).date().isoformat()
     response = as_bob.get(f"/api/v1/resources/{room.pk}/free-slots?date={day}")
     assert response.status_code == 200
-    slots = [(s["start"][11:16], s["end"][11:16]) for s in response.json()]
+    slots = [(s["start"][11:16], s["end"][11:16]) for s in response.json()["items"]]
     assert slots == [("00:00", "10:00"), ("11:00", "00:00")]
     assert as_bob.get(f"/api/v1/resources/{room.pk}/free-slots?date=someday").status_code == 422
 
@@ -228,7 +263,7 @@ def test_waitlist_through_the_api(as_charlie, bobs_booking, room):
     response = as_charlie.post("/api/v1/waitlist", payload, content_type=JSON)
     assert response.status_code == 201, response.content
     entry_id = response.json()["id"]
-    assert as_charlie.get("/api/v1/waitlist").json()[0]["state"] == "waiting"
+    assert as_charlie.get("/api/v1/waitlist").json()["items"][0]["state"] == "waiting"
     assert as_charlie.post(f"/api/v1/waitlist/{entry_id}/accept").status_code == 422
     assert as_charlie.post(f"/api/v1/waitlist/{entry_id}/cancel").json()["state"] == "cancelled"
 

@@ -17,7 +17,7 @@ WINDOW = {"start": "2026-03-03T10:00", "end": "2026-03-03T11:00"}
 def free(client, **filters) -> dict:
     response = client.get("/api/v1/availability", WINDOW | filters)
     assert response.status_code == 200
-    return {r["code"]: r for r in response.json()}
+    return {r["code"]: r for r in response.json()["items"]}
 
 
 def test_an_unchanged_catalogue_costs_one_query(room, big_room):

@@ -12,6 +12,7 @@ from bookings import engine, series
 from bookings.engine import Slot, book
 from bookings.models import Booking, PersonFeed
 from bookings.series import Recurrence, SeriesRefused, book_series
+from campus.errors import DomainError
 from tests.bookings.conftest import NOW, PARIS, at
 
 
@@ -59,6 +60,53 @@ def test_occurrences_beyond_the_horizon_wait_for_the_horizon_job(bob, room, room
     assert series.extend_series(now=NOW + timedelta(days=14)) == 2
     assert series.extend_series(now=NOW + timedelta(days=14)) == 0
     assert Booking.objects.filter(series=result.series).count() == 4
+
+
+def test_a_series_lists_the_occurrences_deferred_beyond_the_horizon(bob, room, room_policy):
+    room_policy.max_advance_days = 22
+    room_policy.save()
+    slot, rule = weekly_nine(room, 5)
+    result = book_series(bob, slot, rule, now=NOW)
+    assert result.horizon == NOW + timedelta(days=22)
+    assert [b.start for b in result.booked] == [at(16, 9), at(23, 9)]
+    assert result.deferred == [
+        (at(30, 9), at(30, 10)),
+        (at(6, 9, month=4), at(6, 10, month=4)),
+        (at(13, 9, month=4), at(13, 10, month=4)),
+    ]
+    assert "22 days" in result.deferred_reason
+
+
+def test_a_series_entirely_beyond_the_horizon_is_refused_as_too_far_ahead(bob, room, room_policy):
+    """Nothing booked and nothing refused is no series conflict: a single booking then would
+    be too far ahead, and so is the series."""
+    room_policy.max_advance_days = 10  # 16 March is 14 days after NOW
+    room_policy.save()
+    slot, rule = weekly_nine(room, 4)
+    for dry_run in (True, False):
+        with pytest.raises(DomainError) as refused:
+            book_series(bob, slot, rule, now=NOW, dry_run=dry_run)
+        assert (refused.value.code, refused.value.status) == ("too_far_ahead", 422)
+    assert not series.BookingSeries.objects.exists()
+
+
+def test_a_recurrence_without_any_occurrence_is_invalid(bob, room):
+    slot = Slot(room, at(16, 9), at(16, 10))  # a Monday
+    rule = Recurrence("weekly", weekdays=(2,), until=date(2026, 3, 16))  # Tuesdays until Monday
+    with pytest.raises(DomainError) as refused:
+        book_series(bob, slot, rule, now=NOW)
+    assert (refused.value.code, refused.value.status) == ("invalid", 422)
+    assert refused.value.data == {"field": "recurrence"}
+    assert not Booking.objects.exists()
+
+
+def test_a_series_conflict_always_lists_the_refused_occurrences(bob, charlie, room):
+    book(charlie, Slot(room, at(16, 9), at(16, 10)), now=NOW)
+    slot, rule = weekly_nine(room, 1)
+    for skip_conflicts in (True, False):
+        with pytest.raises(SeriesRefused) as refused:
+            book_series(bob, slot, rule, skip_conflicts=skip_conflicts, now=NOW)
+        assert [r["code"] for r in refused.value.data["refused"]] == ["conflict"]
 
 
 def test_cancel_one_occurrence_or_this_and_the_following(bob, room):

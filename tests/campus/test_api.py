@@ -1,9 +1,16 @@
 """The API foundation: token and session auth, roles, tenant scoping, errors as JSON."""
 
+from enum import StrEnum
+
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
+from bookings.models import Status as BookingStatus
+from campus.api import Api
+from campus.errors import CODES
 from campus.models import ApiToken, Person, Space, Tenant
+from labs.models import Equipment
 from tests.conftest import api_client
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +74,8 @@ def test_people_create_tokens_see_them_without_the_secret_and_revoke_them(as_bob
     assert created.status_code == 201
     plaintext = created.json()["token"]
     listed = as_bob.get("/api/v1/me/tokens").json()
-    assert all("token" not in t for t in listed)
+    assert [t["name"] for t in listed["items"]] == ["laptop", "tests"] and listed["count"] == 2
+    assert all("token" not in t for t in listed["items"])
     revoked = as_bob.post(f"/api/v1/me/tokens/{created.json()['id']}/revoke")
     assert revoked.json()["revoked_at"] is not None
     assert (
@@ -313,13 +321,80 @@ def test_a_staff_token_cannot_be_used_by_someone_who_lost_the_role(sam):
     assert response.status_code == 403
 
 
-def test_every_operation_declares_the_error_answers_once(db):
+def test_each_operation_declares_the_error_codes_it_answers_with_their_status(db):
     schema = Client().get("/api/v1/openapi.json").json()
     assert set(schema["components"]["schemas"]["Error"]["required"]) == {"detail", "code"}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            declared = set(operation["responses"])
-            assert {"401", "403", "404", "409", "422"} <= declared, (method, path)
+            errors = {
+                int(s): codes_of(a) for s, a in operation["responses"].items() if int(s) >= 400
+            }
+            assert {401, 503} <= set(errors), (method, path)
+            for status, codes in errors.items():
+                assert codes and {CODES[c].status for c in codes} == {status}, (method, path)
+    responses = schema["paths"]["/api/v1/me"]["get"]["responses"]
+    assert not {"403", "404", "409", "422"} & set(responses)  # only a missing token, or busy
+    booking = schema["paths"]["/api/v1/bookings"]["post"]["responses"]
+    assert codes_of(booking["409"]) == ["conflict", "idempotency_key_in_use", "series_conflict"]
+    assert {"not_qualified", "not_authorized", "tenant_suspended"} <= set(codes_of(booking["403"]))
+    assert {"too_long", "outside_opening_hours", "quota_exceeded"} <= set(codes_of(booking["422"]))
+    unlock = schema["paths"]["/api/v1/doors/{door_id}/unlock"]["post"]["responses"]
+    assert codes_of(unlock["409"]) == ["controller_offline", "lockdown"]
+    assert codes_of(unlock["503"]) == ["broker_unavailable", "busy"]
+
+
+def codes_of(answer: dict) -> list[str]:
+    schema = answer["content"]["application/json"]["schema"]
+    return schema["allOf"][1]["properties"]["code"]["enum"]
+
+
+def test_the_status_filter_of_bookings_declares_the_booking_statuses(db):
+    schema = Client().get("/api/v1/openapi.json").json()
+    parameters = schema["paths"]["/api/v1/bookings"]["get"]["parameters"]
+    status = next(p for p in parameters if p["name"] == "status")["schema"]["anyOf"][0]
+    assert status["enum"] == list(BookingStatus.values)
+    equipment = schema["paths"]["/api/v1/equipment"]["get"]["parameters"]
+    status = next(p for p in equipment if p["name"] == "status")["schema"]["anyOf"][0]
+    assert status["enum"] == list(Equipment.Status.values)
+
+
+def test_every_list_is_a_page_of_items_with_their_count(db):
+    schema = Client().get("/api/v1/openapi.json").json()
+    components = schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        if "get" not in operations or "200" not in operations["get"]["responses"]:
+            continue
+        content = operations["get"]["responses"]["200"].get("content", {})
+        answer = content.get("application/json", {}).get("schema", {})
+        answer = components[answer["$ref"].rsplit("/", 1)[1]] if "$ref" in answer else answer
+        assert answer.get("type") != "array", f"GET {path} answers a bare list"
+        if "items" in answer.get("properties", {}):
+            assert set(answer["required"]) == {"items", "count"}, path
+            names = {p["name"] for p in operations["get"]["parameters"]}
+            assert {"limit", "offset"} <= names, path
+
+
+def test_two_different_schemas_under_one_name_are_refused():
+    """ninja files schemas by name, the last one winning: the document refuses that instead."""
+
+    class Booking:
+        class Status(StrEnum):
+            CONFIRMED = "confirmed"
+
+    class Badge:
+        class Status(StrEnum):
+            LOST = "lost"
+
+    api = Api(urls_namespace="test-two-names")
+
+    @api.get("/bookings")
+    def bookings(request, status: Booking.Status): ...
+
+    @api.get("/badges")
+    def badges(request, status: Badge.Status): ...
+
+    with pytest.raises(ImproperlyConfigured, match="'Status'"):
+        api.get_openapi_schema(path_prefix="/")
 
 
 HUGE = 2**70  # beyond any database integer

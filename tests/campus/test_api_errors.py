@@ -2,12 +2,21 @@
 operations answer, but also what Django answers around them (no such path, a method the
 operation does not take, a Host not allowed, a body too large, an unexpected exception)."""
 
+import ast
 import logging
+from importlib import import_module
+from pathlib import Path
 
 import pytest
 from django.test import Client
 
+from bookings.engine import SlotTaken
+from bookings.policy import NotAllowed, PolicyRefused
+from campus import errors
 from campus.auth import TokenAuth
+from campus.errors import CODES, DomainError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 JSON = "application/json"
 
@@ -90,3 +99,58 @@ def test_an_unexpected_exception_is_logged_and_answered_as_json_500(
     assert "on fire" not in body["detail"]  # nothing internal in the answer
     logged = [r for r in caplog.records if r.name == "django.request"]
     assert logged and logged[0].exc_info[0] is RuntimeError  # but in the log, with its traceback
+
+
+# ------------------------------------------------------------------ the table of codes
+
+
+def _error_classes(cls=DomainError):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _error_classes(sub)
+
+
+def _codes_raised() -> dict[str, set[str]]:
+    """Every code the sources raise a DomainError with, and where: the class codes, and each
+    `code="…"` (or the class's code when none is given) at a call of an error class."""
+    import_module("campus.urls")  # every app's API, hence every error class
+    classes = {c.__name__: c for c in _error_classes()}
+    found: dict[str, set[str]] = {}
+    for c in classes.values():
+        if "code" in vars(c):
+            found.setdefault(c.code, set()).add(c.__qualname__)
+    for app in ("campus", "bookings", "labs", "access"):
+        for path in (ROOT / app).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = getattr(node.func, "id", getattr(node.func, "attr", None))
+                if name not in classes:
+                    continue
+                # DomainError(detail, code=None, **data): the code by name or second
+                given = [k.value for k in node.keywords if k.arg == "code"] + node.args[1:2]
+                code = given[0].value if given else classes[name].code
+                assert isinstance(code, str), f"{path}:{node.lineno}: a code must be a literal"
+                found.setdefault(code, set()).add(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_every_code_raised_is_in_the_table_with_its_status():
+    raised = _codes_raised()
+    missing = {code: where for code, where in raised.items() if code not in CODES}
+    assert not missing, f"add these codes to campus.errors.CODES: {missing}"
+
+
+def test_a_refusal_is_answered_with_the_status_of_its_code():
+    assert PolicyRefused("x", code="not_qualified").status == 403
+    assert PolicyRefused("x", code="too_long").status == 422
+    assert NotAllowed("x").status == 403 and SlotTaken("x").status == 409
+
+
+def test_the_table_is_in_the_api_description_and_in_docs_errors_md(db):
+    description = Client().get("/api/v1/openapi.json").json()["info"]["description"]
+    assert errors.document() in description
+    written = (ROOT / "docs" / "errors.md").read_text()
+    assert written == "# Error codes\n\n" + errors.document(), (
+        "docs/errors.md is out of date: uv run python -m campus.errors > docs/errors.md"
+    )
