@@ -1,4 +1,4 @@
-"""gunicorn's configuration, read from the working directory by `gunicorn campus.wsgi` (the
+"""gunicorn's configuration, read from the working directory by `gunicorn config.wsgi` (the
 Docker image and bench/bookings.py both start it so). Command-line options override it.
 
 Threaded workers (`gthread`) keep HTTP connections alive between requests (sync workers close
@@ -21,5 +21,5 @@ keepalive = 5  # seconds an idle client connection is kept (behind a proxy that 
 os.environ.setdefault("DB_CONN_MAX_AGE", "60")
 
 # gunicorn sets wsgi.url_scheme from X-Forwarded-Proto when the peer is one of these: the
-# same proxies as Django's (campus.ops.ForwardedHeaders), rather than gunicorn's 127.0.0.1.
+# same proxies as Django's (config.ops.ForwardedHeaders), rather than gunicorn's 127.0.0.1.
 forwarded_allow_ips = os.environ.get("TRUSTED_PROXIES", "")

@@ -16,7 +16,7 @@ from access.models import (
     record_rights_change,
 )
 from campus.auth import may_write_badge, require_may_write_badge
-from campus.errors import DomainError
+from common.errors import DomainError
 
 RIGHTS_FIELDS = ("status", "holder", "visitor_pass", "override", "valid_from", "valid_until")
 

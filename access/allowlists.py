@@ -163,7 +163,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
         return
     holder = snap.people.get(badge.holder_id) if badge.holder_id is not None else None
     tenant = leases = None
-    qualifications = decision.QualificationFacts()
+    qualifications = decision.TrainedFor()
     if holder is not None:
         tenant = snap.tenants.get(holder.tenant_id) if holder.tenant_id else None
         leases = snap.leases.get(holder.tenant_id, ()) if holder.tenant_id else ()

@@ -41,13 +41,13 @@ from access.models import (
     visible_doors,
     visible_visits,
 )
-from campus.api import In, Pages, answers, choice, existing, save_validated
-from campus.auth import caller, get_scoped, is_staff, require_may_write_badge, require_staff
-from campus.errors import Conflict, Forbidden, Invalid, NotFound
+from campus.auth import caller, require_may_write_badge, require_staff
 from campus.idempotency import idempotent
 from campus.models import Person, Space
 from common import spreadsheet
+from common.api import In, Pages, answers, choice, existing, get_scoped, save_validated
 from common.edge import Flag, Id, Int, QueryFlag, QueryId, When
+from common.errors import Conflict, Forbidden, Invalid, NotFound
 
 router = Router(tags=["access"])
 
@@ -394,7 +394,7 @@ class CredentialIn(In):
 
 def holder_for(person: Person, holder_id: int | None) -> Person | None:
     """The badge's holder: anyone for staff, one of their tenant's people for a tenant admin."""
-    if is_staff(person):
+    if person.runs_facility:
         return existing(Person, holder_id, "holder_id") if holder_id is not None else None
     if holder_id is None:
         raise Invalid(_("holder_id: whose badge is it?"), field="holder_id")
@@ -424,7 +424,7 @@ def register_badge(
     the change is audit-logged."""
     person = actor
     require_may_write_badge(person)
-    if override and not is_staff(person):
+    if override and not person.runs_facility:
         raise Forbidden(_("Only facility staff may issue master cards."), code="staff_only")
     holder = holder_for(person, holder_id)
     require_may_write_badge(person, holder)
@@ -729,7 +729,7 @@ class AccessEventOut(Schema):
 
     @staticmethod
     def resolve_detail(obj, context):
-        return obj.detail if is_staff(caller(context["request"])) else None
+        return obj.detail if caller(context["request"]).runs_facility else None
 
 
 class AccessEventFilter(Schema):

@@ -60,7 +60,7 @@ from access.facts import (
 )
 from access.models import AuditEvent, Controller
 from access.mqtt import Broker, broker_from_url, new_client
-from campus.ops import SCANS_RATE_LIMITED
+from common.metrics import SCANS_RATE_LIMITED
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +367,7 @@ class Bridge:
         self._thread(self._refresh_loop, "bridge-refresh")
         self._thread(self._allowlist_loop, "bridge-allowlists")
         if self.config.run_jobs:
-            from bookings.management.commands.run_jobs import run_loop
+            from bookings.jobs import run_loop
 
             self._thread(lambda: run_loop(self.stop_event, self.config.jobs_interval), "jobs")
         if self.config.power:
@@ -1281,8 +1281,8 @@ def record_heartbeat(ctrl: str, hb: protocol.Heartbeat, now: datetime):
 def check_in(person_id: int, booking_id: int, now: datetime):
     from bookings import engine
     from bookings.models import Booking
-    from campus.errors import DomainError
     from campus.models import Person
+    from common.errors import DomainError
 
     try:
         person = Person.objects.get(pk=person_id)

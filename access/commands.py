@@ -23,8 +23,8 @@ from django.utils import timezone
 from access import protocol
 from access.models import AuditEvent, Controller, Door, SiteMode, locked_down
 from access.mqtt import broker_from_url, new_client
-from campus.errors import Conflict, DomainError
 from campus.models import Person
+from common.errors import Conflict, DomainError
 
 log = logging.getLogger(__name__)
 

@@ -100,7 +100,7 @@ class PersonFacts:
     leased_space_ids: frozenset[int] = frozenset()
 
     @property
-    def is_staff(self) -> bool:
+    def runs_facility(self) -> bool:
         return "facility_staff" in self.roles
 
     @property
@@ -142,7 +142,7 @@ class BookingFacts:
 
 
 @dataclass(frozen=True)
-class QualificationFacts:
+class TrainedFor:
     """What the person's trainings allow at `now`: lab spaces and machines."""
 
     space_ids: frozenset[int] = frozenset()
@@ -171,7 +171,7 @@ class Facts:
     door: DoorFacts | None = None
     equipment: EquipmentFacts | None = None
     bookings: tuple[BookingFacts, ...] = ()
-    qualifications: QualificationFacts = field(default_factory=QualificationFacts)
+    qualifications: TrainedFor = field(default_factory=TrainedFor)
     visitor: VisitorFacts | None = None
     lockdown: bool = False
     requested_at: datetime | None = None
@@ -231,7 +231,7 @@ def _decide_door(facts: Facts, door: DoorFacts, cred: CredentialFacts, person) -
 
     if person is None:
         return deny("not_authorized")
-    if person.is_staff:
+    if person.runs_facility:
         if door.kind == "technical" and not person.technical_access:
             return deny("not_authorized")
         return grant("staff")

@@ -3,13 +3,13 @@
 
 Both build the same `decision.Facts` with the same helpers; `decision.decide` then answers.
 Nothing here decides: the rules live in `access.decision` (doors and machines) and
-`labs.rules.in_force` (invariant 4: which trainings are in force).
+`labs.qualifications.in_force` (invariant 4: which trainings are in force).
 
 Queries, whatever the data (tested with django_assert_max_num_queries):
 - `load_door_facts`: at most 8 — the badge with its holder, tenant and visitor pass; the
   tenant's leases; the holder's bookings covering now and their resources' places (two, the
   second only when a booking is found); their qualifications and the machines they cover
-  (two: `labs.rules.qualified_targets`); the site mode; whether the door leads into a
+  (two: `labs.qualifications.qualified_targets`); the site mode; whether the door leads into a
   bookable room. Fewer when there is no holder.
 - `load_equipment_facts`: at most 8 — the same first six, the machine's status and whether
   a maintenance window covers now.
@@ -34,18 +34,17 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Min, Q
 
 from access import decision
 from access.models import ChangeVersion, Credential, Door, SiteMode, locked_down
 from bookings.models import ACTIVE, Booking, Resource
+from campus.clock import building_tz
 from campus.models import Lease, Person, Space, Tenant
 from labs.models import Equipment, Qualification
-from labs.rules import QualificationFacts, qualified_targets, targets
+from labs.qualifications import QualificationFacts, qualified_targets, targets
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +53,7 @@ UNUSABLE = ("maintenance", "out_of_order", "to_check")
 # The widest early window of the decision (doors 15 min, machines 10): the probe loads the
 # bookings that may matter, `decide` applies the exact window.
 EARLIEST = max(decision.DOOR_EARLY, decision.EQUIPMENT_EARLY)
-NO_QUALIFICATIONS = decision.QualificationFacts()
-
-
-def building_tz() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
+NO_QUALIFICATIONS = decision.TrainedFor()
 
 
 def local_wall_clock(now: datetime) -> datetime:
@@ -188,15 +183,15 @@ def probe_bookings(person_ids, now: datetime, places) -> dict[int, tuple[HeldBoo
     }
 
 
-# --- qualifications (invariant 4: labs.rules.in_force) ----------------------------------------
+# --- qualifications (invariant 4: labs.qualifications.in_force) ---------------------------------
 
 
-def qualifications_of(person_id: int, now: datetime) -> decision.QualificationFacts:
+def qualifications_of(person_id: int, now: datetime) -> decision.TrainedFor:
     equipment_ids, space_ids = qualified_targets(person_id, now)
-    return decision.QualificationFacts(space_ids=space_ids, equipment_ids=equipment_ids)
+    return decision.TrainedFor(space_ids=space_ids, equipment_ids=equipment_ids)
 
 
-def all_qualifications(now: datetime) -> tuple[dict[int, decision.QualificationFacts], datetime]:
+def all_qualifications(now: datetime) -> tuple[dict[int, decision.TrainedFor], datetime]:
     """Every person's qualifications in force at `now`, and when that answer may next change
     (the earliest validity bound after now): the cache reloads them then."""
     per_person: dict[int, list[QualificationFacts]] = {}
@@ -219,7 +214,7 @@ def all_qualifications(now: datetime) -> tuple[dict[int, decision.QualificationF
     for person_id, held in per_person.items():
         equipment_ids, space_ids = targets(held, equipment, now)
         if equipment_ids:
-            facts[person_id] = decision.QualificationFacts(space_ids, equipment_ids)
+            facts[person_id] = decision.TrainedFor(space_ids, equipment_ids)
     return facts, changes_at
 
 
@@ -366,7 +361,7 @@ class Snapshot:
     tenants: dict[int, Tenant] = field(default_factory=dict)
     leases: dict[int, list[Lease]] = field(default_factory=dict)
     doors: dict[tuple[str, str], KnownDoor] = field(default_factory=dict)
-    qualifications: dict[int, decision.QualificationFacts] = field(default_factory=dict)
+    qualifications: dict[int, decision.TrainedFor] = field(default_factory=dict)
     resources: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
     lockdown: bool = False
     site_version: int = 0

@@ -16,9 +16,8 @@ from django.utils.translation import gettext_lazy as _
 
 from access import decision, protocol
 from access.mqtt import broker_from_url
-from campus.auth import is_staff
-from campus.errors import Conflict, Forbidden, Invalid
 from campus.models import Lease, Person, Space
+from common.errors import Conflict, Forbidden, Invalid
 
 validate_device_id = RegexValidator(
     rf"\A{protocol.ID_PATTERN.pattern}\Z",
@@ -857,7 +856,7 @@ class AuditEvent(models.Model):
 
 
 def visible_doors(person: Person):
-    if not is_staff(person):
+    if not person.runs_facility:
         raise Forbidden("Only facility staff may do this.", code="staff_only")
     return Door.objects.select_related("controller", "space")
 
@@ -866,7 +865,7 @@ def visible_credentials(person: Person):
     """Staff see every badge; a tenant admin their tenant's people's and visitors'; anyone
     else their own."""
     qs = Credential.objects.select_related("holder")
-    if is_staff(person):
+    if person.runs_facility:
         return qs
     if person.is_tenant_admin and person.tenant_id:
         return qs.filter(
@@ -880,7 +879,7 @@ def visible_visits(person: Person):
     """Staff see every visitor pass; a tenant admin those hosted by their tenant's people;
     anyone else may not manage visitors (403)."""
     qs = VisitorPass.objects.select_related("host", "space", "credential__holder")
-    if is_staff(person):
+    if person.runs_facility:
         return qs
     if person.is_tenant_admin and person.tenant_id:
         return qs.filter(host__tenant_id=person.tenant_id)
@@ -891,7 +890,7 @@ def visible_access_events(person: Person):
     """Staff see the whole access log; a tenant admin their tenant's people's lines; anyone
     else their own."""
     qs = AuditEvent.objects.select_related("person", "credential")
-    if is_staff(person):
+    if person.runs_facility:
         return qs
     if person.is_tenant_admin and person.tenant_id:
         return qs.filter(person__tenant_id=person.tenant_id)

@@ -735,7 +735,7 @@ def main():
     os.environ.update(
         DATABASE_URL=f"{args.server}/{args.db}",
         CREDENTIAL_KEY=KEY,
-        DJANGO_SETTINGS_MODULE=("campus.settings"),
+        DJANGO_SETTINGS_MODULE=("config.settings"),
         LOG_LEVEL="WARNING",
     )
     sys.path.insert(0, str(ROOT))

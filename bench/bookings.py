@@ -291,7 +291,7 @@ def start_gunicorn(
             sys.executable,
             "-m",
             "gunicorn",
-            "campus.wsgi",
+            "config.wsgi",
             # gunicorn.conf.py, read from ROOT as in production: gthread workers, keep-alive.
             "-w",
             str(workers),
@@ -580,7 +580,7 @@ def production_env(server: str, db: str, credential_key: str = "bench-credential
         "SECURE_SSL_REDIRECT": "0",
         "DB_CONN_MAX_AGE": "60",
         "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "campus.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
     }
 
 

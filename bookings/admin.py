@@ -15,7 +15,7 @@ from bookings.models import (
     Resource,
     WaitlistEntry,
 )
-from campus.errors import DomainError
+from common.errors import DomainError
 
 
 @admin.register(BookingPolicy)

@@ -21,11 +21,11 @@ from bookings import availability, catalogue, engine, series, waitlist
 from bookings.catalogue import ResourceBrief, ResourceOut
 from bookings.models import Booking, PersonFeed, Resource, WaitlistEntry
 from bookings.models import Status as BookingStatus
-from campus.api import In, Pages, RefusalOut, answers, choice
-from campus.auth import caller, get_scoped, is_staff
-from campus.errors import Forbidden, Invalid, NotFound
+from campus.auth import caller
 from campus.idempotency import idempotent
+from common.api import In, Pages, RefusalOut, answers, choice, get_scoped
 from common.edge import Day, Flag, Id, Int, QueryFlag, QueryId, When, query_int
+from common.errors import Forbidden, Invalid, NotFound
 
 router = Router(tags=["bookings"])
 
@@ -359,7 +359,7 @@ def cancel_booking(request, booking_id: int, payload: CancelIn | None = None):
 
 def require_approver(person, booking: Booking):
     """Facility staff approve; lab technicians approve equipment bookings (assisted sessions)."""
-    if is_staff(person):
+    if person.runs_facility:
         return
     if person.is_lab_technician and booking.resource.kind == "equipment":
         return
@@ -488,7 +488,7 @@ def my_feeds(request):
     base = settings.SITE_URL
     resources = (
         Resource.objects.filter(is_active=True).exclude(kind="equipment")
-        if not is_staff(person)
+        if not person.runs_facility
         else Resource.objects.filter(is_active=True)
     )
     return {

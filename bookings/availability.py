@@ -13,9 +13,10 @@ from datetime import date, datetime, time, timedelta
 from django.db import connection
 
 from bookings import catalogue
-from bookings.engine import blocked_range, building_tz, margins
+from bookings.engine import blocked_range, margins
 from bookings.models import HOLDING, Booking, BookingPolicy, Resource
 from bookings.policy import opening_intervals, within_opening_hours
+from campus.clock import building_tz
 
 
 def policies_of(resources) -> dict[int, BookingPolicy]:

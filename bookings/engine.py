@@ -16,11 +16,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q, Sum
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,25 +27,21 @@ from bookings import catalogue
 from bookings import policy as rules
 from bookings.models import (
     ACTIVE,
-    CANCELLABLE,
     HOLDING,
     Booking,
     BookingPolicy,
+    OutboxEmail,
     Resource,
     Status,
 )
-from campus.auth import is_staff
-from campus.errors import Conflict, DomainError, Forbidden, NotFound
+from campus.clock import building_tz
 from campus.models import Person
+from common.errors import Conflict, DomainError, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 
 CHECK_IN_OPENS_BEFORE = timedelta(minutes=15)
 RETRIES = 4
-
-
-def building_tz() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
 
 
 class SlotTaken(Conflict):
@@ -102,15 +97,15 @@ def blocked_range(resource, pol: BookingPolicy, start: datetime, end: datetime):
 
 def needs_qualification(resource, pol: BookingPolicy) -> bool:
     """Equipment always; a space when its policy admits qualified people only."""
-    from labs.rules import requires_qualification
+    from labs.qualifications import requires_qualification
 
     return requires_qualification(resource) or pol.who_may_book == "qualified"
 
 
 def is_qualified(person: Person, resource, start: datetime, end: datetime) -> bool:
     """Whether the person who will use the resource may, as far as qualifications go: the one
-    qualification rule (labs.rules) when the resource asks for one, else True."""
-    from labs.rules import is_qualified as holds
+    qualification rule (labs.qualifications) when the resource asks for one, else True."""
+    from labs.qualifications import is_qualified as holds
 
     if not needs_qualification(resource, policy_for(resource)):
         return True
@@ -136,8 +131,8 @@ def check_rules(
     blocking the resource) skips the calendar, qualification and unattended-run rules: only
     conflicts apply to it.
     """
-    from labs.rules import check_unattended
-    from labs.rules import is_qualified as holds
+    from labs.qualifications import check_unattended
+    from labs.qualifications import is_qualified as holds
 
     acting = acting or person
     if not resource.is_active:
@@ -150,7 +145,7 @@ def check_rules(
     qualified = maintenance or not needed or holds(person.pk, resource, start, end)
     tz = building_tz()
     who = rules.Requester(
-        is_staff=is_staff(acting) or maintenance,
+        runs_facility=acting.runs_facility or maintenance,
         has_tenant=person.tenant_id is not None,
         tenant_active=person.tenant_id is None or person.tenant.status == "active",
         qualified=qualified,
@@ -159,7 +154,7 @@ def check_rules(
     request = rules.Request(start=start, end=end, attendees=attendees, capacity=resource.capacity)
     days = cat.closed_days(pol, start.astimezone(tz).date(), end.astimezone(tz).date())
     rules.check(pol, request, who, now, tz, days, qualification_required=needed)
-    if not who.is_staff:
+    if not who.runs_facility:
         check_unattended(resource, start, end)
     return pol
 
@@ -317,7 +312,7 @@ def counted(write):
     """
 
     def wrapper(*args, **kwargs):
-        from campus.ops import BOOKINGS_CREATED, BOOKINGS_REFUSED
+        from common.metrics import BOOKINGS_CREATED, BOOKINGS_REFUSED
 
         try:
             booking = write(*args, **kwargs)
@@ -378,7 +373,7 @@ def book(
     if not is_maintenance:
         check_quota(person, resource, slot.start, slot.end)
     pending = (
-        policies[resource.pk].approval_required and not is_staff(acting) and not is_maintenance
+        policies[resource.pk].approval_required and not acting.runs_facility and not is_maintenance
     )
     status = Status.PENDING if pending else Status.CONFIRMED
     tenant = person.tenant
@@ -429,7 +424,7 @@ def book(
             for booking in made:
                 booking.save(force_insert=True)
             if notify:
-                _queue_email(made[0], "created")
+                OutboxEmail.queue(made[0], "created")
             return made[0]
 
     return with_retries(write)
@@ -504,7 +499,7 @@ def move(
             except IntegrityError as e:
                 raise just_taken([b.resource_id for b in fresh], start, end) from e
             moved = next(b for b in fresh if b.pk == booking.pk)
-            _queue_email(moved, "moved")
+            OutboxEmail.queue(moved, "moved")
             return moved
 
     moved = with_retries(write)
@@ -574,14 +569,14 @@ def cancel(
                     raise InvalidState(_("A booking in progress cannot be cancelled."))
                 pol = policy_for(b.resource)
                 late = now > b.start - timedelta(hours=pol.free_cancellation_hours)
-                if late and charge and not is_staff(person) and b.status == Status.CONFIRMED:
+                if late and charge and not person.runs_facility and b.status == Status.CONFIRMED:
                     b.charge_cents = b.price_cents * pol.late_cancellation_percent // 100
                 b.status = Status.CANCELLED
                 b.cancelled_at = now
                 b.note = reason[:250]
                 b.save(update_fields=["status", "cancelled_at", "charge_cents", "note"])
             cancelled = next(b for b in fresh if b.pk == booking.pk)
-            _queue_email(cancelled, "cancelled")
+            OutboxEmail.queue(cancelled, "cancelled")
             return cancelled
 
     cancelled = with_retries(write)
@@ -629,9 +624,9 @@ def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> 
                             rejected.append(sibling)
                             mine.add(sibling.pk)
             approved = next(b for b in fresh if b.pk == booking.pk)
-            _queue_email(approved, "approved")
+            OutboxEmail.queue(approved, "approved")
             for other in rejected:
-                _queue_email(other, "rejected")
+                OutboxEmail.queue(other, "rejected")
             return approved
 
     return with_retries(write)
@@ -651,7 +646,7 @@ def reject(staff: Person, booking: Booking, *, note: str = "") -> Booking:
                 b.note = note[:250]
                 b.save(update_fields=["status", "decided_by", "note"])
             rejected = next(b for b in fresh if b.pk == booking.pk)
-            _queue_email(rejected, "rejected")
+            OutboxEmail.queue(rejected, "rejected")
             return rejected
 
     rejected = with_retries(write)
@@ -681,92 +676,6 @@ def check_in(person: Person, booking: Booking, *, now: datetime | None = None) -
 # ------------------------------------------------------------------ qualifications lost
 
 
-@dataclass
-class QualificationReview:
-    flagged: list[Booking]
-    cleared: list[Booking]
-    cancelled: list[Booking]
-
-    def __len__(self):
-        return len(self.flagged) + len(self.cleared) + len(self.cancelled)
-
-
-def bookings_to_review(now: datetime, person_ids=None) -> list[Booking]:
-    """The bookings whose person must hold a qualification for them and that may still be
-    flagged or cancelled: pending or confirmed, not yet started (or already flagged), of a
-    machine or of a space whose policy admits qualified people only."""
-    cat = catalogue.current()
-    needing = [pk for pk, entry in cat.by_pk.items() if needs_qualification(entry, entry.policy)]
-    qs = Booking.objects.filter(
-        Q(start__gt=now) | Q(unqualified_at__isnull=False),
-        status__in=CANCELLABLE,
-        is_maintenance=False,
-        resource_id__in=needing,
-    )
-    if person_ids is not None:
-        qs = qs.filter(person_id__in=list(person_ids))
-    return list(qs.select_related("resource", "person", "tenant").order_by("start", "pk"))
-
-
-def unqualified_deadline(booking: Booking, flagged_at: datetime) -> datetime:
-    """When a booking flagged at `flagged_at` is cancelled unless its booker is qualified
-    again: the policy's notice later, at the booking's start at the latest."""
-    notice = timedelta(hours=policy_for(booking.resource).unqualified_notice_hours)
-    return min(flagged_at + notice, booking.start)
-
-
-def review_qualifications(now: datetime | None = None, *, person_ids=None) -> QualificationReview:
-    """The bookings whose person holds no valid qualification over their time any more (one
-    revoked, or run out before the end) are flagged, and the person and the lab technicians
-    told; the policy's notice later (at the booking's start at the latest), those still
-    unqualified are cancelled free of charge. A person qualified again before then has the
-    flag lifted. Called by the periodic jobs and at once by a revocation (`person_ids`).
-
-    Idempotent and safe with several instances: every flag change is a conditional update,
-    and a cancellation goes through `cancel` (a second one finds it cancelled already).
-    """
-    from bookings import notify
-    from labs.rules import unqualified
-
-    now = now or timezone.now()
-    candidates = bookings_to_review(now, person_ids)
-    lapsed = {b.pk for b in unqualified(candidates)}
-    review = QualificationReview([], [], [])
-    for b in candidates:
-        if b.pk in lapsed and b.unqualified_at is None and b.start > now:
-            deadline = unqualified_deadline(b, now)
-            with transaction.atomic():
-                if Booking.objects.filter(
-                    pk=b.pk, unqualified_at__isnull=True, status__in=CANCELLABLE
-                ).update(unqualified_at=now, unqualified_deadline=deadline):
-                    b.unqualified_at, b.unqualified_deadline = now, deadline
-                    notify.unqualified(b)
-                    review.flagged.append(b)
-        elif b.pk not in lapsed and b.unqualified_at is not None:
-            with transaction.atomic():
-                if Booking.objects.filter(pk=b.pk, unqualified_at=b.unqualified_at).update(
-                    unqualified_at=None, unqualified_deadline=None
-                ):
-                    b.unqualified_at = b.unqualified_deadline = None
-                    _queue_email(b, "requalified")
-                    review.cleared.append(b)
-    for b in candidates:
-        if b.pk in lapsed and b.unqualified_deadline is not None and b.unqualified_deadline <= now:
-            try:
-                review.cancelled.append(
-                    cancel(
-                        b.person,
-                        b,
-                        now=now,
-                        reason=_("Cancelled free of charge: no valid qualification for it."),
-                        charge=False,
-                    )
-                )
-            except InvalidState:
-                continue  # cancelled meanwhile, or checked in: the relay refuses it anyway
-    return review
-
-
 def release_no_shows(now: datetime | None = None) -> list[Booking]:
     """Release confirmed bookings whose check-in window passed unused. Safe to run anywhere,
     any number of times at once: each release is a conditional update."""
@@ -787,17 +696,10 @@ def release_no_shows(now: datetime | None = None) -> list[Booking]:
             ):
                 continue
             b.status = Status.RELEASED
-            _queue_email(b, "released")
+            OutboxEmail.queue(b, "released")
         released.append(b)
         _after_release(b, now, freed_from=now)
     return released
-
-
-def _queue_email(booking: Booking, what: str):
-    """Queue the booker's e-mail about this change, in the current transaction."""
-    from bookings import notify
-
-    notify.booking_changed(booking, what)
 
 
 def _after_release(booking: Booking, now: datetime, freed_from: datetime | None = None):
@@ -806,10 +708,14 @@ def _after_release(booking: Booking, now: datetime, freed_from: datetime | None 
     transaction.on_commit(lambda: offer_freed_slot(booking.resource_id, start, booking.end, now))
 
 
-def offer_freed_slot(resource_id: int, start: datetime, end: datetime, now: datetime):
-    from bookings.waitlist import offer_freed_slot as offer
+# A slot came free (a cancellation, a rejection, a release, a move away), sent once the change
+# is committed. The waitlist listens (bookings.apps), so that the engine, which the waitlist
+# books through, never imports it back.
+slot_freed = Signal()
 
-    offer(resource_id, start, end, now=now)
+
+def offer_freed_slot(resource_id: int, start: datetime, end: datetime, now: datetime):
+    slot_freed.send(Booking, resource_id=resource_id, start=start, end=end, now=now)
 
 
 def visible_bookings(person: Person):
@@ -817,7 +723,7 @@ def visible_bookings(person: Person):
     tenant's; a lab technician also every equipment booking (they approve the assisted ones
     and run the machines); facility staff all."""
     qs = Booking.objects.select_related("resource", "person", "tenant")
-    if is_staff(person):
+    if person.runs_facility:
         return qs
     scope = Q(person=person)
     if person.tenant_id:
@@ -831,7 +737,7 @@ def visible_resources(person: Person):
     """The bookable resources a person may see: the active ones; facility staff also those
     withdrawn from booking."""
     qs = Resource.objects.all()
-    return qs if is_staff(person) else qs.filter(is_active=True)
+    return qs if person.runs_facility else qs.filter(is_active=True)
 
 
 def get_visible(person: Person, booking_id: int) -> Booking:
@@ -844,7 +750,7 @@ def get_visible(person: Person, booking_id: int) -> Booking:
 
 def require_may_change(person: Person, booking: Booking):
     """The booker, a tenant admin of the same tenant, or staff may change a booking."""
-    if is_staff(person) or booking.person_id == person.pk:
+    if person.runs_facility or booking.person_id == person.pk:
         return
     if person.is_tenant_admin and booking.tenant_id == person.tenant_id:
         return

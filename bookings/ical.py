@@ -7,8 +7,8 @@ from django.conf import settings
 from django.utils import timezone
 from icalendar import Calendar, Event, vRecur
 
-from bookings.engine import building_tz
-from bookings.models import HOLDING, Booking, BookingSeries
+from bookings.models import HOLDING, Booking, BookingSeries, occurrences
+from campus.clock import building_tz
 
 PRODID = "-//Technocampus//Bookings//FR"
 DOMAIN = "technocampus"
@@ -78,8 +78,6 @@ def series_events(
         series_uid(series), template, series.event.start, series.event.end, private
     )
     master.add("rrule", vRecur.from_ical(series.rrule))
-    from bookings.series import occurrences
-
     last = series.materialised_until
     events = [master]
     exdates = []

@@ -1,40 +1,86 @@
-"""Periodic booking jobs. Each is idempotent and safe with several instances at once
-(conditional updates, compare-and-set), so any long-running process may call `run_due`."""
+"""The periodic jobs and their loop. Each job is idempotent and safe with several instances at
+once (conditional updates, compare-and-set), so any long-running process may run the loop:
+`manage.py run_jobs`, the MQTT bridge's first worker, the demo. No cron to set up."""
 
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from bookings import engine, notify, series, waitlist
 from bookings.models import Closure, PublicHolidayYear
 from campus import idempotency
+from campus.clock import building_tz
 
 log = logging.getLogger(__name__)
+
+
+# The jobs, by name, each a function of `now` returning how much it did. The booking jobs are
+# listed here; an app above bookings adds its own from its AppConfig.ready() (`register`), so
+# that this module never imports it. campus holds the idempotency keys but may not import
+# bookings: their cleanup is listed here.
+JOBS: dict[str, Callable[[datetime], int]] = {
+    "released": lambda now: len(engine.release_no_shows(now)),
+    "offers_expired": lambda now: waitlist.expire_offers(now),
+    "reminders": lambda now: notify.send_reminders(now),
+    "emails": lambda now: notify.send_outbox(now),
+    "occurrences": lambda now: series.extend_series(now),
+    "public_holidays": lambda now: len(cover_public_holidays(now)),
+    "idempotency_keys": lambda now: idempotency.purge_expired(now),
+}
+
+
+def register(name: str, job: Callable[[datetime], int]) -> None:
+    """Add a periodic job (idempotent, safe with several instances at once)."""
+    JOBS[name] = job
 
 
 def run_due(now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     done = {}
-    for name, job in [
-        ("released", lambda: len(engine.release_no_shows(now))),
-        ("offers_expired", lambda: waitlist.expire_offers(now)),
-        ("reminders", lambda: notify.send_reminders(now)),
-        ("qualifications", lambda: len(engine.review_qualifications(now))),
-        ("emails", lambda: notify.send_outbox(now)),
-        ("occurrences", lambda: series.extend_series(now)),
-        ("public_holidays", lambda: len(cover_public_holidays(now))),
-        # campus holds the keys but may not import bookings: their cleanup is run from here.
-        ("idempotency_keys", lambda: idempotency.purge_expired(now)),
-    ]:
+    for name, job in list(JOBS.items()):
         try:
-            done[name] = job()
+            done[name] = job(now)
         except Exception:  # one failing job must not stop the others
             log.exception("periodic job %s failed", name)
     return done
+
+
+# The e-mail outbox is looked at more often than the other jobs: a booking's confirmation
+# should not wait for the next round of no-show releases.
+OUTBOX_POLL = 2.0
+
+
+def run_loop(stop: threading.Event, interval: float, once: bool = False, out=None):
+    """Run the jobs every `interval` seconds, and the e-mail outbox every OUTBOX_POLL, until
+    `stop` is set: in `manage.py run_jobs`, the bridge's first worker and the demo."""
+    next_round = 0.0
+    while not stop.is_set():
+        close_old_connections()  # a connection lost meanwhile is reopened, not reused
+        if time.monotonic() >= next_round:
+            done = run_due()
+            next_round = time.monotonic() + interval
+        else:
+            done = {"emails": _send_outbox()}
+        if out is not None and any(done.values()):
+            out.write(f"jobs: {done}")
+        if once:
+            break
+        stop.wait(min(interval, OUTBOX_POLL))
+    close_old_connections()
+
+
+def _send_outbox() -> int:
+    try:
+        return notify.send_outbox()
+    except Exception:  # a database outage: the next round tries again
+        log.exception("sending the e-mail outbox failed")
+        return 0
 
 
 # ------------------------------------------------------------------ public holidays
@@ -100,7 +146,7 @@ def cover_public_holidays(now: datetime | None = None) -> list[Closure]:
     """The yearly job: this year's and next year's public holidays are closures (one query
     when both years are there already)."""
     now = now or timezone.now()
-    this_year = now.astimezone(engine.building_tz()).year
+    this_year = now.astimezone(building_tz()).year
     years = {this_year, this_year + 1}
     subdiv = settings.PUBLIC_HOLIDAYS_SUBDIV
     done = set(

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from campus.clock import building_tz
 from campus.models import Space, Tenant
 
 WEEKDAYS = range(1, 8)  # ISO: 1 = Monday … 7 = Sunday
@@ -292,6 +293,13 @@ HOLDING = (Status.PENDING, Status.CONFIRMED, Status.CHECKED_IN)
 CANCELLABLE = (Status.PENDING, Status.CONFIRMED)
 
 
+def occurrences(event, window_start: datetime, window_end: datetime):
+    """(start, end) of each occurrence in the window, expanded in the building's time zone."""
+    tz = building_tz()
+    found = event.get_occurrences(window_start.astimezone(tz), window_end.astimezone(tz))
+    return [(o.start, o.end) for o in found if not o.cancelled]
+
+
 class BookingSeries(models.Model):
     """A recurring booking: a django-scheduler Event with its Rule, expanded in local time.
 
@@ -413,7 +421,7 @@ class Booking(models.Model):
     )
     note = models.CharField(_("note"), max_length=250, blank=True)
     reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Flagged by `engine.review_qualifications` when the booker holds no valid qualification
+    # Flagged by `labs.lost_qualifications` when the booker holds no valid qualification
     # for it any more; cancelled free of charge at the deadline unless qualified again.
     unqualified_at = models.DateTimeField(
         _("flagged: no valid qualification since"), null=True, blank=True, editable=False
@@ -596,3 +604,9 @@ class OutboxEmail(models.Model):
 
     def __str__(self):
         return f"{self.what} #{self.booking_id}"
+
+    @classmethod
+    def queue(cls, booking: Booking, what: str, to=None) -> "OutboxEmail":
+        """Queue the e-mail telling the booker (or `to`) of this change, in the current
+        transaction (sent by `bookings.notify.send_outbox`)."""
+        return cls.objects.create(booking=booking, what=what, recipient=to)

@@ -1,6 +1,6 @@
 """E-mails about bookings, each with an .ics invitation (METHOD REQUEST or CANCEL).
 
-A change to a booking queues its e-mail in the outbox (`booking_changed`, in the change's
+A change to a booking queues its e-mail in the outbox (`OutboxEmail.queue`, in the change's
 transaction: never lost, never sent for a rolled-back change); the periodic worker sends the
 outbox (`send_outbox`, bookings.jobs) through Django's e-mail backend, so that no request
 waits for a mail server. A row is marked sent after a successful send, else retried later.
@@ -19,8 +19,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from bookings import ical
-from bookings.engine import building_tz
 from bookings.models import Booking, OutboxEmail, Status
+from campus.clock import building_tz
 from campus.models import Person
 
 log = logging.getLogger(__name__)
@@ -68,18 +68,13 @@ def _what(booking: Booking) -> str:
     return f"{booking.resource.name} {local:%d/%m/%Y %H:%M}"
 
 
-def booking_changed(booking: Booking, what: str, to=None):
-    """Queue the e-mail telling the booker (or `to`) of this change (sent by `send_outbox`)."""
-    OutboxEmail.objects.create(booking=booking, what=what, recipient=to)
-
-
 def unqualified(booking: Booking):
     """Queue the e-mails about a booking flagged for a missing qualification: to the booker
     and to every active lab technician (technicians run all the labs)."""
-    booking_changed(booking, "unqualified")
+    OutboxEmail.queue(booking, "unqualified")
     for technician in Person.objects.filter(is_lab_technician=True, is_active=True):
         if technician.pk != booking.person_id:
-            booking_changed(booking, "unqualified_staff", to=technician)
+            OutboxEmail.queue(booking, "unqualified_staff", to=technician)
 
 
 def send_outbox(now: datetime | None = None) -> int:
@@ -220,6 +215,6 @@ def send_reminders(now: datetime | None = None) -> int:
             if Booking.objects.filter(pk=booking.pk, reminded_at__isnull=True).update(
                 reminded_at=now
             ):
-                booking_changed(booking, "reminder")
+                OutboxEmail.queue(booking, "reminder")
                 sent += 1
     return sent

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from django.utils.translation import gettext as _
 
 from bookings.models import BookingPolicy, WhoMayBook, parse_hhmm
-from campus.errors import DomainError
+from common.errors import DomainError
 
 
 class PolicyRefused(DomainError):
@@ -29,7 +29,7 @@ class NotAllowed(DomainError):
 class Requester:
     """What the policy needs to know about who books."""
 
-    is_staff: bool
+    runs_facility: bool  # facility staff skip the calendar rules (never qualifications)
     has_tenant: bool
     tenant_active: bool
     qualified: bool  # the booked person holds a valid qualification over the whole slot
@@ -69,7 +69,7 @@ def check(
         qualification_required or policy.who_may_book == WhoMayBook.QUALIFIED
     ) and not who.qualified:
         raise not_qualified(who.for_self)
-    if who.is_staff:
+    if who.runs_facility:
         return
     if policy.who_may_book == WhoMayBook.STAFF:
         raise NotAllowed(_("Only facility staff may book this resource."))

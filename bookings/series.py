@@ -19,13 +19,12 @@ from bookings.engine import (
     book,
     building_tz,
     cancel,
-    is_staff,
     policy_for,
 )
-from bookings.models import HOLDING, Booking, BookingSeries, Status
+from bookings.models import HOLDING, Booking, BookingSeries, Status, occurrences
 from bookings.policy import PolicyRefused
-from campus.errors import DomainError, Invalid
 from campus.models import Person
+from common.errors import DomainError, Invalid
 
 FREQUENCIES = {"daily": "DAILY", "weekly": "WEEKLY", "monthly": "MONTHLY"}
 WEEKDAY_CODES = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -117,15 +116,10 @@ def _calendar() -> Calendar:
     return calendar
 
 
-def occurrences(event: Event, window_start: datetime, window_end: datetime):
-    """(start, end) of each occurrence in the window, expanded in the building's time zone."""
-    tz = building_tz()
-    found = event.get_occurrences(window_start.astimezone(tz), window_end.astimezone(tz))
-    return [(o.start, o.end) for o in found if not o.cancelled]
-
-
 def horizon_days(person: Person, slot: Slot) -> int:
-    return STAFF_HORIZON_DAYS if is_staff(person) else policy_for(slot.resource).max_advance_days
+    return (
+        STAFF_HORIZON_DAYS if person.runs_facility else policy_for(slot.resource).max_advance_days
+    )
 
 
 def horizon_for(person: Person, slot: Slot, now: datetime) -> datetime:

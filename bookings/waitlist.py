@@ -12,8 +12,8 @@ from django.utils.translation import gettext as _
 
 from bookings.engine import Slot, book, conflicts_for, is_qualified
 from bookings.models import HOLDING, Booking, Resource, WaitlistEntry
-from campus.errors import DomainError, NotFound
 from campus.models import Person
+from common.errors import DomainError, NotFound
 
 OFFER_VALID = timedelta(minutes=30)
 
@@ -51,6 +51,11 @@ def join(
         defaults={"tenant": person.tenant, "state": WaitlistEntry.State.WAITING},
     )
     return entry
+
+
+def on_slot_freed(sender, *, resource_id, start, end, now, **kwargs):
+    """`engine.slot_freed`'s receiver: offer the slot to the waitlist."""
+    offer_freed_slot(resource_id, start, end, now=now)
 
 
 def offer_freed_slot(

@@ -13,8 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from campus import invitations
 from campus.auth import may_write_person, require_may_write_person
-from campus.errors import DomainError
 from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
+from common.errors import DomainError
 
 
 class FloorInline(admin.TabularInline):

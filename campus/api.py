@@ -1,32 +1,17 @@
-"""The one NinjaAPI at /api/v1/: error mapping, and the campus endpoints (me, spaces, tenants,
-people, leases, tokens). Other apps add their routers here."""
+"""The campus endpoints of the API: me and my tokens, spaces, tenants, people, leases. The
+NinjaAPI that mounts this router is the project's (config/api.py)."""
 
-import logging
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, RequestDataTooBig
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError, OperationalError, transaction
-from django.http import Http404
 from django.utils import timezone
-from ninja import Field, NinjaAPI, Query, Router, Schema, Status
-from ninja.conf import settings as ninja_settings
-from ninja.errors import AuthenticationError, HttpError
-from ninja.errors import ValidationError as NinjaValidationError
-from ninja.openapi.schema import OpenAPISchema
-from ninja.pagination import LimitOffsetPagination, paginate
-from ninja.renderers import JSONRenderer
-from ninja.responses import NinjaJSONEncoder
-from pydantic import ConfigDict, WithJsonSchema
+from ninja import Field, Query, Router, Schema, Status
+from ninja.pagination import paginate
 
 from campus import invitations
 from campus.auth import (
-    api_auth,
     caller,
-    get_scoped,
-    is_staff,
     require_may_write_person,
     require_staff,
     visible_leases,
@@ -34,310 +19,28 @@ from campus.auth import (
     visible_tenants,
     visible_tokens,
 )
-from campus.errors import CODES, DomainError, Invalid, status_of
-from campus.errors import document as errors_document
-from campus.idempotency import HEADER as IDEMPOTENCY_KEY
 from campus.idempotency import idempotent
 from campus.models import ApiToken, Feature, Floor, Lease, Person, Space, Tenant
-from common.edge import BIGINT, Day, Flag, Id, Int, QueryFlag, QueryId, query_int, rfc3339
-
-log = logging.getLogger(__name__)
-
-
-REF_TEMPLATE = "#/components/schemas/{model}"
-
-
-class FieldErrorOut(Schema):
-    field: str
-    message: str
-
-
-class ConflictOut(Schema):
-    """A booking in the way of the slot asked for."""
-
-    resource: str = Field(description="The resource's code")
-    start: datetime
-    end: datetime
-    status: str
-    booking_id: int
-
-
-class RefusalOut(Schema):
-    """An occurrence of a series that was not booked, and why (`code`, from the error codes)."""
-
-    start: datetime
-    end: datetime
-    code: str
-    detail: str
-    conflicts: list[ConflictOut]
-
-
-class ErrorOut(Schema):
-    """Every error answer: a readable detail and a stable code (the codes are listed, with
-    their statuses, in the API's description); some codes carry more."""
-
-    detail: str
-    code: str
-    errors: list[FieldErrorOut] | None = Field(None, description="`invalid`: each field's error")
-    field: str | None = Field(None, description="The field at fault, when one is")
-    conflicts: list[ConflictOut] | None = Field(None, description="`conflict`: what is in the way")
-    refused: list[RefusalOut] | None = Field(
-        None, description="`series_conflict`: each occurrence refused, never empty"
-    )
-    booking_id: int | None = Field(None, description="`booking_in_progress`: the booking")
-    quota_minutes: int | None = Field(None, description="`quota_exceeded`: the monthly quota")
-    left_minutes: int | None = Field(None, description="`quota_exceeded`: what is left of it")
-
-
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-
-def answers(*codes: str):
-    """Declare the error codes an operation answers itself (put it under the route
-    decorator); those that any operation of its shape may answer are added by `Schemas`."""
-    unknown = set(codes) - CODES.keys()
-    if unknown:
-        raise ImproperlyConfigured(f"Unknown error codes {sorted(unknown)}: add them to CODES.")
-
-    def mark(view):
-        view.answers = (*getattr(view, "answers", ()), *codes)
-        return view
-
-    return mark
-
-
-def codes_answered(operation, details: dict) -> set[str]:
-    """The error codes an operation may answer: its own (`answers`), and those of its shape."""
-    codes = {"bad_request", "busy", *getattr(operation.view_func, "answers", ())}
-    if operation.auth_callbacks:
-        codes |= {"unauthenticated", "too_many_attempts"}
-    parameters = details.get("parameters", [])
-    if any(p["in"] == "path" for p in parameters):
-        codes.add("not_found")
-    if parameters or "requestBody" in details:
-        codes.add("invalid")  # a parameter or a body the schema (or the models) refuse
-    if "requestBody" in details:
-        codes.add("too_large")
-    if any(p["in"] == "header" and p["name"] == IDEMPOTENCY_KEY for p in parameters):
-        codes |= {"idempotency_key_reused", "idempotency_key_in_use"}
-    if set(operation.methods) - SAFE_METHODS:
-        codes.add("csrf_failed")  # a browser session's unsafe request
-    return codes
-
-
-class Schemas(OpenAPISchema):
-    """The OpenAPI document, with what ninja leaves out.
-
-    One name, one schema: ninja files every operation's schemas under their names, the last
-    one winning, so that two enums both named `Status` (a booking's and a badge's) made
-    `GET /bookings` declare the badge statuses. A name given to two different schemas is
-    refused here, when the document is built (tests build it).
-
-    The errors of each operation: the codes it may answer (`codes_answered`), grouped by
-    status, each status with the enum of its codes. They are answered by the exception
-    handlers below, never through an operation's `response=` models: they are added to the
-    document only, leaving each operation's runtime untouched."""
-
-    def add_schema_definitions(self, definitions: dict) -> None:
-        for name, schema in definitions.items():
-            if self.schemas.get(name, schema) != schema:
-                raise ImproperlyConfigured(f"Two different schemas are named {name!r}.")
-        super().add_schema_definitions(definitions)
-
-    def operation_details(self, operation) -> dict:
-        details = super().operation_details(operation)
-        error = ErrorOut.model_json_schema(ref_template=REF_TEMPLATE)
-        self.add_schema_definitions({**error.pop("$defs", {}), "Error": error})
-        by_status = {}
-        for code in sorted(codes_answered(operation, details)):
-            by_status.setdefault(status_of(code), []).append(code)
-        for status, codes in sorted(by_status.items()):
-            schema = {
-                "allOf": [
-                    {"$ref": REF_TEMPLATE.format(model="Error")},
-                    {"properties": {"code": {"enum": codes}}},
-                ]
-            }
-            details["responses"][status] = {
-                "description": " ".join(f"`{c}`: {CODES[c].meaning}" for c in codes),
-                "content": {"application/json": {"schema": schema}},
-            }
-        return details
-
-
-class Api(NinjaAPI):
-    """The NinjaAPI whose OpenAPI document is built by `Schemas`."""
-
-    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
-        if path_prefix is None:
-            path_prefix = self.get_root_path(path_params or {})
-        return Schemas(self, path_prefix)
-
-
-class Rfc3339Encoder(NinjaJSONEncoder):
-    """Every date-time answered with an offset RFC 3339 can write (common.edge.rfc3339)."""
-
-    def default(self, o):
-        if isinstance(o, datetime):
-            o = rfc3339(o)
-        return super().default(o)
-
-
-class Renderer(JSONRenderer):
-    encoder_class = Rfc3339Encoder
-
-
-api = Api(
-    title="Technocampus API",
-    version="1",
-    description="Rooms, equipment, bookings, doors and usage of the Technocampus.\n\n"
-    + errors_document(),
-    auth=api_auth,
-    renderer=Renderer(),
-    urls_namespace="api",
+from common.api import (
+    In,
+    Pages,
+    answers,
+    apply_fields,
+    choice,
+    get_scoped,
+    not_null,
+    save_validated,
 )
+from common.edge import Day, Flag, Id, Int, QueryFlag, QueryId, query_int
+from common.errors import Invalid
 
 
-def error(request, code: str, detail, **extra):
-    """An error answer, with the status CODES gives its code."""
-    body = {"detail": detail, "code": code, **extra}
-    return api.create_response(request, body, status=status_of(code))
-
-
-def _location(loc) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "payload", "query", "path")]
-    return ".".join(parts) or "request"
-
-
-@api.exception_handler(NinjaValidationError)
-def on_invalid_input(request, exc):
-    errors = [
-        {"field": _location(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors
-    ]
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "Invalid input."
-    return error(request, "invalid", detail, errors=errors)
-
-
-@api.exception_handler(DjangoValidationError)
-def on_model_invalid(request, exc):
-    if hasattr(exc, "error_dict"):
-        errors = [
-            {"field": "request" if field == "__all__" else field, "message": str(m)}
-            for field, messages in exc.message_dict.items()
-            for m in messages
-        ]
-    else:
-        errors = [{"field": "request", "message": str(m)} for m in exc.messages]
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return error(request, "invalid", detail, errors=errors)
-
-
-@api.exception_handler(DomainError)
-def on_domain_error(request, exc):
-    return error(request, exc.code, exc.detail, **exc.data)
-
-
-@api.exception_handler(AuthenticationError)
-def on_unauthenticated(request, exc):
-    return error(
-        request, "unauthenticated", "Authentication required: sign in or send a valid Bearer token."
-    )
-
-
-@api.exception_handler(HttpError)
-def on_http_error(request, exc):
-    if exc.status_code == 400:  # a body that is not JSON: invalid input like any other
-        return error(request, "invalid", "The request body is not valid JSON.")
-    if "CSRF" in exc.message:
-        return error(request, "csrf_failed", exc.message)
-    code = {401: "unauthenticated", 403: "forbidden", 404: "not_found"}[exc.status_code]
-    return error(request, code, exc.message)
-
-
-@api.exception_handler(Http404)
-def on_not_found(request, exc):
-    return error(request, "not_found", "Not found.")
-
-
-@api.exception_handler(ObjectDoesNotExist)
-def on_object_missing(request, exc):
-    return error(request, "not_found", "Not found.")
-
-
-@api.exception_handler(IntegrityError)
-def on_integrity_error(request, exc):
-    # Constraints are checked by full_clean() first; this is the race where two requests
-    # passed that check at once. The database kept its invariant; the caller may retry.
-    log.info("integrity error answered 409: %s", exc)
-    return error(request, "conflict", "This conflicts with data saved meanwhile; reload and retry.")
-
-
-@api.exception_handler(OverflowError)
-@api.exception_handler(DataError)
-def on_out_of_range(request, exc):
-    # A number beyond 64 bits (SQLite's driver: OverflowError), a value PostgreSQL refuses
-    # (DataError: bigint out of range, …) or a date beyond year 9999 once converted: input
-    # no column can hold, so invalid input rather than a server error.
-    if isinstance(exc, DataError) and transaction.get_connection().in_atomic_block:
-        # PostgreSQL has aborted the enclosing transaction: roll it back, not commit it.
-        transaction.set_rollback(True)
-    log.info("value out of range answered 422: %s", exc)
-    return error(request, "invalid", "A value is out of range.")
-
-
-@api.exception_handler(RequestDataTooBig)
-def on_too_large(request, exc):
-    # A body beyond DATA_UPLOAD_MAX_MEMORY_SIZE: Django calls it a suspicious operation (400).
-    return error(request, "too_large", "The request body is too large.")
-
-
-@api.exception_handler(Exception)
-def on_unexpected(request, exc):
-    # django-ninja's default answers a plain-text traceback when DEBUG is on and lets it
-    # through otherwise: let it through always, so that Django logs it with its traceback
-    # (and tells the ADMINS); campus.ops.ApiJsonErrors then answers the 500 as JSON.
-    raise exc
-
-
-@api.exception_handler(OperationalError)
-def on_database_busy(request, exc):
-    # SQLite's "database is locked" or a PostgreSQL serialisation failure: a retry will do.
-    log.warning("database busy, answered 503: %s", exc)
-    response = error(request, "busy", "The database is busy; retry in a moment.")
-    response["Retry-After"] = "1"
-    return response
-
-
-class Pages(LimitOffsetPagination):
-    """`?limit=&offset=`, bounded by what a database can count to: beyond it SQLite answers
-    "datatype mismatch" and PostgreSQL "bigint out of range" instead of a 422."""
-
-    class Input(Schema):
-        limit: query_int(1, BIGINT) = ninja_settings.PAGINATION_PER_PAGE
-        offset: query_int(0, BIGINT) = 0
-
-
-def choice(choices):
-    """A field taking one of these Django choices, listed in place in the OpenAPI document:
-    ninja files enums under their class names, and several of ours are named `Status`."""
-    return Annotated[choices, WithJsonSchema({"type": "string", "enum": list(choices.values)})]
-
-
-class In(Schema):
-    """Input schemas refuse unknown fields, so that a typo is a 422 and not silently ignored.
-    Their fields, and every query parameter, use the strict types of `common.edge`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def save_validated(obj, *, features: list[str] | None = None):
-    """Run the model's checks (constraints, cross-level rules), then save: 422 on failure."""
-    obj.full_clean()
-    with transaction.atomic():
-        obj.save()
-        if features is not None:
-            obj.features.set(features_by_code(features))
-    return obj
+def _set_features(codes: list[str] | None):
+    """What saves a space's features, if they were given: 422 for an unknown code."""
+    if codes is None:
+        return None
+    features = features_by_code(codes)
+    return lambda space: space.features.set(features)
 
 
 def features_by_code(codes: list[str]) -> list[Feature]:
@@ -348,16 +51,9 @@ def features_by_code(codes: list[str]) -> list[Feature]:
     return found
 
 
-def existing(model, pk: int, field: str):
-    obj = model.objects.filter(pk=pk).first()
-    if obj is None:
-        raise Invalid(f"{field}: no {model._meta.verbose_name} with id {pk}.", field=field)
-    return obj
-
-
 # ---------------------------------------------------------------- me and tokens
 
-campus_router = Router(tags=["campus"])
+router = Router(tags=["campus"])
 
 
 class TenantBrief(Schema):
@@ -376,7 +72,7 @@ class MeOut(Schema):
     roles: list[str]
 
 
-@campus_router.get("/me", response=MeOut, summary="Who am I")
+@router.get("/me", response=MeOut, summary="Who am I")
 def me(request):
     return caller(request)
 
@@ -410,20 +106,20 @@ class TokenCreated(TokenOut):
     token: str = Field(description="The token itself, shown only this once.")
 
 
-@campus_router.get("/me/tokens", response=list[TokenOut], summary="My API tokens")
+@router.get("/me/tokens", response=list[TokenOut], summary="My API tokens")
 @paginate(Pages)
 def list_tokens(request):
     return visible_tokens(caller(request))
 
 
-@campus_router.post("/me/tokens", response={201: TokenCreated}, summary="Create an API token")
+@router.post("/me/tokens", response={201: TokenCreated}, summary="Create an API token")
 def create_token(request, payload: TokenIn):
     token, plaintext = ApiToken.issue(caller(request), payload.name)
     token.token = plaintext
     return Status(201, token)
 
 
-@campus_router.post("/me/tokens/{token_id}/revoke", response=TokenOut, summary="Revoke a token")
+@router.post("/me/tokens/{token_id}/revoke", response=TokenOut, summary="Revoke a token")
 def revoke_token(request, token_id: int):
     token = get_scoped(visible_tokens(caller(request)), token_id, "token")
     token.revoke()
@@ -503,7 +199,7 @@ def spaces_queryset():
     return Space.objects.select_related("floor__building").prefetch_related("features")
 
 
-@campus_router.get("/spaces", response=list[SpaceOut], summary="Spaces, with filters")
+@router.get("/spaces", response=list[SpaceOut], summary="Spaces, with filters")
 @paginate(Pages)
 def list_spaces(request, filters: Query[SpaceFilter]):
     qs = spaces_queryset()
@@ -522,20 +218,12 @@ def list_spaces(request, filters: Query[SpaceFilter]):
     return qs
 
 
-@campus_router.get("/spaces/{space_id}", response=SpaceOut, summary="One space")
+@router.get("/spaces/{space_id}", response=SpaceOut, summary="One space")
 def get_space(request, space_id: int):
     return get_scoped(spaces_queryset(), space_id, "space")
 
 
-def _apply(obj, data: dict, fk: dict):
-    for name, value in data.items():
-        if name in fk and value is not None:
-            setattr(obj, name, existing(fk[name], value, name).pk)
-        else:
-            setattr(obj, name, value)
-
-
-@campus_router.post("/spaces", response={201: SpaceOut}, summary="Create a space (staff)")
+@router.post("/spaces", response={201: SpaceOut}, summary="Create a space (staff)")
 @answers("staff_only", "conflict")
 @idempotent
 def create_space(request, payload: SpaceIn):
@@ -543,29 +231,21 @@ def create_space(request, payload: SpaceIn):
     data = payload.model_dump()
     features = data.pop("features")
     space = Space()
-    _apply(space, data, {"floor_id": Floor})
-    save_validated(space, features=features)
+    apply_fields(space, data, {"floor_id": Floor})
+    save_validated(space, after_save=_set_features(features))
     return Status(201, spaces_queryset().get(pk=space.pk))
 
 
-@campus_router.patch("/spaces/{space_id}", response=SpaceOut, summary="Update a space (staff)")
+@router.patch("/spaces/{space_id}", response=SpaceOut, summary="Update a space (staff)")
 @answers("staff_only", "conflict")
 def update_space(request, space_id: int, payload: SpacePatch):
     require_staff(request)
     space = get_scoped(Space.objects.all(), space_id, "space")
     data = payload.model_dump(exclude_unset=True)
     features = data.pop("features", None)
-    _apply(space, _not_null(data, SpacePatch, nullable={"area_m2"}), {"floor_id": Floor})
-    save_validated(space, features=features)
+    apply_fields(space, not_null(data, SpacePatch, nullable={"area_m2"}), {"floor_id": Floor})
+    save_validated(space, after_save=_set_features(features))
     return spaces_queryset().get(pk=space.pk)
-
-
-def _not_null(data: dict, schema, nullable: set[str] = frozenset()) -> dict:
-    """A PATCH may clear only the fields that can be empty; `null` elsewhere is a 422."""
-    nulls = [k for k, v in data.items() if v is None and k not in nullable]
-    if nulls:
-        raise Invalid(f"{', '.join(nulls)}: may not be null.", field=nulls[0])
-    return data
 
 
 # ---------------------------------------------------------------- tenants
@@ -599,20 +279,18 @@ class TenantPatch(In):
     contact_email: Email | None = None
 
 
-@campus_router.get(
-    "/tenants", response=list[TenantOut], summary="Tenants (yours, or all for staff)"
-)
+@router.get("/tenants", response=list[TenantOut], summary="Tenants (yours, or all for staff)")
 @paginate(Pages)
 def list_tenants(request):
     return visible_tenants(caller(request))
 
 
-@campus_router.get("/tenants/{tenant_id}", response=TenantOut, summary="One tenant")
+@router.get("/tenants/{tenant_id}", response=TenantOut, summary="One tenant")
 def get_tenant(request, tenant_id: int):
     return get_scoped(visible_tenants(caller(request)), tenant_id, "tenant")
 
 
-@campus_router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
+@router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (staff)")
 @answers("staff_only", "conflict")
 @idempotent
 def create_tenant(request, payload: TenantIn):
@@ -620,23 +298,23 @@ def create_tenant(request, payload: TenantIn):
     data = payload.model_dump()
     data["contact_email"] = data["contact_email"] or ""
     tenant = Tenant()
-    _apply(tenant, data, {})
+    apply_fields(tenant, data, {})
     return Status(201, save_validated(tenant))
 
 
-@campus_router.patch("/tenants/{tenant_id}", response=TenantOut, summary="Update a tenant (staff)")
+@router.patch("/tenants/{tenant_id}", response=TenantOut, summary="Update a tenant (staff)")
 @answers("staff_only", "conflict")
 def update_tenant(request, tenant_id: int, payload: TenantPatch):
     require_staff(request)
     tenant = get_scoped(Tenant.objects.all(), tenant_id, "tenant")
-    data = _not_null(
+    data = not_null(
         payload.model_dump(exclude_unset=True),
         TenantPatch,
         nullable={"contract_end", "contact_email"},
     )
     if "contact_email" in data:
         data["contact_email"] = data["contact_email"] or ""
-    _apply(tenant, data, {})
+    apply_fields(tenant, data, {})
     return save_validated(tenant)
 
 
@@ -685,9 +363,7 @@ class PersonPatch(In):
     language: Language | None = None
 
 
-@campus_router.get(
-    "/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)"
-)
+@router.get("/people", response=list[PersonOut], summary="People (your tenant's, or all for staff)")
 @paginate(Pages)
 def list_people(request, tenant: QueryId | None = None):
     qs = visible_people(caller(request))
@@ -696,7 +372,7 @@ def list_people(request, tenant: QueryId | None = None):
     return qs
 
 
-@campus_router.get("/people/{person_id}", response=PersonOut, summary="One person")
+@router.get("/people/{person_id}", response=PersonOut, summary="One person")
 def get_person(request, person_id: int):
     return get_scoped(visible_people(caller(request)), person_id, "person")
 
@@ -706,33 +382,33 @@ def add_person(actor: Person, data: dict) -> Person:
     `require_may_write_person`. No password: an active person is invited by e-mail to choose
     one (after the commit). 403 Forbidden or 422 ValidationError otherwise."""
     data = dict(data)
-    if not is_staff(actor) and data.get("tenant_id") is None:
+    if not actor.runs_facility and data.get("tenant_id") is None:
         data["tenant_id"] = actor.tenant_id
     require_may_write_person(actor, data, None)
     target = Person.objects.build(data.pop("email"))
-    _apply(target, data, {"tenant_id": Tenant})
+    apply_fields(target, data, {"tenant_id": Tenant})
     save_validated(target)
     invitations.invite(target, by=actor)
     return target
 
 
-@campus_router.post("/people", response={201: PersonOut}, summary="Add a person")
+@router.post("/people", response={201: PersonOut}, summary="Add a person")
 @answers("staff_only", "conflict")
 @idempotent
 def create_person(request, payload: PersonIn):
     return Status(201, add_person(caller(request), payload.model_dump()))
 
 
-@campus_router.patch("/people/{person_id}", response=PersonOut, summary="Update a person")
+@router.patch("/people/{person_id}", response=PersonOut, summary="Update a person")
 @answers("staff_only", "conflict")
 def update_person(request, person_id: int, payload: PersonPatch):
     me_ = caller(request)
     target = get_scoped(visible_people(me_), person_id, "person")
-    data = _not_null(payload.model_dump(exclude_unset=True), PersonPatch, nullable={"tenant_id"})
+    data = not_null(payload.model_dump(exclude_unset=True), PersonPatch, nullable={"tenant_id"})
     require_may_write_person(me_, data, target)
     if "email" in data:
         data["email"] = data["email"].lower()
-    _apply(target, data, {"tenant_id": Tenant})
+    apply_fields(target, data, {"tenant_id": Tenant})
     return save_validated(target)
 
 
@@ -742,7 +418,7 @@ class InvitationOut(Schema):
     valid_until: datetime = Field(description="Until when the new link works")
 
 
-@campus_router.post(
+@router.post(
     "/people/{person_id}/invitation",
     response={202: InvitationOut},
     summary="Send a person's invitation again (409 once they have a password)",
@@ -790,50 +466,32 @@ class LeasePatch(In):
     end: Day | None = None
 
 
-@campus_router.get(
-    "/leases", response=list[LeaseOut], summary="Leases (your tenant's, or all for staff)"
-)
+@router.get("/leases", response=list[LeaseOut], summary="Leases (your tenant's, or all for staff)")
 @paginate(Pages)
 def list_leases(request):
     return visible_leases(caller(request))
 
 
-@campus_router.get("/leases/{lease_id}", response=LeaseOut, summary="One lease")
+@router.get("/leases/{lease_id}", response=LeaseOut, summary="One lease")
 def get_lease(request, lease_id: int):
     return get_scoped(visible_leases(caller(request)), lease_id, "lease")
 
 
-@campus_router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")
+@router.post("/leases", response={201: LeaseOut}, summary="Create a lease (staff)")
 @answers("staff_only", "conflict")
 @idempotent
 def create_lease(request, payload: LeaseIn):
     require_staff(request)
     lease = Lease()
-    _apply(lease, payload.model_dump(), {"tenant_id": Tenant, "space_id": Space})
+    apply_fields(lease, payload.model_dump(), {"tenant_id": Tenant, "space_id": Space})
     return Status(201, save_validated(lease))
 
 
-@campus_router.patch("/leases/{lease_id}", response=LeaseOut, summary="Update a lease (staff)")
+@router.patch("/leases/{lease_id}", response=LeaseOut, summary="Update a lease (staff)")
 @answers("staff_only", "conflict")
 def update_lease(request, lease_id: int, payload: LeasePatch):
     require_staff(request)
     lease = get_scoped(Lease.objects.select_related("space"), lease_id, "lease")
-    data = _not_null(payload.model_dump(exclude_unset=True), LeasePatch, nullable={"end"})
-    _apply(lease, data, {})
+    data = not_null(payload.model_dump(exclude_unset=True), LeasePatch, nullable={"end"})
+    apply_fields(lease, data, {})
     return save_validated(lease)
-
-
-api.add_router("/", campus_router)
-
-
-def _add_app_routers():
-    # Imported here: the apps' routers import helpers from this module.
-    from bookings.api import router as bookings_router
-    from labs.api import router as labs_router
-
-    api.add_router("/", bookings_router)
-    api.add_router("/", labs_router)
-    api.add_router("/", "access.api.router")
-
-
-_add_app_routers()

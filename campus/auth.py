@@ -9,13 +9,16 @@ objects' are here, the others' in the domain module of their app (`bookings.engi
 `labs.maintenance`, `access.models`, …). An object outside it answers 404.
 """
 
+import logging
+
+from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 from ninja.security import HttpBearer, SessionAuth
 
-from campus.errors import DomainError, Forbidden, NotFound
 from campus.models import ApiToken, Lease, Person, Tenant
-from campus.ops import TOKENS, client_ip
+from common.errors import DomainError, Forbidden
+from common.throttle import Throttle, client_ip
 
 
 class TooManyAttempts(DomainError):
@@ -69,13 +72,9 @@ def caller(request) -> Person:
     return request.auth
 
 
-def is_staff(person: Person) -> bool:
-    return person.is_active and (person.is_facility_staff or person.is_superuser)
-
-
 def require_staff(request) -> Person:
     person = caller(request)
-    if not is_staff(person):
+    if not person.runs_facility:
         raise Forbidden("Only facility staff may do this.", code="staff_only")
     return person
 
@@ -113,7 +112,7 @@ def require_may_write_person(actor: Person, data: dict, target: Person | None):
 
     A lab technician is no facility staff here, and a tenant admin who is also a technician
     is only a tenant admin."""
-    if is_staff(actor):
+    if actor.runs_facility:
         return
     _require_tenant_admin(actor, _("Only facility staff or a tenant admin may manage people."))
     if target is not None:
@@ -136,7 +135,7 @@ def require_may_write_badge(actor: Person, holder: Person | None = None):
     staff any badge; a tenant admin the badges of their own tenant's people who hold no staff
     rights. Without a holder (a visitor's badge, or before the holder is known): whether the
     actor manages badges at all; which ones they see is `visible_credentials`'s business."""
-    if is_staff(actor):
+    if actor.runs_facility:
         return
     _require_tenant_admin(actor, _("Only facility staff or a tenant admin may change badges."))
     if holder is not None:
@@ -168,7 +167,7 @@ def may_write_person(actor: Person, target: Person) -> bool:
 
 def scoped_to_tenant(person: Person, qs: QuerySet, tenant_field: str = "tenant") -> QuerySet:
     """Staff see everything; anyone else sees only their own tenant's rows (or none)."""
-    if is_staff(person):
+    if person.runs_facility:
         return qs
     if person.tenant_id is None:
         return qs.none()
@@ -177,7 +176,7 @@ def scoped_to_tenant(person: Person, qs: QuerySet, tenant_field: str = "tenant")
 
 def visible_tenants(person: Person) -> QuerySet:
     """Staff see every tenant; anyone else their own (none without a tenant)."""
-    if is_staff(person):
+    if person.runs_facility:
         return Tenant.objects.all()
     return Tenant.objects.filter(pk=person.tenant_id) if person.tenant_id else Tenant.objects.none()
 
@@ -186,7 +185,7 @@ def visible_people(person: Person) -> QuerySet:
     """Staff see everyone; anyone else their own tenant's people, and themselves (a lab
     technician has no tenant)."""
     qs = Person.objects.all()
-    if is_staff(person):
+    if person.runs_facility:
         return qs
     if person.tenant_id is None:
         return qs.filter(pk=person.pk)
@@ -203,9 +202,44 @@ def visible_tokens(person: Person) -> QuerySet:
     return ApiToken.objects.filter(person=person)
 
 
-def get_scoped(qs: QuerySet, pk: int, what: str):
-    """The object with this id in the caller's scope, or 404 (also for another tenant's)."""
-    obj = qs.filter(pk=pk).first()
-    if obj is None:
-        raise NotFound(f"No {what} with id {pk}.")
-    return obj
+# ---------------------------------------------------------------- sign-in and token guesses
+
+# Guessing one person's password stops at 10 tries: the account then waits 15 minutes, the
+# right password too. Failures from one address are counted only to be logged: an office or a
+# proxy puts many people behind one address, and none of them is refused for another's typos.
+SIGN_IN = Throttle("sign-in", limit=10, window=15 * 60)
+SIGN_IN_FROM = Throttle("sign-in-from", limit=100, window=15 * 60)
+# API tokens carry 256 random bits: guessing one is hopeless, a valid one always passes. Past
+# 30 invalid ones from an address, or for one token prefix, the next are answered 429 rather
+# than 401, to tell a broken or scanning client to stop.
+TOKENS = Throttle("token", limit=30, window=5 * 60)
+
+security_log = logging.getLogger("campus.security")
+
+
+def sign_in_locked(email: str) -> bool:
+    """Too many failed sign-ins for this e-mail address: whether or not an account has it."""
+    return SIGN_IN.blocked(email.strip().lower())
+
+
+class ThrottledModelBackend(ModelBackend):
+    """E-mail + password sign-in (portal and admin), with the account lock of SIGN_IN."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        username = username or kwargs.get("email")
+        if not username or password is None:
+            return None  # not a password sign-in: nothing to count
+        email = username.strip().lower()
+        if sign_in_locked(email):
+            security_log.warning("sign-in refused: account locked (from %s)", client_ip(request))
+            return None
+        user = super().authenticate(request, username=email, password=password, **kwargs)
+        if user is not None:
+            SIGN_IN.reset(email)
+            return user
+        if SIGN_IN.fail(email) == SIGN_IN.limit:
+            security_log.warning("account locked after %d failed sign-ins", SIGN_IN.limit)
+        ip = client_ip(request)
+        if SIGN_IN_FROM.fail(ip) == SIGN_IN_FROM.limit:
+            security_log.warning("%d failed sign-ins from %s", SIGN_IN_FROM.limit, ip)
+        return None

@@ -30,8 +30,8 @@ from django.utils.crypto import salted_hmac
 from ninja.decorators import decorate_view
 from ninja.utils import contribute_operation_callback
 
-from campus.errors import Conflict, DomainError, Invalid
 from campus.models import IdempotentRequest
+from common.errors import Conflict, DomainError, Invalid
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -77,7 +77,10 @@ def _document(operation):
 
 def _in_one_transaction(run):
     """Around the whole operation (authentication, the view, its rendered answer): one
-    transaction holding the creation and the answer kept for the key, or neither."""
+    transaction holding the creation and the answer kept for the key, or neither. An error
+    at COMMIT is answered by the operation's API, as any other (busy, conflict…): `run` is
+    the operation's own bound method (this is its only run decorator), which knows the API."""
+    operation = run.__self__
 
     @functools.wraps(run)
     def whole(request, **kwargs):
@@ -95,9 +98,7 @@ def _in_one_transaction(run):
                     claim.body = response.content
                     claim.save(update_fields=["status", "content_type", "body"])
         except DatabaseError as e:  # at COMMIT, or while keeping the answer
-            from campus.api import api  # the API's own error answers (busy, conflict…)
-
-            return api.on_exception(request, e)
+            return operation.api.on_exception(request, e)
         return response
 
     return whole

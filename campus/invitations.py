@@ -25,8 +25,8 @@ from django.utils.http import base36_to_int, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from campus.auth import require_may_write_person
-from campus.errors import Conflict
 from campus.models import Person
+from common.errors import Conflict
 
 log = logging.getLogger(__name__)
 

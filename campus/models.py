@@ -378,12 +378,24 @@ class Person(AbstractBaseUser, PermissionsMixin):
     def get_short_name(self):
         return self.first_name
 
+    # The roles, each named once. `is_staff` is Django's name for "may open the admin" and
+    # means only that: facility rights are `runs_facility`, lab rights `runs_labs`.
+
+    @property
+    def runs_facility(self) -> bool:
+        """Facility staff (or a superuser): the whole campus, its doors, approvals, billing."""
+        return self.is_active and (self.is_facility_staff or self.is_superuser)
+
+    @property
+    def runs_labs(self) -> bool:
+        """Lab technicians and facility staff: equipment, qualifications, maintenance."""
+        return self.runs_facility or (self.is_active and self.is_lab_technician)
+
     @property
     def is_staff(self) -> bool:
-        """Who may open the Django admin (the back-office)."""
-        return self.is_active and (
-            self.is_superuser or self.is_facility_staff or self.is_lab_technician
-        )
+        """Who may open the Django admin (the back-office): whoever runs the labs or more.
+        What they may change there is `has_perm`'s business."""
+        return self.runs_labs
 
     def has_perm(self, perm, obj=None):
         # Facility staff run the whole back-office; lab technicians their labs. Roles, not

@@ -1,19 +1,10 @@
-"""URLs: the portal (home, sign-in, bookings), the back-office (Django admin), the API,
-language switching and calendar feeds."""
+"""The campus pages' URLs: sign-in, password reset and invitations (Django's views with the
+portal's templates), and "my account" with its API tokens."""
 
-from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from access import views as access_views
-from bookings import views as booking_views
-from campus import ops
-from campus import views as portal
-from campus.api import api
-
-admin.site.site_header = "Technocampus"
-admin.site.site_title = "Technocampus"
-admin.site.index_title = "Back-office"
+from campus import pages
 
 # Django's own sign-in and password-reset views with the portal's templates. Their template
 # names are our own: the admin app ships registration/*.html, which would win otherwise.
@@ -22,7 +13,7 @@ accounts = [
         "login/",
         auth_views.LoginView.as_view(
             template_name="campus/auth/login.html",
-            authentication_form=portal.SignInForm,
+            authentication_form=pages.SignInForm,
             redirect_authenticated_user=True,
         ),
         name="login",
@@ -34,7 +25,7 @@ accounts = [
             template_name="campus/auth/password_reset_form.html",
             email_template_name="campus/auth/password_reset_email.txt",
             subject_template_name="campus/auth/password_reset_subject.txt",
-            form_class=portal.ResetForm,
+            form_class=pages.ResetForm,
         ),
         name="password_reset",
     ),
@@ -62,7 +53,7 @@ accounts = [
     # An invited person's first password (campus.invitations), like a reset with its own link.
     path(
         "invitation/<uidb64>/<token>/",
-        portal.InvitationConfirmView.as_view(),
+        pages.InvitationConfirmView.as_view(),
         name="invitation_confirm",
     ),
     path(
@@ -75,23 +66,8 @@ accounts = [
 ]
 
 urlpatterns = [
-    path("", portal.home, name="home"),
     path("accounts/", include(accounts)),
-    path("", include("bookings.portal")),
-    path("staff/", portal.staff_console, name="staff"),
-    path("staff/import/", portal.import_people, name="import-people"),
-    path("", include("labs.portal")),
-    path("", include("access.portal")),
-    path("", include("campus.views")),
-    path("", include("labs.tenant_portal")),
-    path("", include("campus.company")),
-    path("admin/", admin.site.urls),
-    path("healthz", ops.healthz, name="healthz"),
-    path("readyz", ops.readyz, name="readyz"),
-    path("metrics", ops.metrics, name="metrics"),
-    path("api/v1/", api.urls),
-    path("i18n/", include("django.conf.urls.i18n")),
-    path("calendar/person/<str:token>.ics", booking_views.person_feed, name="person-feed"),
-    path("calendar/resource/<str:token>.ics", booking_views.resource_feed, name="resource-feed"),
-    path("occupancy/print/", access_views.occupancy_print, name="occupancy-print"),
+    path("account/", pages.account, name="account"),
+    path("account/tokens/", pages.api_tokens, name="api-tokens"),
+    path("account/tokens/<int:token_id>/revoke/", pages.revoke_token, name="api-token-revoke"),
 ]

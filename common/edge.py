@@ -12,7 +12,7 @@ parameter, defined once.
   booking of year 458 or of 1970–2000 can be made, and no date of a time zone's historic
   local mean time (Paris: +00:09:21 before 1911) reaches an answer.
 
-A refusal is a pydantic error, answered 422 `invalid` with the field named (campus.api).
+A refusal is a pydantic error, answered 422 `invalid` with the field named (config.api).
 """
 
 import re

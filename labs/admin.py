@@ -6,9 +6,8 @@ add, “maintenance window” ticked) or `POST /api/v1/maintenance-windows`."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from bookings import engine
-from campus.errors import DomainError
-from labs import maintenance, sessions
+from common.errors import DomainError
+from labs import lost_qualifications, maintenance, sessions
 from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
 
 
@@ -131,16 +130,16 @@ class QualificationAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         # Dates edited here change which bookings it covers: flag or clear them now rather
         # than at the periodic jobs' next round.
-        engine.review_qualifications(person_ids={obj.person_id, before} - {None})
+        lost_qualifications.review_qualifications(person_ids={obj.person_id, before} - {None})
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
-        engine.review_qualifications(person_ids=[obj.person_id])
+        lost_qualifications.review_qualifications(person_ids=[obj.person_id])
 
     def delete_queryset(self, request, queryset):
         people = set(queryset.values_list("person_id", flat=True))
         super().delete_queryset(request, queryset)
-        engine.review_qualifications(person_ids=people)
+        lost_qualifications.review_qualifications(person_ids=people)
 
     @admin.action(description=_("Revoke now"))
     def revoke(self, request, queryset):

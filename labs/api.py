@@ -17,15 +17,14 @@ from pydantic import model_validator
 from bookings import availability, catalogue, engine
 from bookings.api import BookingOut, booking_queryset
 from bookings.models import Resource
-from campus.api import In, Pages, answers, choice, existing
-from campus.auth import caller, get_scoped, is_staff
-from campus.errors import Forbidden, Invalid, NotFound
+from campus.auth import caller
 from campus.idempotency import idempotent
 from campus.models import Person, Tenant
+from common.api import In, Pages, answers, choice, existing, get_scoped
 from common.edge import Id, Int, Month, QueryFlag, QueryId, When
+from common.errors import Forbidden, Invalid, NotFound
 from labs import maintenance, sessions, usage
 from labs.maintenance import (
-    is_lab_staff,
     require_lab_staff,
     visible_equipment,
     visible_incidents,
@@ -33,7 +32,7 @@ from labs.maintenance import (
     visible_qualifications,
 )
 from labs.models import Equipment, Incident, UsageSession
-from labs.rules import in_force
+from labs.qualifications import in_force
 from labs.sessions import visible_sessions
 
 router = Router(tags=["labs"])
@@ -580,7 +579,7 @@ def stop_session(request, session_id: int, payload: StopIn | None = None):
     mine = session.person_id == person.pk or (
         person.is_tenant_admin and session.tenant_id == person.tenant_id
     )
-    if not mine and not is_lab_staff(person):
+    if not mine and not person.runs_labs:
         raise Forbidden("Only the user, their tenant admin or a technician may stop it.")
     sessions.stop_session(
         session,
@@ -624,7 +623,7 @@ class StatementOut(Schema):
 
 def _statement(request, q: UsageQuery) -> usage.Statement:
     person = caller(request)
-    if is_staff(person):
+    if person.runs_facility:
         if q.tenant is None:
             raise Invalid("tenant: required for staff.", field="tenant")
         tenant = Tenant.objects.filter(pk=q.tenant).first()

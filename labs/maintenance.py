@@ -18,9 +18,10 @@ from django.utils.translation import gettext as _
 
 from bookings import availability, engine, notify
 from bookings.models import HOLDING, Booking, Resource, Status
-from campus.errors import DomainError, Forbidden
+from campus.clock import building_tz
 from campus.models import Person
-from labs import rules
+from common.errors import DomainError, Forbidden
+from labs import lost_qualifications, qualifications
 from labs.models import Equipment, Incident, Qualification, StatusChange, UsageSession
 
 # How bad a status is: an incident never makes a machine look better than it is.
@@ -41,15 +42,8 @@ class LabStateError(DomainError):
     code = "invalid_state"
 
 
-def is_lab_staff(person: Person) -> bool:
-    """Facility staff and lab technicians run the labs: qualifications, maintenance, checks."""
-    return person.is_active and (
-        person.is_facility_staff or person.is_superuser or person.is_lab_technician
-    )
-
-
 def require_lab_staff(person: Person) -> None:
-    if not is_lab_staff(person):
+    if not person.runs_labs:
         raise Forbidden(
             _("Only a lab technician or facility staff may do this."), code="technician_only"
         )
@@ -63,13 +57,13 @@ def visible_equipment(person: Person):
     """The machines in service for everyone; lab technicians and facility staff also see
     those withdrawn from booking (their resource inactive)."""
     qs = Equipment.objects.select_related("resource__policy", "location")
-    return qs if is_lab_staff(person) else qs.filter(resource__is_active=True)
+    return qs if person.runs_labs else qs.filter(resource__is_active=True)
 
 
 def visible_qualifications(person: Person):
     """One's own; a tenant admin also their tenant's people's; technicians and staff all."""
     qs = Qualification.objects.select_related("person", "equipment__resource")
-    if is_lab_staff(person):
+    if person.runs_labs:
         return qs
     if person.is_tenant_admin and person.tenant_id:
         return qs.filter(Q(person=person) | Q(person__tenant_id=person.tenant_id))
@@ -79,7 +73,7 @@ def visible_qualifications(person: Person):
 def visible_incidents(person: Person):
     """The incidents one reported and one's tenant's; technicians and staff all."""
     qs = Incident.objects.select_related("equipment__resource")
-    if is_lab_staff(person):
+    if person.runs_labs:
         return qs
     scope = Q(reported_by=person)
     if person.tenant_id:
@@ -256,12 +250,13 @@ class Revocation:
 
 def revocation_affects(qualification: Qualification, *, now: datetime | None = None):
     """The future bookings that revoking this qualification now would leave without a valid
-    qualification (no other one of the person covers them), by the one rule (`labs.rules`)."""
+    qualification (no other one of the person covers them), by the one rule
+    (`labs.qualifications`)."""
     now = now or timezone.now()
-    mine = engine.bookings_to_review(now, person_ids=[qualification.person_id])
+    mine = lost_qualifications.bookings_to_review(now, person_ids=[qualification.person_id])
     mine = [b for b in mine if b.start > now]
-    before = {b.pk for b in rules.unqualified(mine)}
-    after = rules.unqualified(mine, revoking=qualification, at=now)
+    before = {b.pk for b in qualifications.unqualified(mine)}
+    after = qualifications.unqualified(mine, revoking=qualification, at=now)
     return [b for b in after if b.pk not in before]
 
 
@@ -280,7 +275,7 @@ def revoke_qualification(
         )
         if not updated:
             raise LabStateError(_("This qualification is already revoked."))
-        engine.review_qualifications(now, person_ids=[qualification.person_id])
+        lost_qualifications.review_qualifications(now, person_ids=[qualification.person_id])
     qualification.refresh_from_db()
     flagged = Booking.objects.select_related("resource", "person", "tenant").filter(
         pk__in=[b.pk for b in affected]
@@ -319,7 +314,7 @@ def affected_bookings(equipment: Equipment, start: datetime, end: datetime) -> l
 def next_free_slots(resource, duration: timedelta, after: datetime, count: int = OFFERED_SLOTS):
     """Up to `count` free slots of `duration` on the resource, the first at or after `after`."""
     offers = []
-    tz = engine.building_tz()
+    tz = building_tz()
     day = after.astimezone(tz).date()
     for i in range(OFFER_SEARCH_DAYS):
         for s, e in availability.free_slots(resource, day + timedelta(days=i)):
@@ -376,7 +371,7 @@ def schedule_maintenance(
 def tell_owner(booking: Booking, offers: list[tuple[datetime, datetime]]):
     """E-mail a booker whose booking a maintenance window replaced, with other slots."""
     person = booking.person
-    tz = engine.building_tz()
+    tz = building_tz()
     with translation.override(person.language or settings.LANGUAGE_CODE):
         local = booking.start.astimezone(tz)
         subject = _(notify.SUBJECTS["maintenance"]) % {

@@ -170,7 +170,7 @@ class Qualification(models.Model):
     """A person's training on one equipment, or on a whole equipment class, with a validity.
 
     With `renew_on_use_months`, each use of the machine while the qualification is in force
-    pushes `valid_until` to at least that many months after the use (`labs.rules`).
+    pushes `valid_until` to at least that many months after the use (`labs.qualifications`).
     """
 
     person = models.ForeignKey(

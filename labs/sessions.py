@@ -15,10 +15,10 @@ from django.utils.translation import gettext as _
 
 from bookings import engine
 from bookings.models import ACTIVE, Booking, Status
-from campus.errors import DomainError
 from campus.models import Person
-from labs import rules
-from labs.maintenance import is_lab_staff, set_status
+from common.errors import DomainError
+from labs import qualifications
+from labs.maintenance import set_status
 from labs.models import Equipment, UsageSession
 
 EARLY_START = timedelta(minutes=10)
@@ -35,7 +35,7 @@ class NotQualified(SessionRefused):
 def visible_sessions(person: Person):
     """One's own sessions and one's tenant's; technicians and staff all."""
     qs = UsageSession.objects.select_related("equipment__resource")
-    if is_lab_staff(person):
+    if person.runs_labs:
         return qs
     scope = Q(person=person)
     if person.tenant_id:
@@ -75,7 +75,7 @@ def start_session(
             raise SessionRefused(
                 _("This machine is %(s)s.") % {"s": eq.get_status_display()}, code="maintenance"
             )
-        if not rules.is_qualified(person.pk, eq.resource, now):
+        if not qualifications.is_qualified(person.pk, eq.resource, now):
             raise NotQualified(_("You hold no valid qualification for this machine."))
         booking = covering_booking(person, eq, now)
         if booking is None:
@@ -96,7 +96,7 @@ def start_session(
             raise SessionRefused(_("This machine is in use."), code="equipment_busy") from e
         if booking.status == Status.CONFIRMED:
             engine.check_in(person, booking, now=now)
-        rules.record_use(person.pk, eq, now)
+        qualifications.record_use(person.pk, eq, now)
         set_status(eq, Equipment.Status.IN_USE, by=person, reason=_("Session started"), now=now)
     return session
 

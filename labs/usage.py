@@ -26,8 +26,9 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Q
 
-from bookings.engine import building_tz, cost_cents, month_bounds
+from bookings.engine import cost_cents, month_bounds
 from bookings.models import Booking, Resource, Status
+from campus.clock import building_tz
 from campus.models import Tenant
 from common import spreadsheet
 from labs.models import Equipment, UsageSession

@@ -210,7 +210,7 @@ def tina(campus):
 
 @functools.cache
 def _operations() -> list[tuple[str, re.Pattern, dict]]:
-    from campus.api import api
+    from config.api import api
 
     found = []
     for path, methods in api.get_openapi_schema()["paths"].items():

@@ -997,7 +997,7 @@ def test_each_caller_gets_what_the_contract_says(world, published, row, role, ex
 
 
 def test_the_table_names_every_api_operation():
-    from campus.api import api
+    from config.api import api
 
     schema = api.get_openapi_schema()
     operations = {(method.upper(), path) for path, ops in schema["paths"].items() for method in ops}
@@ -1019,7 +1019,7 @@ def _routes(patterns, prefix=""):
 
 
 def test_the_table_names_every_portal_url():
-    from campus.urls import urlpatterns
+    from config.urls import urlpatterns
 
     routes = set(_routes(urlpatterns)) - {"api/v1/"}
     table = {row.route for row in PORTAL}

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 
 from access import commands
 from campus.models import ApiToken
-from campus.wsgi import application
+from config.wsgi import application
 from tests.test_authorization import World
 
 # negative_data_rejection is left out on purpose: free-text fields (titles, notes, reasons)

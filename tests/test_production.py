@@ -23,7 +23,7 @@ import yaml
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from campus.settings import BASE_DIR
+from config.settings import BASE_DIR
 from tests.conftest import database_url
 
 PRODUCTION = {
@@ -46,9 +46,9 @@ def clean_environ(tmp_path, **variables) -> dict:
 
 
 def load_settings(tmp_path, **variables) -> dict:
-    """campus/settings.py run afresh in an environment holding only these variables."""
+    """config/settings.py run afresh in an environment holding only these variables."""
     with mock.patch.dict(os.environ, clean_environ(tmp_path, **variables), clear=True):
-        return runpy.run_path(str(BASE_DIR / "campus" / "settings.py"))
+        return runpy.run_path(str(BASE_DIR / "config" / "settings.py"))
 
 
 def free_port() -> int:
@@ -71,12 +71,12 @@ def test_gunicorn_keeps_database_connections_and_trusts_the_same_proxies(tmp_pat
     env = clean_environ(tmp_path, DATABASE_URL=POSTGRES, TRUSTED_PROXIES="10.0.0.0/8")
     with mock.patch.dict(os.environ, env, clear=True):
         config = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
-        settings = runpy.run_path(str(BASE_DIR / "campus" / "settings.py"))
+        settings = runpy.run_path(str(BASE_DIR / "config" / "settings.py"))
     assert settings["DATABASES"]["default"]["CONN_MAX_AGE"] == 60
     assert config["forwarded_allow_ips"] == "10.0.0.0/8"
     with mock.patch.dict(os.environ, {**env, "DB_CONN_MAX_AGE": "5"}, clear=True):
         runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
-        settings = runpy.run_path(str(BASE_DIR / "campus" / "settings.py"))
+        settings = runpy.run_path(str(BASE_DIR / "config" / "settings.py"))
     assert settings["DATABASES"]["default"]["CONN_MAX_AGE"] == 5  # the operator's word wins
 
 
@@ -237,7 +237,7 @@ FOREVER = "max-age=315360000"
 
 @contextlib.contextmanager
 def gunicorn(static_root: Path, tmp_path: Path, **variables):
-    """`gunicorn campus.wsgi` with DEBUG=0 on the test database; yields its port.
+    """`gunicorn config.wsgi` with DEBUG=0 on the test database; yields its port.
 
     The test asks for `transactional_db`: the test database exists, and no transaction of
     the test's holds SQLite's write lock while the server writes."""
@@ -254,7 +254,7 @@ def gunicorn(static_root: Path, tmp_path: Path, **variables):
         },
     )
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "campus.wsgi", "--bind", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}"],
         cwd=BASE_DIR,  # where gunicorn.conf.py is read from
         env=env,
         stdout=subprocess.DEVNULL,
@@ -277,10 +277,10 @@ def test_the_production_server_serves_the_portal_with_its_static_files(
         home = get(port, "/", **HTTPS)
         assert home.status == 200
         html = home.body.decode()
-        css = re.search(r'href="(/static/campus/portal\.[0-9a-f]{12}\.css)"', html)
-        js = re.search(r'src="(/static/campus/portal\.[0-9a-f]{12}\.js)"', html)
+        css = re.search(r'href="(/static/portal/portal\.[0-9a-f]{12}\.css)"', html)
+        js = re.search(r'src="(/static/portal/portal\.[0-9a-f]{12}\.js)"', html)
         assert css and js, "the page names no hashed stylesheet or script"
-        source = (BASE_DIR / "campus" / "static" / "campus" / "portal.css").read_bytes()
+        source = (BASE_DIR / "config" / "static" / "portal" / "portal.css").read_bytes()
         for url, kind, original in [(css[1], "text/css", source), (js[1], "javascript", None)]:
             asset = get(port, url, **HTTPS)
             assert asset.status == 200, url
@@ -312,7 +312,7 @@ def test_every_static_file_a_template_names_is_collected(collected):
     named = set()
     for template in BASE_DIR.glob("*/templates/**/*.html"):
         named.update(STATIC_NAME.findall(template.read_text()))
-    assert "campus/portal.css" in named
+    assert "portal/portal.css" in named
     missing = sorted(name for name in named if f'"{name}"' not in manifest)
     assert not missing, f"named by a template, not collected: {missing}"
 
@@ -345,12 +345,12 @@ def test_the_main_pages_render_with_the_production_static_files(settings, collec
     for url in ["/accounts/login/", "/accounts/password-reset/"]:
         response = client.get(url)
         assert response.status_code == 200, url
-        assert re.search(r"/static/campus/portal\.[0-9a-f]{12}\.css", response.content.decode())
+        assert re.search(r"/static/portal/portal\.[0-9a-f]{12}\.css", response.content.decode())
     client.force_login(sam)
     for url in PAGES:
         response = client.get(url)
         assert response.status_code == 200, url
-        assert re.search(r"/static/campus/portal\.[0-9a-f]{12}\.js", response.content.decode())
+        assert re.search(r"/static/portal/portal\.[0-9a-f]{12}\.js", response.content.decode())
 
 
 # ---------------------------------------------------------------- the Docker build context
@@ -368,7 +368,7 @@ SECRETS_AND_CLUTTER = [
     "bench/load.py",
     ".ci/run",
     "test-artifacts/home.png",
-    "static/campus/portal.css",
+    "static/portal/portal.css",
     "campus/__pycache__/settings.cpython-311.pyc",
     ".pytest_cache/README.md",
     ".ruff_cache/CACHEDIR.TAG",
@@ -381,10 +381,10 @@ NEEDED = [
     "pyproject.toml",
     "uv.lock",
     "gunicorn.conf.py",
-    "campus/settings.py",
-    "campus/templates/base.html",
-    "campus/static/campus/portal.css",
-    "campus/static/campus/portal.js",
+    "config/settings.py",
+    "config/templates/base.html",
+    "config/static/portal/portal.css",
+    "config/static/portal/portal.js",
     "common/cache.py",
     "bookings/engine.py",
     "labs/usage.py",

@@ -11,7 +11,7 @@ from django.utils import timezone
 from access import commands
 from access.commands import BrokerUnavailable
 from access.models import AuditEvent, Controller, SiteMode
-from campus.errors import Conflict
+from common.errors import Conflict
 from tests.access import broker
 from tests.access.broker import retained
 

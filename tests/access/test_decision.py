@@ -19,7 +19,7 @@ from access.decision import (
     EquipmentFacts,
     Facts,
     PersonFacts,
-    QualificationFacts,
+    TrainedFor,
     VisitorFacts,
     decide,
 )
@@ -60,7 +60,7 @@ MEETING_CANCELLED = BookingFacts(MEETING, NOW, NOW + H, status="cancelled")
 LAB_AT_10 = BookingFacts(LAB, NOW, NOW + H)
 MACHINE_AT_1005 = BookingFacts(LAB, NOW + 5 * M, NOW + H, equipment_id=MACHINE)
 MACHINE_AT_1015 = BookingFacts(LAB, NOW + 15 * M, NOW + H, equipment_id=MACHINE)
-QUALIFIED = QualificationFacts(space_ids=frozenset({LAB}), equipment_ids=frozenset({MACHINE}))
+QUALIFIED = TrainedFor(space_ids=frozenset({LAB}), equipment_ids=frozenset({MACHINE}))
 
 VISIT = VisitorFacts(NOW - H, NOW + H, space_id=MEETING)
 VISIT_OVER = VisitorFacts(NOW - 2 * H, NOW - H, space_id=MEETING)

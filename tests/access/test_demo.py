@@ -11,12 +11,12 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from access import demo as access_demo
-from access.demo import demo_uid
 from access.models import Controller, Credential, Door, VisitorPass
 from access.simulator import SimulatedController
 from bookings.models import Booking
 from campus.models import Person, Space
+from config.demo import access as access_demo
+from config.demo.access import demo_uid
 from labs.models import Equipment, Qualification, UsageSession
 from tests.access.broker import wait_until
 from tests.access.test_bridge import BROKER, RunningBridge, root  # noqa: F401 (fixture)

@@ -111,7 +111,7 @@ def test_door_facts_take_at_most_eight_queries_whatever_the_data(
 
 def test_the_cache_and_one_person_s_load_expand_qualifications_alike(scene, bob, sam, tina):
     from access.facts import all_qualifications
-    from labs.rules import qualified_targets
+    from labs.qualifications import qualified_targets
 
     qualify(bob, equipment=scene["emc"])
     qualify(sam, equipment_class="emc")

@@ -134,7 +134,7 @@ def test_other_creating_operations_replay_too(as_sam):
 
 
 def test_every_creating_operation_documents_the_header(db):
-    from campus.api import api
+    from config.api import api
 
     schema = api.get_openapi_schema()
     creating, documented = set(), set()

@@ -10,6 +10,7 @@ from bookings import engine, notify, waitlist
 from bookings.engine import Slot, book
 from bookings.models import Booking, BookingPolicy, Closure, WaitlistEntry
 from bookings.policy import PolicyRefused
+from campus.clock import building_tz
 from campus.models import Tenant
 from tests.bookings.conftest import NOW, at
 
@@ -303,4 +304,4 @@ def test_the_admin_refuses_more_attendees_than_seats_on_the_form(client, sam, bo
 
 
 def room_tz():
-    return engine.building_tz()
+    return building_tz()

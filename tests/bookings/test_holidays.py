@@ -9,8 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from bookings import demo, jobs
+from bookings import jobs
 from bookings.models import Booking, BookingPolicy, Closure, PublicHolidayYear
+from config.demo import bookings as demo
 from tests.bookings.conftest import PARIS
 from tests.bookings.test_race import race
 from tests.portal.conftest import signed_in

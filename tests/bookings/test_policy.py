@@ -8,8 +8,8 @@ from bookings.models import BookingPolicy, WhoMayBook
 from bookings.policy import NotAllowed, PolicyRefused, Request, Requester, check
 from tests.bookings.conftest import NOW, PARIS, WEEKDAYS_8_TO_20, at
 
-MEMBER = Requester(is_staff=False, has_tenant=True, tenant_active=True, qualified=False)
-STAFF = Requester(is_staff=True, has_tenant=False, tenant_active=True, qualified=False)
+MEMBER = Requester(runs_facility=False, has_tenant=True, tenant_active=True, qualified=False)
+STAFF = Requester(runs_facility=True, has_tenant=False, tenant_active=True, qualified=False)
 
 
 def policy(**overrides):
@@ -73,7 +73,7 @@ def test_staff_skip_calendar_rules_but_not_qualification():
 
 
 def test_a_qualified_person_may_book_a_qualified_only_resource():
-    qualified = Requester(is_staff=False, has_tenant=True, tenant_active=True, qualified=True)
+    qualified = Requester(runs_facility=False, has_tenant=True, tenant_active=True, qualified=True)
     check(policy(who_may_book="qualified"), OK, qualified, NOW, PARIS)
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bookings import engine
 from bookings.models import ACTIVE, Booking, BookingPolicy, Resource
-from campus.errors import DomainError
+from common.errors import DomainError
 from tests.bookings.conftest import NOW, at
 
 ops = st.lists(

@@ -12,7 +12,7 @@ from bookings import engine, series
 from bookings.engine import Slot, book
 from bookings.models import Booking, PersonFeed
 from bookings.series import Recurrence, SeriesRefused, book_series
-from campus.errors import DomainError
+from common.errors import DomainError
 from tests.bookings.conftest import NOW, PARIS, at
 
 

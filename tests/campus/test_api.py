@@ -7,9 +7,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from bookings.models import Status as BookingStatus
-from campus.api import Api
-from campus.errors import CODES
 from campus.models import ApiToken, Person, Space, Tenant
+from common.errors import CODES
+from config.api import Api
 from labs.models import Equipment
 from tests.conftest import api_client
 

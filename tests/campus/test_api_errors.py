@@ -12,9 +12,9 @@ from django.test import Client
 
 from bookings.engine import SlotTaken
 from bookings.policy import NotAllowed, PolicyRefused
-from campus import errors
 from campus.auth import TokenAuth
-from campus.errors import CODES, DomainError
+from common import errors
+from common.errors import CODES, DomainError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +113,7 @@ def _error_classes(cls=DomainError):
 def _codes_raised() -> dict[str, set[str]]:
     """Every code the sources raise a DomainError with, and where: the class codes, and each
     `code="…"` (or the class's code when none is given) at a call of an error class."""
-    import_module("campus.urls")  # every app's API, hence every error class
+    import_module("config.urls")  # every app's API, hence every error class
     classes = {c.__name__: c for c in _error_classes()}
     found: dict[str, set[str]] = {}
     for c in classes.values():
@@ -138,7 +138,7 @@ def _codes_raised() -> dict[str, set[str]]:
 def test_every_code_raised_is_in_the_table_with_its_status():
     raised = _codes_raised()
     missing = {code: where for code, where in raised.items() if code not in CODES}
-    assert not missing, f"add these codes to campus.errors.CODES: {missing}"
+    assert not missing, f"add these codes to common.errors.CODES: {missing}"
 
 
 def test_a_refusal_is_answered_with_the_status_of_its_code():
@@ -152,5 +152,5 @@ def test_the_table_is_in_the_api_description_and_in_docs_errors_md(db):
     assert errors.document() in description
     written = (ROOT / "docs" / "errors.md").read_text()
     assert written == "# Error codes\n\n" + errors.document(), (
-        "docs/errors.md is out of date: uv run python -m campus.errors > docs/errors.md"
+        "docs/errors.md is out of date: uv run python -m common.errors > docs/errors.md"
     )

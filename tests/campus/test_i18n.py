@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from campus.settings import BASE_DIR
+from config.settings import BASE_DIR
 
 
 def test_every_french_message_is_translated():

@@ -14,7 +14,8 @@ from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from campus import invitations, onboarding
+from access import onboarding
+from campus import invitations
 from campus.models import Person
 from tests.conftest import api_client
 from tests.portal.conftest import signed_in

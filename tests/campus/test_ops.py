@@ -14,9 +14,11 @@ from django.db import connection
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
-from campus.logs import JsonFormatter
-from campus.ops import SIGN_IN, TOKENS, ForwardedHeaders, client_ip, sign_in_locked
-from campus.settings import BASE_DIR, cache_from_url
+from campus.auth import SIGN_IN, TOKENS, sign_in_locked
+from common.throttle import client_ip
+from config.logs import JsonFormatter
+from config.ops import ForwardedHeaders
+from config.settings import BASE_DIR, cache_from_url
 from tests.conftest import database_url
 
 
@@ -232,7 +234,7 @@ def test_clients_behind_one_proxy_are_counted_apart(settings, bob):
 def test_sign_in_failures_counted_by_another_process_lock_the_account_here(
     transactional_db, tmp_path
 ):
-    code = "from campus.ops import SIGN_IN\nfor _ in range(5): SIGN_IN.fail('carol@acme.test')"
+    code = "from campus.auth import SIGN_IN\nfor _ in range(5): SIGN_IN.fail('carol@acme.test')"
     env = {
         **os.environ,
         "DATABASE_URL": database_url(connection.settings_dict),

@@ -8,13 +8,13 @@ import pytest
 from django.contrib import admin
 from django.test import RequestFactory
 
+from access import onboarding
 from access.admin import CredentialAdmin
 from access.models import AuditEvent, Credential
-from campus import onboarding
 from campus.admin import PersonAdmin
 from campus.auth import require_may_write_badge, require_may_write_person
-from campus.errors import Forbidden
 from campus.models import Person
+from common.errors import Forbidden
 from tests.conftest import api_client
 from tests.portal.conftest import signed_in
 

@@ -111,7 +111,7 @@ def run_agent(database: str, *args, timeout=180) -> str:
 def agent_env(database: str) -> dict:
     return {
         "DATABASE_URL": database,
-        "DJANGO_SETTINGS_MODULE": "campus.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "CREDENTIAL_KEY": settings.CREDENTIAL_KEY,
         "SECRET_KEY": settings.SECRET_KEY,
         "LOG_LEVEL": "ERROR",

@@ -9,7 +9,7 @@ from django.db import connection
 
 from bookings.engine import Slot, book
 from bookings.models import Booking
-from campus.errors import DomainError
+from common.errors import DomainError
 from tests.bookings.conftest import NOW, at
 from tests.labs.conftest import qualify
 

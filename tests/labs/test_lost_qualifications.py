@@ -13,7 +13,7 @@ from django.utils import timezone
 from bookings import engine, jobs, notify
 from bookings.engine import Slot, book
 from bookings.models import Booking, OutboxEmail
-from labs import maintenance
+from labs import lost_qualifications, maintenance
 from labs.models import Qualification
 from tests.bookings.conftest import NOW, at
 from tests.bookings.test_race import race
@@ -75,10 +75,10 @@ def test_a_qualification_ending_before_a_booking_is_found_by_the_periodic_job_on
     bob, scope, bobs_runs
 ):
     Qualification.objects.filter(person=bob, equipment=scope).update(valid_until=at(5, 23, 59))
-    review = engine.review_qualifications(NOW)
+    review = lost_qualifications.review_qualifications(NOW)
     assert [b.pk for b in review.flagged] == [bobs_runs["scope_later"].pk]
     count = OutboxEmail.objects.count()
-    assert len(engine.review_qualifications(NOW + H)) == 0  # nothing twice
+    assert len(lost_qualifications.review_qualifications(NOW + H)) == 0  # nothing twice
     assert jobs.run_due(NOW + H)["qualifications"] == 0
     assert OutboxEmail.objects.filter(what__startswith="unqualified").count() == 1
     assert OutboxEmail.objects.count() >= count  # the round also sent, nothing new queued
@@ -88,12 +88,12 @@ def test_qualified_again_before_the_deadline_the_flag_is_lifted(bob, tina, scope
     later = bobs_runs["scope_later"]
     maintenance.revoke_qualification(tina, Qualification.objects.get(equipment=scope), now=NOW)
     maintenance.record_training(tina, bob, equipment=scope, valid_from=NOW + H)
-    review = engine.review_qualifications(NOW + 2 * H)
+    review = lost_qualifications.review_qualifications(NOW + 2 * H)
     assert later.pk in [b.pk for b in review.cleared]
     later.refresh_from_db()
     assert (later.unqualified_at, later.unqualified_deadline) == (None, None)
     assert ("requalified", "bob@acme.test") in emails(later)
-    assert engine.review_qualifications(NOW + 50 * H).cancelled == []
+    assert lost_qualifications.review_qualifications(NOW + 50 * H).cancelled == []
     later.refresh_from_db()
     assert later.status == "confirmed"
 
@@ -104,17 +104,19 @@ def test_at_the_deadline_the_booking_is_cancelled_free_of_charge_through_the_eng
     later = bobs_runs["scope_later"]
     assert later.price_cents > 0
     maintenance.revoke_qualification(tina, Qualification.objects.get(equipment=scope), now=NOW)
-    early = engine.review_qualifications(NOW + 47 * H)  # the one at 18:00 today goes first
+    early = lost_qualifications.review_qualifications(
+        NOW + 47 * H
+    )  # the one at 18:00 today goes first
     assert [b.pk for b in early.cancelled] == [bobs_runs["scope_soon"].pk]
     with mock.patch.object(engine, "cancel", wraps=engine.cancel) as spy:
-        review = engine.review_qualifications(NOW + 48 * H)
+        review = lost_qualifications.review_qualifications(NOW + 48 * H)
     assert [b.pk for b in review.cancelled] == [later.pk]
     assert spy.call_count == 1 and spy.call_args.kwargs["charge"] is False
     later.refresh_from_db()
     assert later.status == "cancelled" and later.charge_cents == 0  # the policy says 100 %
     assert "no valid qualification" in later.note
     assert ("cancelled", "bob@acme.test") in emails(later)
-    assert engine.review_qualifications(NOW + 49 * H).cancelled == []
+    assert lost_qualifications.review_qualifications(NOW + 49 * H).cancelled == []
 
 
 def test_a_booking_flagged_just_before_its_start_is_cancelled_at_its_start(
@@ -122,8 +124,10 @@ def test_a_booking_flagged_just_before_its_start_is_cancelled_at_its_start(
 ):
     soon = bobs_runs["scope_soon"]  # starts at 18:00, ten hours after NOW
     maintenance.revoke_qualification(tina, Qualification.objects.get(equipment=scope), now=NOW)
-    assert engine.review_qualifications(at(2, 17, 59)).cancelled == []
-    assert [b.pk for b in engine.review_qualifications(at(2, 18)).cancelled] == [soon.pk]
+    assert lost_qualifications.review_qualifications(at(2, 17, 59)).cancelled == []
+    assert [b.pk for b in lost_qualifications.review_qualifications(at(2, 18)).cancelled] == [
+        soon.pk
+    ]
 
 
 def test_the_notice_is_the_policys(bob, tina, scope, bobs_runs, equipment_policy):
@@ -137,7 +141,7 @@ def test_the_notice_is_the_policys(bob, tina, scope, bobs_runs, equipment_policy
 def test_companions_are_cancelled_with_the_machine(bob, tina, chamber, bob_on_chamber):
     run = book(bob, Slot(chamber.resource, at(10, 10), at(10, 12)), now=NOW)
     maintenance.revoke_qualification(tina, bob_on_chamber, now=NOW)
-    engine.review_qualifications(NOW + 48 * H)
+    lost_qualifications.review_qualifications(NOW + 48 * H)
     group = Booking.objects.filter(group=run.group)
     assert group.count() == 2 and {b.status for b in group} == {"cancelled"}
     assert {b.charge_cents for b in group} == {0}
@@ -147,7 +151,7 @@ def test_moving_a_flagged_booking_to_a_covered_time_lifts_the_flag(bob, tina, sc
     training = qualify(bob, scope, until=at(5, 23, 59))
     booking = book(bob, Slot(scope.resource, at(4, 10), at(4, 12)), now=NOW)
     Qualification.objects.filter(pk=training.pk).update(valid_until=at(3, 23, 59))
-    engine.review_qualifications(NOW)
+    lost_qualifications.review_qualifications(NOW)
     booking.refresh_from_db()
     assert booking.is_flagged_unqualified
     engine.move(bob, booking, at(3, 10), at(3, 12), now=NOW)
@@ -209,7 +213,7 @@ def test_several_instances_at_once_flag_each_booking_once(campus):
         book(bob, Slot(machine.resource, at(10 + d, 10), at(10 + d, 12)), now=NOW) for d in range(3)
     ]
     Qualification.objects.filter(pk=training.pk).update(revoked_at=NOW)
-    results = race(4, lambda i: len(engine.review_qualifications(NOW).flagged))
+    results = race(4, lambda i: len(lost_qualifications.review_qualifications(NOW).flagged))
     assert all(kind == "ok" for kind, _v in results), results
     assert sum(v for _k, v in results) == 3  # each booking flagged by one instance only
     assert Booking.objects.filter(unqualified_at__isnull=False).count() == 3
@@ -264,7 +268,7 @@ def test_the_periodic_review_reads_a_few_queries_however_many_bookings(bob, scop
 
     def queries():
         with CaptureQueriesContext(connection) as seen:
-            assert len(engine.review_qualifications(NOW)) == 0
+            assert len(lost_qualifications.review_qualifications(NOW)) == 0
         return len(seen)
 
     book(bob, Slot(scope.resource, at(3, 10), at(3, 11)), now=NOW)

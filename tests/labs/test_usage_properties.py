@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from bookings import engine
 from bookings.engine import cost_cents
 from bookings.models import Booking, Status
-from campus.errors import DomainError
+from common.errors import DomainError
 from labs import sessions, usage
 from tests.bookings.conftest import NOW, at
 from tests.labs.conftest import qualify

@@ -14,7 +14,7 @@ from django.utils import formats, translation
 
 from bookings.engine import Slot, book
 from bookings.models import Booking
-from campus.settings import BASE_DIR
+from config.settings import BASE_DIR
 from tests.conftest import CHROMIUM, _missing, browser_missing
 from tests.portal.conftest import tomorrow
 

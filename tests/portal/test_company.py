@@ -9,9 +9,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from access import pages
 from access.models import AuditEvent, Credential, VisitorPass
 from bookings.engine import Slot, book
-from campus import company as pages
 from campus.models import Person
 from labs import usage
 from tests.portal.conftest import signed_in, tomorrow
