@@ -19,10 +19,10 @@ from bookings.api import BookingOut, booking_queryset
 from bookings.models import Resource
 from campus.auth import caller
 from campus.idempotency import idempotent
-from campus.models import Person, Tenant
+from campus.models import Person
 from common.api import In, Pages, answers, choice, existing, get_scoped
 from common.edge import Id, Int, Month, QueryFlag, QueryId, When
-from common.errors import Forbidden, Invalid, NotFound
+from common.errors import Invalid
 from labs import maintenance, sessions, usage
 from labs.maintenance import (
     require_lab_staff,
@@ -576,17 +576,7 @@ def start_session(request, payload: SessionIn):
 def stop_session(request, session_id: int, payload: StopIn | None = None):
     person = caller(request)
     session = get_scoped(visible_sessions(person), session_id, "session")
-    mine = session.person_id == person.pk or (
-        person.is_tenant_admin and session.tenant_id == person.tenant_id
-    )
-    if not mine and not person.runs_labs:
-        raise Forbidden("Only the user, their tenant admin or a technician may stop it.")
-    sessions.stop_session(
-        session,
-        reason="manual" if mine else "staff",
-        energy_wh=(payload or StopIn()).energy_wh,
-        by=person,
-    )
+    sessions.stop_by_hand(person, session, energy_wh=(payload or StopIn()).energy_wh)
     return visible_sessions(person).get(pk=session.pk)
 
 
@@ -622,19 +612,7 @@ class StatementOut(Schema):
 
 
 def _statement(request, q: UsageQuery) -> usage.Statement:
-    person = caller(request)
-    if person.runs_facility:
-        if q.tenant is None:
-            raise Invalid("tenant: required for staff.", field="tenant")
-        tenant = Tenant.objects.filter(pk=q.tenant).first()
-    elif person.is_tenant_admin:
-        # Another tenant's statement is as unknown to a tenant admin as a missing one.
-        same = q.tenant is None or q.tenant == person.tenant_id
-        tenant = Tenant.objects.filter(pk=person.tenant_id).first() if same else None
-    else:
-        raise Forbidden("Only a tenant admin or facility staff may read usage.", code="forbidden")
-    if tenant is None:
-        raise NotFound(f"No tenant with id {q.tenant}.")
+    tenant = usage.require_may_read_statement(caller(request), q.tenant)
     try:
         month = usage.parse_month(q.month)
     except ValueError as e:
