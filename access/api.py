@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 from django.db.models import OuterRef, Subquery
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import model_validator
 
@@ -43,7 +43,7 @@ from campus.idempotency import idempotent
 from campus.models import Person
 from common import spreadsheet
 from common.api import In, Pages, answers, choice, get_scoped
-from common.edge import Flag, Id, Int, QueryFlag, QueryId, When
+from common.edge import Flag, Id, Int, QueryFlag, QueryId, When, query_text
 from common.errors import NotFound
 
 router = Router(tags=["access"])
@@ -114,10 +114,10 @@ def doors_queryset(person: Person):
     )
 
 
-class DoorFilter(Schema):
+class DoorFilter(FilterSchema):
     kind: Door.Kind | None = None
-    controller: str | None = Field(None, max_length=64)
-    space: QueryId | None = None
+    controller: Annotated[query_text(64), FilterLookup("controller_id")] = None
+    space: Annotated[QueryId | None, FilterLookup("space_id")] = None
     mode: Door.Mode | None = None
 
 
@@ -125,16 +125,7 @@ class DoorFilter(Schema):
 @paginate(Pages)
 @answers("staff_only")
 def list_doors(request, filters: Query[DoorFilter]):
-    qs = doors_queryset(caller(request))
-    if filters.kind:
-        qs = qs.filter(kind=filters.kind)
-    if filters.controller:
-        qs = qs.filter(controller_id=filters.controller)
-    if filters.space is not None:
-        qs = qs.filter(space_id=filters.space)
-    if filters.mode:
-        qs = qs.filter(mode=filters.mode)
-    return qs.order_by("id")
+    return filters.filter(doors_queryset(caller(request))).order_by("id")
 
 
 def _door(request, door_id: str) -> Door:
@@ -325,8 +316,8 @@ class CredentialOut(Schema):
         return as_local(obj.created_at)
 
 
-class CredentialFilter(Schema):
-    holder: QueryId | None = None
+class CredentialFilter(FilterSchema):
+    holder: Annotated[QueryId | None, FilterLookup("holder_id")] = None
     status: choice(Credential.Status) | None = None
     kind: choice(Credential.Kind) | None = None
 
@@ -334,14 +325,7 @@ class CredentialFilter(Schema):
 @router.get("/credentials", response=list[CredentialOut], summary="Badges you may see")
 @paginate(Pages)
 def list_credentials(request, filters: Query[CredentialFilter]):
-    qs = visible_credentials(caller(request))
-    if filters.holder is not None:
-        qs = qs.filter(holder_id=filters.holder)
-    if filters.status:
-        qs = qs.filter(status=filters.status)
-    if filters.kind:
-        qs = qs.filter(kind=filters.kind)
-    return qs.order_by("-created_at", "-id")
+    return filters.filter(visible_credentials(caller(request))).order_by("-created_at", "-id")
 
 
 @router.get("/credentials/{credential_id}", response=CredentialOut, summary="One badge")
@@ -456,24 +440,17 @@ class VisitorOut(Schema):
         return getattr(obj, "credential", None)
 
 
-class VisitFilter(Schema):
-    start_from: When | None = Field(None, alias="from")
-    start_to: When | None = Field(None, alias="to")
-    host: QueryId | None = None
+class VisitFilter(FilterSchema):
+    start_from: Annotated[When | None, FilterLookup("end__gt")] = Field(None, alias="from")
+    start_to: Annotated[When | None, FilterLookup("start__lt")] = Field(None, alias="to")
+    host: Annotated[QueryId | None, FilterLookup("host_id")] = None
 
 
 @router.get("/visitors", response=list[VisitorOut], summary="Visitor passes")
 @paginate(Pages)
 @answers("staff_only")
 def list_visitors(request, filters: Query[VisitFilter]):
-    qs = visible_visits(caller(request))
-    if filters.start_from:
-        qs = qs.filter(end__gt=filters.start_from)
-    if filters.start_to:
-        qs = qs.filter(start__lt=filters.start_to)
-    if filters.host is not None:
-        qs = qs.filter(host_id=filters.host)
-    return qs.order_by("-start", "-id")
+    return filters.filter(visible_visits(caller(request))).order_by("-start", "-id")
 
 
 @router.get("/visitors/{visit_id}", response=VisitorOut, summary="One visitor pass")
@@ -580,13 +557,13 @@ class AccessEventOut(Schema):
         return obj.detail if caller(context["request"]).runs_facility else None
 
 
-class AccessEventFilter(Schema):
-    start: When | None = Field(None, alias="from")
-    end: When | None = Field(None, alias="to")
-    door: str | None = Field(None, max_length=64)
-    person: QueryId | None = None
-    result: str | None = Field(None, max_length=20)
-    reason: str | None = Field(None, max_length=40)
+class AccessEventFilter(FilterSchema):
+    start: Annotated[When | None, FilterLookup("ts__gte")] = Field(None, alias="from")
+    end: Annotated[When | None, FilterLookup("ts__lt")] = Field(None, alias="to")
+    door: query_text(64) = None
+    person: Annotated[QueryId | None, FilterLookup("person_id")] = None
+    result: query_text(20) = None
+    reason: query_text(40) = None
     kind: choice(AuditEvent.Kind) | None = None
 
     @model_validator(mode="after")
@@ -597,18 +574,7 @@ class AccessEventFilter(Schema):
 
 
 def access_events(person: Person, filters: AccessEventFilter):
-    qs = visible_access_events(person)
-    if filters.start:
-        qs = qs.filter(ts__gte=filters.start)
-    if filters.end:
-        qs = qs.filter(ts__lt=filters.end)
-    for name in ("door", "result", "reason", "kind"):
-        value = getattr(filters, name)
-        if value:
-            qs = qs.filter(**{name: value})
-    if filters.person is not None:
-        qs = qs.filter(person_id=filters.person)
-    return qs.order_by("-ts", "-id")
+    return filters.filter(visible_access_events(person)).order_by("-ts", "-id")
 
 
 @router.get("/access-events", response=list[AccessEventOut], summary="The access log, newest first")

@@ -29,12 +29,7 @@ from access.visitors import expect_visitor, visible_visits
 from bookings.forms import WhenForm, local
 from campus import invitations
 from campus.models import Person, Space
-from campus.people import (
-    add_person,
-    badge_holders,
-    may_write_person,
-    visible_people,
-)
+from campus.people import add_person, badge_holders, may_write_person, visible_people
 from campus.people import resend_invitation as resend
 from campus.roles import tenant_admin_required
 from common.errors import DomainError, Forbidden

@@ -5,8 +5,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
+from django.db.models import Q
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from campus import people
@@ -153,15 +154,24 @@ class SpaceOut(Schema):
         return sorted(f.code for f in obj.features.all())
 
 
-class SpaceFilter(Schema):
+class SpaceFilter(FilterSchema):
     kind: SpaceKind | None = None
-    floor: QueryId | None = Field(None, description="Floor id")
-    level: query_int(-5, 50) | None = Field(None, description="Floor level (0 = ground floor)")
-    min_capacity: query_int(0, 100000) | None = None
+    floor: Annotated[QueryId | None, FilterLookup("floor_id")] = Field(None, description="Floor id")
+    level: Annotated[query_int(-5, 50) | None, FilterLookup("floor__level")] = Field(
+        None, description="Floor level (0 = ground floor)"
+    )
+    min_capacity: Annotated[query_int(0, 100000) | None, FilterLookup("capacity__gte")] = None
     feature: list[Annotated[str, Field(max_length=40)]] = Field(
         default_factory=list, description="Feature codes; a space must have all of them"
     )
     bookable: QueryFlag | None = None
+
+    def filter_feature(self, codes: list[str]) -> Q:
+        # One subquery per code: a single join would ask one feature row to hold every code.
+        q = Q()
+        for code in sorted(set(codes)):
+            q &= Q(pk__in=Space.objects.filter(features__code=code).values("pk"))
+        return q
 
 
 class SpaceIn(In):
@@ -195,20 +205,7 @@ def spaces_queryset():
 @router.get("/spaces", response=list[SpaceOut], summary="Spaces, with filters")
 @paginate(Pages)
 def list_spaces(request, filters: Query[SpaceFilter]):
-    qs = spaces_queryset()
-    if filters.kind:
-        qs = qs.filter(kind=filters.kind)
-    if filters.floor is not None:
-        qs = qs.filter(floor_id=filters.floor)
-    if filters.level is not None:
-        qs = qs.filter(floor__level=filters.level)
-    if filters.min_capacity is not None:
-        qs = qs.filter(capacity__gte=filters.min_capacity)
-    if filters.bookable is not None:
-        qs = qs.filter(bookable=filters.bookable)
-    for code in set(filters.feature):
-        qs = qs.filter(features__code=code)
-    return qs
+    return filters.filter(spaces_queryset())
 
 
 @router.get("/spaces/{space_id}", response=SpaceOut, summary="One space")
