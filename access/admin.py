@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from access import commands
+from access.badges import set_badge_status
 from access.commands import BrokerUnavailable
 from access.models import (
     AuditEvent,
@@ -15,8 +16,8 @@ from access.models import (
     VisitorPass,
     record_rights_change,
 )
-from campus.auth import may_write_badge, require_may_write_badge
-from common.errors import DomainError
+from campus.people import may_write_badge, require_may_write_badge
+from common.errors import Conflict, DomainError, Forbidden
 
 RIGHTS_FIELDS = ("status", "holder", "visitor_pass", "override", "valid_from", "valid_until")
 
@@ -122,16 +123,15 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def _set_status(self, request, queryset, status):
         for credential in queryset.exclude(status=status).select_related("holder"):
-            if not may_write_badge(request.user, credential.holder):
+            try:
+                set_badge_status(request.user, credential, status, via="admin")
+            except Forbidden:
                 self.message_user(
                     request,
                     _("%(badge)s: only facility staff change this badge.") % {"badge": credential},
                     messages.WARNING,
                 )
-                continue
-            try:
-                credential.change_status(status, actor=request.user, via="admin")
-            except ValueError:
+            except Conflict:
                 self.message_user(
                     request,
                     _("%(badge)s: a %(status)s badge cannot change like this.")

@@ -8,7 +8,8 @@ Who sees what:
   anyone else their own. Issuing and suspending: staff, or a tenant admin within their tenant;
 - visitor passes: staff all; a tenant admin those hosted by their tenant's people;
 - the access log: staff all; a tenant admin their tenant's people's lines; anyone else their own.
-Objects outside the caller's scope are 404, as if they did not exist.
+Objects outside the caller's scope are 404, as if they did not exist. The badges' rules are
+`access.badges`', the visits' `access.visitors`'.
 
 Badge UIDs are taken in, hashed (`Credential.set_uid`) and dropped: never stored, echoed back
 or logged.
@@ -18,52 +19,37 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import model_validator
 
-from access import commands, occupancy
+from access import badges, commands, occupancy, visitors
+from access.badges import visible_credentials
 from access.models import (
     AuditEvent,
     Controller,
     Credential,
     Door,
     SiteMode,
-    VisitorPass,
-    record_rights_change,
     visible_access_events,
-    visible_credentials,
     visible_doors,
-    visible_visits,
 )
-from campus.auth import caller, require_may_write_badge, require_staff
+from access.visitors import visible_visits
+from campus.auth import caller, require_staff
 from campus.idempotency import idempotent
-from campus.models import Person, Space
+from campus.models import Person
 from common import spreadsheet
-from common.api import In, Pages, answers, choice, existing, get_scoped, save_validated
-from common.edge import Flag, Id, Int, QueryFlag, QueryId, When
-from common.errors import Conflict, Forbidden, Invalid, NotFound
+from common.api import In, Pages, answers, choice, get_scoped
+from common.edge import Flag, Id, Int, QueryFlag, QueryId, When, query_text
+from common.errors import NotFound
 
 router = Router(tags=["access"])
 
 MAX_VISIT = timedelta(days=31)
 Why = Annotated[str, Field(max_length=200, description="Why (kept in the audit log)")]
-
-
-def local(value: datetime | None) -> datetime | None:
-    """Naive times are the building's local time; others are converted to it, so that an
-    offset Python accepts but PostgreSQL refuses (beyond ±15:59) never reaches the database.
-    Answers are given in local time too."""
-    if value is None:
-        return None
-    if timezone.is_naive(value):
-        return timezone.make_aware(value)
-    return timezone.localtime(value)
 
 
 def as_local(value: datetime | None) -> datetime | None:
@@ -128,10 +114,10 @@ def doors_queryset(person: Person):
     )
 
 
-class DoorFilter(Schema):
+class DoorFilter(FilterSchema):
     kind: Door.Kind | None = None
-    controller: str | None = Field(None, max_length=64)
-    space: QueryId | None = None
+    controller: Annotated[query_text(64), FilterLookup("controller_id")] = None
+    space: Annotated[QueryId | None, FilterLookup("space_id")] = None
     mode: Door.Mode | None = None
 
 
@@ -139,16 +125,7 @@ class DoorFilter(Schema):
 @paginate(Pages)
 @answers("staff_only")
 def list_doors(request, filters: Query[DoorFilter]):
-    qs = doors_queryset(caller(request))
-    if filters.kind:
-        qs = qs.filter(kind=filters.kind)
-    if filters.controller:
-        qs = qs.filter(controller_id=filters.controller)
-    if filters.space is not None:
-        qs = qs.filter(space_id=filters.space)
-    if filters.mode:
-        qs = qs.filter(mode=filters.mode)
-    return qs.order_by("id")
+    return filters.filter(doors_queryset(caller(request))).order_by("id")
 
 
 def _door(request, door_id: str) -> Door:
@@ -339,8 +316,8 @@ class CredentialOut(Schema):
         return as_local(obj.created_at)
 
 
-class CredentialFilter(Schema):
-    holder: QueryId | None = None
+class CredentialFilter(FilterSchema):
+    holder: Annotated[QueryId | None, FilterLookup("holder_id")] = None
     status: choice(Credential.Status) | None = None
     kind: choice(Credential.Kind) | None = None
 
@@ -348,14 +325,7 @@ class CredentialFilter(Schema):
 @router.get("/credentials", response=list[CredentialOut], summary="Badges you may see")
 @paginate(Pages)
 def list_credentials(request, filters: Query[CredentialFilter]):
-    qs = visible_credentials(caller(request))
-    if filters.holder is not None:
-        qs = qs.filter(holder_id=filters.holder)
-    if filters.status:
-        qs = qs.filter(status=filters.status)
-    if filters.kind:
-        qs = qs.filter(kind=filters.kind)
-    return qs.order_by("-created_at", "-id")
+    return filters.filter(visible_credentials(caller(request))).order_by("-created_at", "-id")
 
 
 @router.get("/credentials/{credential_id}", response=CredentialOut, summary="One badge")
@@ -374,14 +344,6 @@ Uid = Annotated[
 ]
 
 
-def hash_new_uid(credential: Credential, uid: str):
-    """Hash the UID into the credential; 422 if not hex, 409 if already registered."""
-    try:
-        credential.register_uid(uid)
-    except Invalid as e:
-        raise Invalid(f"uid: {e.detail}", field="uid") from None
-
-
 class CredentialIn(In):
     uid: Uid
     holder_id: Id | None = Field(None, description="Required for a tenant admin")
@@ -392,64 +354,11 @@ class CredentialIn(In):
     why: Why = ""
 
 
-def holder_for(person: Person, holder_id: int | None) -> Person | None:
-    """The badge's holder: anyone for staff, one of their tenant's people for a tenant admin."""
-    if person.runs_facility:
-        return existing(Person, holder_id, "holder_id") if holder_id is not None else None
-    if holder_id is None:
-        raise Invalid(_("holder_id: whose badge is it?"), field="holder_id")
-    holder = Person.objects.filter(pk=holder_id, tenant_id=person.tenant_id).first()
-    if holder is None:
-        raise Invalid(
-            _("holder_id: no person with id %(id)s in your tenant.") % {"id": holder_id},
-            field="holder_id",
-        )
-    return holder
-
-
-def register_badge(
-    actor: Person,
-    uid: str,
-    *,
-    holder_id: int | None,
-    label: str = "",
-    valid_from: datetime | None = None,
-    valid_until: datetime | None = None,
-    override: bool = False,
-    why: str = "",
-    via: str = "api",
-) -> Credential:
-    """Register a person's badge (the API's POST /credentials and the portal): who may is
-    `require_may_write_badge`; master cards are staff-only. The UID is hashed and dropped;
-    the change is audit-logged."""
-    person = actor
-    require_may_write_badge(person)
-    if override and not person.runs_facility:
-        raise Forbidden(_("Only facility staff may issue master cards."), code="staff_only")
-    holder = holder_for(person, holder_id)
-    require_may_write_badge(person, holder)
-    credential = Credential(
-        kind=Credential.Kind.BADGE,
-        holder=holder,
-        label=label,
-        valid_from=local(valid_from),
-        valid_until=local(valid_until),
-        override=override,
-    )
-    hash_new_uid(credential, uid)
-    with transaction.atomic():
-        save_validated(credential)
-        given = ("holder", "label", "valid_from", "valid_until", "override")
-        changed = ["uid", *(name for name in given if getattr(credential, name))]
-        record_rights_change(credential, "issued", actor=person, via=via, why=why, changed=changed)
-    return credential
-
-
 @router.post("/credentials", response={201: CredentialOut}, summary="Register a badge")
 @answers("staff_only", "already_registered", "conflict")
 @idempotent
 def create_credential(request, payload: CredentialIn):
-    credential = register_badge(
+    credential = badges.register_badge(
         caller(request),
         payload.uid,
         holder_id=payload.holder_id,
@@ -466,30 +375,10 @@ class ReasonIn(In):
     why: Why = ""
 
 
-def set_badge_status(
-    actor: Person, credential: Credential, status: str, *, why: str = "", via: str = "api"
-) -> Credential:
-    """Suspend, report lost or reactivate a badge the actor may see (visible_credentials)
-    and change (`require_may_write_badge`); audit-logged by Credential.change_status."""
-    require_may_write_badge(actor, credential.holder)
-    try:
-        credential.change_status(status, actor=actor, via=via, why=why)
-    except ValueError:
-        raise Conflict(
-            _("A %(old)s badge cannot become %(new)s.")
-            % {
-                "old": credential.get_status_display(),
-                "new": Credential.Status(status).label,
-            },
-            code="invalid_transition",
-        ) from None
-    return credential
-
-
 def _change_status(request, credential_id: int, status: str, payload: ReasonIn | None):
     person = caller(request)
     credential = get_scoped(visible_credentials(person), credential_id, "badge")
-    return set_badge_status(person, credential, status, why=payload.why if payload else "")
+    return badges.set_badge_status(person, credential, status, why=payload.why if payload else "")
 
 
 @router.post(
@@ -551,24 +440,17 @@ class VisitorOut(Schema):
         return getattr(obj, "credential", None)
 
 
-class VisitFilter(Schema):
-    start_from: When | None = Field(None, alias="from")
-    start_to: When | None = Field(None, alias="to")
-    host: QueryId | None = None
+class VisitFilter(FilterSchema):
+    start_from: Annotated[When | None, FilterLookup("end__gt")] = Field(None, alias="from")
+    start_to: Annotated[When | None, FilterLookup("start__lt")] = Field(None, alias="to")
+    host: Annotated[QueryId | None, FilterLookup("host_id")] = None
 
 
 @router.get("/visitors", response=list[VisitorOut], summary="Visitor passes")
 @paginate(Pages)
 @answers("staff_only")
 def list_visitors(request, filters: Query[VisitFilter]):
-    qs = visible_visits(caller(request))
-    if filters.start_from:
-        qs = qs.filter(end__gt=filters.start_from)
-    if filters.start_to:
-        qs = qs.filter(start__lt=filters.start_to)
-    if filters.host is not None:
-        qs = qs.filter(host_id=filters.host)
-    return qs.order_by("-start", "-id")
+    return filters.filter(visible_visits(caller(request))).order_by("-start", "-id")
 
 
 @router.get("/visitors/{visit_id}", response=VisitorOut, summary="One visitor pass")
@@ -603,66 +485,12 @@ class BadgeIn(In):
     why: Why = ""
 
 
-def _issue_visitor_badge(
-    visit: VisitorPass, uid: str, label: str, *, by: Person, why: str, via: str = "api"
-):
-    credential = Credential(kind=Credential.Kind.VISITOR, visitor_pass=visit, label=label)
-    hash_new_uid(credential, uid)
-    save_validated(credential)
-    record_rights_change(
-        credential, "visitor_badge", actor=by, via=via, why=why, person=visit.host, visit=visit.pk
-    )
-    return credential
-
-
-def expect_visitor(
-    actor: Person,
-    visitor_name: str,
-    start: datetime,
-    end: datetime,
-    *,
-    visitor_company: str = "",
-    host_id: int | None = None,
-    space_id: int | None = None,
-    uid: str | None = None,
-    label: str = "",
-    why: str = "",
-    via: str = "api",
-) -> VisitorPass:
-    """Create a visitor pass (the API's POST /visitors and the portal): staff for any host, a
-    tenant admin for their tenant's people (themselves by default); the visited space is
-    checked by VisitorPass.clean; a badge may be handed at once. Audit-logged."""
-    visible_visits(actor)  # 403 unless staff or a tenant admin
-    if end <= timezone.now():
-        raise Invalid(_("end: the visit is already over."), field="end")
-    host = actor if host_id is None else holder_for(actor, host_id)
-    if host is None:
-        raise Invalid(_("host_id: a visit needs a host."), field="host_id")
-    visit = VisitorPass(
-        visitor_name=visitor_name,
-        visitor_company=visitor_company,
-        host=host,
-        start=start,
-        end=end,
-        space=existing(Space, space_id, "space_id") if space_id else None,
-    )
-    with transaction.atomic():
-        save_validated(visit)
-        if uid:
-            _issue_visitor_badge(visit, uid, label, by=actor, why=why, via=via)
-        else:
-            record_rights_change(
-                None, "visitor_pass", actor=actor, via=via, why=why, person=host, visit=visit.pk
-            )
-    return visit
-
-
 @router.post("/visitors", response={201: VisitorOut}, summary="Expect a visitor")
 @answers("staff_only", "already_registered")
 @idempotent
 def create_visitor(request, payload: VisitorIn):
     person = caller(request)
-    visit = expect_visitor(
+    visit = visitors.expect_visitor(
         person,
         payload.visitor_name,
         payload.start,
@@ -687,10 +515,7 @@ def create_visitor(request, payload: VisitorIn):
 def give_visitor_badge(request, visit_id: int, payload: BadgeIn):
     person = caller(request)
     visit = get_scoped(visible_visits(person), visit_id, "visitor pass")
-    if hasattr(visit, "credential"):
-        raise Conflict("This visitor already has a badge.", code="already_registered")
-    with transaction.atomic():
-        _issue_visitor_badge(visit, payload.uid, payload.label, by=person, why=payload.why)
+    visitors.give_visitor_badge(person, visit, payload.uid, label=payload.label, why=payload.why)
     return Status(201, visible_visits(person).get(pk=visit.pk))
 
 
@@ -732,13 +557,13 @@ class AccessEventOut(Schema):
         return obj.detail if caller(context["request"]).runs_facility else None
 
 
-class AccessEventFilter(Schema):
-    start: When | None = Field(None, alias="from")
-    end: When | None = Field(None, alias="to")
-    door: str | None = Field(None, max_length=64)
-    person: QueryId | None = None
-    result: str | None = Field(None, max_length=20)
-    reason: str | None = Field(None, max_length=40)
+class AccessEventFilter(FilterSchema):
+    start: Annotated[When | None, FilterLookup("ts__gte")] = Field(None, alias="from")
+    end: Annotated[When | None, FilterLookup("ts__lt")] = Field(None, alias="to")
+    door: query_text(64) = None
+    person: Annotated[QueryId | None, FilterLookup("person_id")] = None
+    result: query_text(20) = None
+    reason: query_text(40) = None
     kind: choice(AuditEvent.Kind) | None = None
 
     @model_validator(mode="after")
@@ -749,18 +574,7 @@ class AccessEventFilter(Schema):
 
 
 def access_events(person: Person, filters: AccessEventFilter):
-    qs = visible_access_events(person)
-    if filters.start:
-        qs = qs.filter(ts__gte=filters.start)
-    if filters.end:
-        qs = qs.filter(ts__lt=filters.end)
-    for name in ("door", "result", "reason", "kind"):
-        value = getattr(filters, name)
-        if value:
-            qs = qs.filter(**{name: value})
-    if filters.person is not None:
-        qs = qs.filter(person_id=filters.person)
-    return qs.order_by("-ts", "-id")
+    return filters.filter(visible_access_events(person)).order_by("-ts", "-id")
 
 
 @router.get("/access-events", response=list[AccessEventOut], summary="The access log, newest first")

@@ -851,39 +851,15 @@ class AuditEvent(models.Model):
 
 
 # ------------------------------------------------------------------ who sees what
-# One function per object type, for the API's lists and details and the portal's pages. Doors,
-# controllers and the site mode are building equipment: facility staff only (403 for others).
+# One function per object type, for the API's lists and details and the portal's pages (the
+# badges' in access.badges, the visits' in access.visitors). Doors, controllers and the site
+# mode are building equipment: facility staff only (403 for others).
 
 
 def visible_doors(person: Person):
     if not person.runs_facility:
         raise Forbidden("Only facility staff may do this.", code="staff_only")
     return Door.objects.select_related("controller", "space")
-
-
-def visible_credentials(person: Person):
-    """Staff see every badge; a tenant admin their tenant's people's and visitors'; anyone
-    else their own."""
-    qs = Credential.objects.select_related("holder")
-    if person.runs_facility:
-        return qs
-    if person.is_tenant_admin and person.tenant_id:
-        return qs.filter(
-            Q(holder__tenant_id=person.tenant_id)
-            | Q(visitor_pass__host__tenant_id=person.tenant_id)
-        )
-    return qs.filter(holder=person)
-
-
-def visible_visits(person: Person):
-    """Staff see every visitor pass; a tenant admin those hosted by their tenant's people;
-    anyone else may not manage visitors (403)."""
-    qs = VisitorPass.objects.select_related("host", "space", "credential__holder")
-    if person.runs_facility:
-        return qs
-    if person.is_tenant_admin and person.tenant_id:
-        return qs.filter(host__tenant_id=person.tenant_id)
-    raise Forbidden("Only facility staff or a tenant admin may manage visitors.", code="staff_only")
 
 
 def visible_access_events(person: Person):

@@ -17,9 +17,9 @@ tenant.
 | `badge_uid` | optional: the badge UID in hex, as the reader shows it; only its hash is kept |
 | `badge_label` | optional: the number printed on the badge |
 
-The rules are those of the API and the admin, not a copy: the models' `full_clean`,
-`Person.objects.build`, `require_may_write_person`, `Credential.register_uid` and
-`record_rights_change`. A row only ever creates a person (an e-mail already taken is an
+The rules are those of the API and the company pages, not a copy: a person is added by
+`campus.people.add_person`, their badge registered by `access.badges.register_badge`
+(`via="import"`). A row only ever creates a person (an e-mail already taken is an
 error on its row) and a badge for that new person: it never changes nor badges someone who
 exists. The whole file is imported in one transaction, row after row (so a row sees the
 tenants and badges of the rows above it); any error, or a dry run, rolls all of it back. A
@@ -36,10 +36,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from access.models import Credential, record_rights_change
-from campus import invitations
-from campus.auth import require_may_write_person
+from access.badges import register_badge
+from access.models import Credential
 from campus.models import Person, Tenant
+from campus.people import add_person
 from common.errors import DomainError
 
 COLUMNS = [
@@ -243,6 +243,7 @@ def _person(line, cells, tenant, by, errors) -> Person | None:
     if not admin_ok:
         errors.append(RowError(line, "tenant_admin", _("Write yes or no.")))
     fields = {
+        "email": cells["email"],
         "first_name": cells["first_name"],
         "last_name": cells["last_name"],
         "phone": cells["phone"],
@@ -250,40 +251,36 @@ def _person(line, cells, tenant, by, errors) -> Person | None:
         "is_tenant_admin": admin in YES,
         "tenant_id": tenant.pk,
     }
-    if by is not None:
-        try:
-            require_may_write_person(by, fields, None)
-        except DomainError as e:
-            errors.append(RowError(line, "", e.detail))
-            return None
-    person = Person.objects.build(cells["email"], **fields)
     try:
-        person.full_clean()  # also when tenant_admin was unreadable: report the row at once
+        # Also when tenant_admin was unreadable: the row's other errors are reported at once,
+        # and the row's error rolls its savepoint back, the person and invitation with it.
+        person = add_person(by, fields)
     except ValidationError as e:
         errors.extend(_model_errors(line, e, PERSON_COLUMNS))
         return None
-    if not admin_ok:
+    except DomainError as e:
+        errors.append(RowError(line, "", e.detail))
         return None
-    person.save()
-    invitations.invite(person, by=by)
-    return person
+    return person if admin_ok else None
 
 
 def _badge(line, cells, person, by, errors, result):
-    badge = Credential(kind=Credential.Kind.BADGE, holder=person, label=cells["badge_label"])
     try:
-        badge.register_uid(cells["badge_uid"])
+        # Checked first, also when the row's person failed: a bad UID is reported at once.
+        Credential().register_uid(cells["badge_uid"])
     except DomainError as e:
         errors.append(RowError(line, "badge_uid", e.detail))
         return
     if person is None:
         return  # the row's person failed: the badge waits for a corrected file
     try:
-        badge.full_clean()
+        register_badge(
+            by, cells["badge_uid"], holder_id=person.pk, label=cells["badge_label"], via="import"
+        )
     except ValidationError as e:
         errors.extend(_model_errors(line, e, BADGE_COLUMNS))
         return
-    badge.save()
-    changed = ["uid", "holder", *(["label"] if badge.label else [])]
-    record_rights_change(badge, "issued", actor=by, via="import", changed=changed)
+    except DomainError as e:
+        errors.append(RowError(line, "", e.detail))
+        return
     result.badges += 1

@@ -3,11 +3,12 @@ invitations and the monthly usage statement.
 
 Only a tenant admin reaches them (403 for anyone else, staff included: staff have the
 back-office), and only for their own tenant: another tenant's person, badge or visit is a
-404. Every change goes through the function the API uses (`campus.api.add_person`,
-`campus.invitations.resend`, `access.api.register_badge`, `set_badge_status`,
-`expect_visitor`), so the rules and the audit log are the same whichever way a change comes
-in; the portal records `via="portal"`. A staff member or technician of the company is listed
-but left to facility staff (`campus.auth.require_may_write_person`): a 403 if tried.
+404. Every change goes through the function the API uses (`campus.people.add_person`,
+`resend_invitation`, `access.badges.register_badge`, `set_badge_status`,
+`access.visitors.expect_visitor`), so the rules and the audit log are the same whichever way
+a change comes in; the portal records `via="portal"`. A staff member or technician of the
+company is listed but left to facility staff (`campus.people.require_may_write_person`): a
+403 if tried.
 """
 
 from django import forms
@@ -22,23 +23,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-# campus.api first: loading it registers the apps' routers, access.api's among them, which
-# imports campus.api back; the other way round that import finds it half-loaded.
-from campus.api import add_person
-
-# isort: split
-from access.api import (
-    expect_visitor,
-    register_badge,
-    set_badge_status,
-    visible_credentials,
-    visible_visits,
-)
+from access.badges import register_badge, set_badge_status, visible_credentials
 from access.models import Credential
+from access.visitors import expect_visitor, visible_visits
 from bookings.forms import WhenForm, local
 from campus import invitations
-from campus.auth import STAFF_RIGHTS, may_write_person, visible_people
 from campus.models import Person, Space
+from campus.people import add_person, badge_holders, may_write_person, visible_people
+from campus.people import resend_invitation as resend
 from campus.roles import tenant_admin_required
 from common.errors import DomainError, Forbidden
 from common.forms import show_error
@@ -81,12 +73,13 @@ class BadgeForm(forms.Form):
         required=False,
     )
 
-    def __init__(self, *args, tenant_id: int, **kwargs):
+    def __init__(self, *args, admin: Person, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only the people whose badges the admin may write (register_badge checks it again).
-        self.fields["holder"].queryset = Person.objects.filter(
-            tenant_id=tenant_id, is_active=True
-        ).exclude(STAFF_RIGHTS)
+        # The company's active people whose badges the admin may write (register_badge checks
+        # it again).
+        self.fields["holder"].queryset = badge_holders(admin).filter(
+            tenant_id=admin.tenant_id, is_active=True
+        )
 
 
 class ReasonForm(forms.Form):
@@ -152,9 +145,7 @@ def people(request):
     """The company's people and their badges; add a colleague; register a badge."""
     admin = request.user
     colleague = ColleagueForm(prefix="person")
-    badge = BadgeForm(
-        prefix="badge", tenant_id=admin.tenant_id, initial={"holder": request.GET.get("holder")}
-    )
+    badge = BadgeForm(prefix="badge", admin=admin, initial={"holder": request.GET.get("holder")})
     status = 200
     if request.method == "POST" and request.POST.get("action") == "add-person":
         colleague = ColleagueForm(request.POST, prefix="person")
@@ -175,7 +166,7 @@ def people(request):
                 return redirect(f"{reverse('company-people')}#person-{person.pk}")
         status = 422
     elif request.method == "POST" and request.POST.get("action") == "add-badge":
-        badge = BadgeForm(request.POST, prefix="badge", tenant_id=admin.tenant_id)
+        badge = BadgeForm(request.POST, prefix="badge", admin=admin)
         if badge.is_valid():
             d = badge.cleaned_data
             try:
@@ -215,7 +206,8 @@ BADGE_ACTIONS = {
 @tenant_admin_required
 @require_POST
 def badge_action(request, credential_id: int, action: str):
-    """Suspend, report lost or reactivate a badge of the company (access.api.set_badge_status)."""
+    """Suspend, report lost or reactivate a badge of the company
+    (access.badges.set_badge_status)."""
     if action not in BADGE_ACTIONS:
         raise Http404
     credential = get_object_or_404(visible_credentials(request.user), pk=credential_id)
@@ -239,10 +231,12 @@ def badge_action(request, credential_id: int, action: str):
 @tenant_admin_required
 @require_POST
 def resend_invitation(request, person_id: int):
-    """Send a colleague's invitation again (campus.invitations.resend, like the API's)."""
-    person = get_object_or_404(Person, pk=person_id, tenant_id=request.user.tenant_id)
+    """Send a colleague's invitation again (campus.people.resend_invitation, like the API's)."""
+    person = get_object_or_404(
+        visible_people(request.user).filter(tenant_id=request.user.tenant_id), pk=person_id
+    )
     try:
-        invitations.resend(request.user, person)
+        resend(request.user, person)
     except Forbidden as e:
         raise PermissionDenied(e.detail) from None
     except DomainError as e:
@@ -261,7 +255,7 @@ def resend_invitation(request, person_id: int):
 
 @tenant_admin_required
 def visitors(request):
-    """Invite a visitor (access.api.expect_visitor, like POST /visitors); the coming visits."""
+    """Invite a visitor (access.visitors.expect_visitor, like POST /visitors); the coming visits."""
     admin = request.user
     form = VisitorForm(
         tenant_id=admin.tenant_id, initial={"host": admin.pk, "date": timezone.localdate()}

@@ -584,10 +584,25 @@ def cancel(
     return cancelled
 
 
+def require_may_approve(person: Person, booking: Booking):
+    """Who may approve or reject a request: facility staff; a lab technician the equipment
+    bookings (the assisted sessions they run). `approve` and `reject` ask it themselves,
+    whichever adapter calls them (API, approvals page, admin); 403 for anyone else."""
+    if person.runs_facility:
+        return
+    if person.is_lab_technician and booking.resource.kind == Resource.Kind.EQUIPMENT:
+        return
+    raise Forbidden(
+        "Only facility staff (or a lab technician, for equipment) may decide.", code="staff_only"
+    )
+
+
 def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> Booking:
     """Confirm a pending request (with its companion bookings); the competing requests that
     overlap any of them are rejected, with their own companions. A request whose booker is
-    no longer qualified for it is refused (`not_qualified`): staff approve, the booker uses."""
+    no longer qualified for it is refused (`not_qualified`): staff approve, the booker uses.
+    Who may: `require_may_approve`."""
+    require_may_approve(staff, booking)
     now = now or timezone.now()
     rejected: list[Booking] = []
 
@@ -633,7 +648,8 @@ def approve(staff: Person, booking: Booking, *, now: datetime | None = None) -> 
 
 
 def reject(staff: Person, booking: Booking, *, note: str = "") -> Booking:
-    """Decline a pending request and its companion bookings."""
+    """Decline a pending request and its companion bookings. Who may: `require_may_approve`."""
+    require_may_approve(staff, booking)
 
     def write():
         with transaction.atomic():

@@ -2,7 +2,7 @@
 
 Lab technicians reach it too (`Person.is_staff`), with view rights only on campus models;
 people are written under the rule of the API and the portal
-(`campus.auth.require_may_write_person`), checked on every form and action here as well.
+(`campus.people.require_may_write_person`), checked on every form and action here as well.
 """
 
 from django import forms
@@ -12,8 +12,8 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils.translation import gettext_lazy as _
 
 from campus import invitations
-from campus.auth import may_write_person, require_may_write_person
 from campus.models import ApiToken, Building, Feature, Floor, Lease, Person, Site, Space, Tenant
+from campus.people import may_write_person, require_may_write_person, resend_invitation
 from common.errors import DomainError
 
 
@@ -207,7 +207,7 @@ class PersonAdmin(UserAdmin):
         sent = 0
         for person in queryset:
             try:
-                invitations.resend(request.user, person)
+                resend_invitation(request.user, person)
             except DomainError as e:
                 self.message_user(request, e.detail, messages.WARNING)
             else:

@@ -6,11 +6,12 @@ The link's token is not the password reset's: another salt (a reset link is no i
 nor the other way round) and its own lifetime. The e-mail leaves after the transaction
 commits (a rolled-back creation, or a CSV dry run, sends nothing); a failure to send is
 logged and never undoes the creation: the invitation can be sent again by the person's
-tenant admin or by staff, and "Forgotten password" works for an invited person too.
+tenant admin or by staff (`campus.people.resend_invitation`), and "Forgotten password"
+works for an invited person too.
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
@@ -18,15 +19,12 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
-from django.utils.translation import gettext as _
 
-from campus.auth import require_may_write_person
 from campus.models import Person
-from common.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +94,3 @@ def send(person: Person, by: Person | None = None) -> bool:
         log.exception("could not send the invitation of person %s", person.pk)
         return False
     return True
-
-
-def resend(actor: Person, target: Person) -> datetime:
-    """Send the invitation again (API, company page, admin): whoever may write the person
-    (`require_may_write_person`), to someone active who has not chosen a password yet.
-    Returns until when the new link is valid; 403 or 409 otherwise."""
-    require_may_write_person(actor, {}, target)
-    if not target.is_active:
-        raise Conflict(
-            _("%(name)s is inactive: activate them first.") % {"name": target.get_full_name()},
-            code="inactive",
-        )
-    if target.has_usable_password():
-        raise Conflict(
-            _(
-                "%(name)s has already chosen a password; if it is forgotten, “Forgotten "
-                "password” on the sign-in page sends a new link."
-            )
-            % {"name": target.get_full_name()},
-            code="already_signed_up",
-        )
-    invite(target, by=actor)
-    return timezone.now() + VALID_FOR

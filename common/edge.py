@@ -132,6 +132,18 @@ def query_int(ge: int, le: int):
 QueryId = query_int(1, BIGINT)
 QueryFlag = Annotated[bool, Strict(), BeforeValidator(_boolean_text)]
 
+
+def _blank_is_none(value):
+    return None if value == "" else value
+
+
+def query_text(max_length: int):
+    """Optional text of at most max_length characters in a query string; empty (`?door=`)
+    is the same as not given: None."""
+    text = Annotated[str, Field(max_length=max_length)]
+    return Annotated[text | None, BeforeValidator(_blank_is_none)]
+
+
 # ---- both
 
 When = Annotated[

@@ -211,10 +211,15 @@ class UsageSessionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Stop (staff)"))
     def stop(self, request, queryset):
+        def stop(session):
+            sessions.require_may_stop(request.user, session)
+            # Recorded as the staff's stop, whoever's session it is: this is the back-office.
+            return sessions.stop_session(session, reason="staff", by=request.user)
+
         _run(
             self,
             request,
             queryset.filter(stopped_at__isnull=True),
-            lambda s: sessions.stop_session(s, reason="staff", by=request.user),
+            stop,
             _("%(n)s session(s) stopped."),
         )

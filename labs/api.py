@@ -6,11 +6,12 @@ maintenance windows, the booking engine. Another tenant's objects answer 404.
 """
 
 from datetime import datetime
+from typing import Annotated
 
 from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpResponse
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import model_validator
 
@@ -19,10 +20,10 @@ from bookings.api import BookingOut, booking_queryset
 from bookings.models import Resource
 from campus.auth import caller
 from campus.idempotency import idempotent
-from campus.models import Person, Tenant
+from campus.models import Person
 from common.api import In, Pages, answers, choice, existing, get_scoped
-from common.edge import Id, Int, Month, QueryFlag, QueryId, When
-from common.errors import Forbidden, Invalid, NotFound
+from common.edge import Id, Int, Month, QueryFlag, QueryId, When, query_text
+from common.errors import Invalid
 from labs import maintenance, sessions, usage
 from labs.maintenance import (
     require_lab_staff,
@@ -190,9 +191,11 @@ def equipment_queryset(person: Person):
     )
 
 
-class EquipmentFilter(Schema):
-    equipment_class: str | None = Field(None, max_length=60)
-    lab: QueryId | None = Field(None, description="Space id of the lab")
+class EquipmentFilter(FilterSchema):
+    equipment_class: query_text(60) = None
+    lab: Annotated[QueryId | None, FilterLookup("location_id")] = Field(
+        None, description="Space id of the lab"
+    )
     status: choice(Equipment.Status) | None = None
 
 
@@ -202,14 +205,7 @@ class EquipmentFilter(Schema):
 @paginate(Pages)
 def list_equipment(request, filters: Query[EquipmentFilter]):
     request.equipment_rows = EquipmentRows()
-    qs = equipment_queryset(caller(request))
-    if filters.equipment_class:
-        qs = qs.filter(equipment_class=filters.equipment_class)
-    if filters.lab is not None:
-        qs = qs.filter(location_id=filters.lab)
-    if filters.status:
-        qs = qs.filter(status=filters.status)
-    return qs.order_by("resource__code")
+    return filters.filter(equipment_queryset(caller(request))).order_by("resource__code")
 
 
 @router.get("/equipment/{equipment_id}", response=EquipmentDetail, summary="One machine")
@@ -382,10 +378,10 @@ class MaintenanceOut(Schema):
     offers: list[OfferOut]
 
 
-class WindowFilter(Schema):
-    equipment: QueryId | None = None
-    start_from: When | None = Field(None, alias="from")
-    start_to: When | None = Field(None, alias="to")
+class WindowFilter(FilterSchema):
+    equipment: Annotated[QueryId | None, FilterLookup("resource__equipment__pk")] = None
+    start_from: Annotated[When | None, FilterLookup("end__gt")] = Field(None, alias="from")
+    start_to: Annotated[When | None, FilterLookup("start__lt")] = Field(None, alias="to")
 
 
 @router.get(
@@ -393,14 +389,7 @@ class WindowFilter(Schema):
 )
 @paginate(Pages)
 def list_maintenance_windows(request, filters: Query[WindowFilter]):
-    qs = visible_maintenance_windows(caller(request))
-    if filters.equipment is not None:
-        qs = qs.filter(resource__equipment__pk=filters.equipment)
-    if filters.start_from:
-        qs = qs.filter(end__gt=filters.start_from)
-    if filters.start_to:
-        qs = qs.filter(start__lt=filters.start_to)
-    return qs.order_by("start", "pk")
+    return filters.filter(visible_maintenance_windows(caller(request))).order_by("start", "pk")
 
 
 @router.post(
@@ -463,17 +452,17 @@ class CloseIn(In):
     resolution: str = Field("", max_length=250)
 
 
+class IncidentFilter(FilterSchema):
+    equipment: Annotated[QueryId | None, FilterLookup("equipment_id")] = None
+    open: Annotated[QueryFlag | None, FilterLookup("closed_at__isnull")] = None
+
+
 @router.get(
     "/incidents", response=list[IncidentOut], summary="Incidents (your tenant's, or all for staff)"
 )
 @paginate(Pages)
-def list_incidents(request, equipment: QueryId | None = None, open: QueryFlag | None = None):
-    qs = visible_incidents(caller(request))
-    if equipment is not None:
-        qs = qs.filter(equipment_id=equipment)
-    if open is not None:
-        qs = qs.filter(closed_at__isnull=open)
-    return qs
+def list_incidents(request, filters: Query[IncidentFilter]):
+    return filters.filter(visible_incidents(caller(request)))
 
 
 @router.get("/incidents/{incident_id}", response=IncidentOut, summary="One incident")
@@ -535,10 +524,10 @@ class StopIn(In):
     energy_wh: Int | None = Field(None, ge=0, le=10**9)
 
 
-class SessionFilter(Schema):
-    equipment: QueryId | None = None
-    open: QueryFlag | None = None
-    tenant: QueryId | None = None
+class SessionFilter(FilterSchema):
+    equipment: Annotated[QueryId | None, FilterLookup("equipment_id")] = None
+    open: Annotated[QueryFlag | None, FilterLookup("stopped_at__isnull")] = None
+    tenant: Annotated[QueryId | None, FilterLookup("tenant_id")] = None
 
 
 @router.get(
@@ -546,14 +535,7 @@ class SessionFilter(Schema):
 )
 @paginate(Pages)
 def list_sessions(request, filters: Query[SessionFilter]):
-    qs = visible_sessions(caller(request))
-    if filters.equipment is not None:
-        qs = qs.filter(equipment_id=filters.equipment)
-    if filters.open is not None:
-        qs = qs.filter(stopped_at__isnull=filters.open)
-    if filters.tenant is not None:
-        qs = qs.filter(tenant_id=filters.tenant)
-    return qs
+    return filters.filter(visible_sessions(caller(request)))
 
 
 @router.post(
@@ -576,17 +558,7 @@ def start_session(request, payload: SessionIn):
 def stop_session(request, session_id: int, payload: StopIn | None = None):
     person = caller(request)
     session = get_scoped(visible_sessions(person), session_id, "session")
-    mine = session.person_id == person.pk or (
-        person.is_tenant_admin and session.tenant_id == person.tenant_id
-    )
-    if not mine and not person.runs_labs:
-        raise Forbidden("Only the user, their tenant admin or a technician may stop it.")
-    sessions.stop_session(
-        session,
-        reason="manual" if mine else "staff",
-        energy_wh=(payload or StopIn()).energy_wh,
-        by=person,
-    )
+    sessions.stop_by_hand(person, session, energy_wh=(payload or StopIn()).energy_wh)
     return visible_sessions(person).get(pk=session.pk)
 
 
@@ -622,19 +594,7 @@ class StatementOut(Schema):
 
 
 def _statement(request, q: UsageQuery) -> usage.Statement:
-    person = caller(request)
-    if person.runs_facility:
-        if q.tenant is None:
-            raise Invalid("tenant: required for staff.", field="tenant")
-        tenant = Tenant.objects.filter(pk=q.tenant).first()
-    elif person.is_tenant_admin:
-        # Another tenant's statement is as unknown to a tenant admin as a missing one.
-        same = q.tenant is None or q.tenant == person.tenant_id
-        tenant = Tenant.objects.filter(pk=person.tenant_id).first() if same else None
-    else:
-        raise Forbidden("Only a tenant admin or facility staff may read usage.", code="forbidden")
-    if tenant is None:
-        raise NotFound(f"No tenant with id {q.tenant}.")
+    tenant = usage.require_may_read_statement(caller(request), q.tenant)
     try:
         month = usage.parse_month(q.month)
     except ValueError as e:

@@ -177,7 +177,8 @@ def month_of(request) -> tuple[date, bool]:
 def usage_statement(request):
     """The company's monthly usage statement (labs.usage, as GET /usage), with its CSV."""
     month, valid = month_of(request)
-    statement = usage.statement_for(request.user.tenant, month)
+    tenant = usage.require_may_read_statement(request.user, request.user.tenant_id)
+    statement = usage.statement_for(tenant, month)
     comma = get_language() == "fr"
     t = statement.totals
     context = {
@@ -202,5 +203,6 @@ def usage_csv(request):
     month, valid = month_of(request)
     if not valid:
         raise Http404
-    statement = usage.statement_for(request.user.tenant, month)
+    tenant = usage.require_may_read_statement(request.user, request.user.tenant_id)
+    statement = usage.statement_for(tenant, month)
     return csv_response(statement, decimal_comma=request.GET.get("decimal") == "comma")

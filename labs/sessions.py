@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from bookings import engine
 from bookings.models import ACTIVE, Booking, Status
 from campus.models import Person
-from common.errors import DomainError
+from common.errors import DomainError, Forbidden
 from labs import qualifications
 from labs.maintenance import set_status
 from labs.models import Equipment, UsageSession
@@ -41,6 +41,27 @@ def visible_sessions(person: Person):
     if person.tenant_id:
         scope |= Q(tenant_id=person.tenant_id)
     return qs.filter(scope)
+
+
+def require_may_stop(person: Person, session: UsageSession) -> str:
+    """Who may stop a session by hand (API, admin): its user or their tenant admin (the stop
+    is "manual"), a lab technician or facility staff ("staff"); 403 for anyone else. Returns
+    the stop reason to record."""
+    if session.person_id == person.pk or (
+        person.is_tenant_admin and session.tenant_id == person.tenant_id
+    ):
+        return UsageSession.StopReason.MANUAL
+    if person.runs_labs:
+        return UsageSession.StopReason.STAFF
+    raise Forbidden("Only the user, their tenant admin or a technician may stop it.")
+
+
+def stop_by_hand(
+    person: Person, session: UsageSession, *, energy_wh: int | None = None
+) -> UsageSession:
+    """Stop a session from the API: who may, and the reason recorded, is `require_may_stop`."""
+    reason = require_may_stop(person, session)
+    return stop_session(session, reason=reason, energy_wh=energy_wh, by=person)
 
 
 def covering_booking(person: Person, equipment: Equipment, now: datetime) -> Booking | None:

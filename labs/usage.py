@@ -29,8 +29,9 @@ from django.db.models import Q
 from bookings.engine import cost_cents, month_bounds
 from bookings.models import Booking, Resource, Status
 from campus.clock import building_tz
-from campus.models import Tenant
+from campus.models import Person, Tenant
 from common import spreadsheet
+from common.errors import Forbidden, Invalid, NotFound
 from labs.models import Equipment, UsageSession
 
 BILLED = (Status.CONFIRMED, Status.CHECKED_IN, Status.RELEASED)
@@ -368,6 +369,25 @@ def totals(lines: list[Line]) -> dict[str, int]:
 
 def statement_for(tenant: Tenant, month: date) -> Statement:
     return compute(load_inputs(tenant, month))
+
+
+def require_may_read_statement(person: Person, tenant_id: int | None) -> Tenant:
+    """The tenant whose statement `person` may read (the API, the company usage page and
+    their CSV): facility staff any tenant's, named (422 without one); a tenant admin only
+    their own (`tenant_id` None: theirs), another's being as unknown as a missing one (404);
+    nobody else (403)."""
+    if person.runs_facility:
+        if tenant_id is None:
+            raise Invalid("tenant: required for staff.", field="tenant")
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
+    elif person.is_tenant_admin:
+        same = tenant_id is None or tenant_id == person.tenant_id
+        tenant = Tenant.objects.filter(pk=person.tenant_id).first() if same else None
+    else:
+        raise Forbidden("Only a tenant admin or facility staff may read usage.", code="forbidden")
+    if tenant is None:
+        raise NotFound(f"No tenant with id {tenant_id}.")
+    return tenant
 
 
 # ------------------------------------------------------------------ CSV

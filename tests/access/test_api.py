@@ -127,6 +127,11 @@ def test_doors_can_be_filtered(as_sam, doors):
     assert_error(as_sam.get("/api/v1/doors?kind=window"), 422, "invalid")
 
 
+def test_an_empty_text_filter_filters_nothing(as_sam, doors):
+    every = as_sam.get("/api/v1/doors").json()["count"]
+    assert as_sam.get("/api/v1/doors?controller=").json()["count"] == every > 0
+
+
 def test_one_door_and_an_unknown_one(as_sam, doors):
     assert as_sam.get("/api/v1/doors/D-010").json()["kind"] == "lab"
     assert_error(as_sam.get("/api/v1/doors/D-999"), 404, "not_found")
@@ -551,6 +556,7 @@ def test_the_access_log_filters_by_door_result_reason_person_and_time(as_sam, lo
     since = (timezone.localtime() - timedelta(minutes=35)).strftime("%Y-%m-%dT%H:%M:%S")
     until = (timezone.localtime() - timedelta(minutes=25)).strftime("%Y-%m-%dT%H:%M:%S")
     assert found(f"from={since}&to={until}") == {log_lines["alice_in"].pk}
+    assert found("door=&result=&reason=") == found("")  # empty: not a filter
 
 
 @pytest.mark.parametrize(

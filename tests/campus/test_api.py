@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from bookings.models import Status as BookingStatus
-from campus.models import ApiToken, Person, Space, Tenant
+from campus.models import ApiToken, Feature, Person, Space, Tenant
 from common.errors import CODES
 from config.api import Api
 from labs.models import Equipment
@@ -89,7 +89,7 @@ def test_nobody_revokes_another_persons_token(as_charlie, bob):
     assert as_charlie.post(f"/api/v1/me/tokens/{token.pk}/revoke").status_code == 404
 
 
-def test_spaces_filter_by_kind_capacity_and_feature(as_bob):
+def test_spaces_filter_by_kind_capacity_and_feature(as_bob, campus):
     def codes(query):
         response = as_bob.get(f"/api/v1/spaces?{query}")
         assert response.status_code == 200, response.content
@@ -100,6 +100,9 @@ def test_spaces_filter_by_kind_capacity_and_feature(as_bob):
     assert codes("feature=projector&level=1") == ["B-1.50"]
     assert codes("feature=projector&feature=esd-floor") == []
     assert codes("feature=esd-floor") == ["B-0.10"]
+    campus["meeting"].features.add(Feature.objects.get(code="esd-floor"))
+    assert codes("feature=projector&feature=esd-floor") == ["B-1.50"]  # both: one space
+    assert codes("feature=projector&feature=projector") == ["B-0.03", "B-1.50"]
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
-"""Who may write a person and their badges: one rule (`campus.auth.require_may_write_person`
+"""Who may write a person and their badges: one rule (`campus.people.require_may_write_person`
 and `require_may_write_badge`), obeyed by the API, the company pages, the admin and the CSV
 import. A tenant admin manages their own tenant's people, but never one who holds a staff or
 technician role or is a superuser, even inside their tenant: whoever controls that person's
 e-mail address, activation or badge holds their rights."""
+
+import copy
 
 import pytest
 from django.contrib import admin
@@ -12,8 +14,8 @@ from access import onboarding
 from access.admin import CredentialAdmin
 from access.models import AuditEvent, Credential
 from campus.admin import PersonAdmin
-from campus.auth import require_may_write_badge, require_may_write_person
 from campus.models import Person
+from campus.people import badge_holders, require_may_write_badge, require_may_write_person
 from common.errors import Forbidden
 from tests.conftest import api_client
 from tests.portal.conftest import signed_in
@@ -93,6 +95,29 @@ def test_a_tenant_admin_manages_badges_and_a_member_does_not():
     assert allowed(require_may_write_badge, ACTORS["tenant admin"], None)  # a visitor's badge
     assert not allowed(require_may_write_badge, ACTORS["member"], None)
     assert not allowed(require_may_write_badge, ACTORS["technician"], None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("actor", ACTORS)
+def test_the_holders_one_may_pick_are_those_whose_badges_one_may_write(actor, acme, globex):
+    targets = {}
+    for n, (name, target) in enumerate(TARGETS.items()):
+        tenant = acme if target.tenant_id == OTHER else globex
+        fields = {
+            field: getattr(target, field)
+            for field in ("is_tenant_admin", "is_facility_staff", "is_lab_technician")
+        }
+        targets[name] = Person.objects.create(
+            email=f"t{n}@test",
+            tenant=tenant,
+            is_active=target.is_active,
+            is_superuser=target.is_superuser,
+            **fields,
+        )
+    a = copy.copy(ACTORS[actor])
+    a.tenant_id = a.tenant_id and globex.pk
+    picked = set(badge_holders(a).filter(pk__in=[t.pk for t in targets.values()]))
+    assert picked == {t for t in targets.values() if allowed(require_may_write_badge, a, t)}
 
 
 # ------------------------------------------------------------------ the cast, in the database
