@@ -2,10 +2,9 @@
 Docker image and bench/bookings.py both start it so). Command-line options override it.
 
 Threaded workers (`gthread`) keep HTTP connections alive between requests (sync workers close
-each one after its response) and serve a request while another waits on the database: with
-the same number of processes, 50 simultaneous bookings of one slot are answered sooner
-(bench/README.md). Django, psycopg and the app's per-process caches are thread-safe; each
-thread holds its own persistent database connection (DB_CONN_MAX_AGE).
+each one after its response) and serve a request while another waits on the database.
+Django, psycopg and the app's per-process caches are thread-safe; each thread holds its own
+persistent database connection (DB_CONN_MAX_AGE).
 """
 
 import os

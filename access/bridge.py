@@ -1,5 +1,5 @@
 """The MQTT bridge: the thin adapter between door and equipment controllers and the access
-decision (protocol v1, shared/mqtt-protocol.md). It parses with `access.protocol`, reads facts
+decision (protocol v1, docs/mqtt.md). It parses with `access.protocol`, reads facts
 with `access.facts`, asks `access.decision.decide`, replies, and logs; it decides nothing itself.
 
 Threads of one bridge process:
@@ -1044,7 +1044,7 @@ class Bridge:
         return answer, badge, session
 
     def _check_in_later(self, person_id, door, held, now):
-        """The first grant at a booked room's door checks its booking in (issue 6), after the
+        """The first grant at a booked room's door checks its booking in, after the
         reply and in the writer thread, so that it never delays a door."""
         if person_id is None or door.facts.space_id is None:
             return

@@ -117,7 +117,7 @@ def held_bookings(person_id: int, now: datetime) -> tuple[HeldBooking, ...]:
 
 # One statement on one table for every caller (the bridge, per batch of scans; the database
 # path, per badge): raw SQL, because the ORM's query compilation cost ~5× the database's work
-# here (1.2 ms against 0.25 ms per scan, measured in session 1), and the resources' places are
+# here (1.2 ms against 0.25 ms per scan, measured), and the resources' places are
 # in the bridge's memory (joined in the statement, PostgreSQL's generic plan hashed the whole
 # resource and machine tables whenever a booking was found: +0.07-0.16 ms p50 per probe at
 # 200k bookings, measured). It reads the person's bookings not yet ended from the index

@@ -42,7 +42,7 @@ BUILT_IN = BookingPolicy(name="built-in")
 
 class ResourceBrief(BaseModel):
     # Plain pydantic models, not ninja's Schema: ninja wraps every object it validates in a
-    # Python getter, which made a list of 500 resources cost ~20 ms to validate instead of
+    # Python getter, so that a list of 500 resources costs ~20 ms to validate, against
     # ~2 ms (bench/README.md). from_attributes keeps reading Resource objects in BookingOut.
     model_config = ConfigDict(from_attributes=True)
 

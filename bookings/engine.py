@@ -222,7 +222,7 @@ def lock_resources(ids) -> None:
     """Row-lock the resources in id order: one booking writer per resource at a time.
 
     Without it, 50 racers on one slot could all reach the exclusion constraint together and
-    deadlock among themselves (shared/design.md). On SQLite this is a no-op: the IMMEDIATE
+    deadlock among themselves (docs/design.md). On SQLite this is a no-op: the IMMEDIATE
     transaction already holds the database's write lock.
     """
     list(

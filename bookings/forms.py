@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The booking pages' forms: when (a local day and times), what and how often (the search)."""
 
 from datetime import datetime, time, timedelta
 

@@ -1,8 +1,8 @@
 """Recurring bookings (invariant 2): a django-scheduler Event + Rule, expanded in the
 building's time zone, each occurrence booked (or refused) on its own through `engine.book`.
 
-django-scheduler stores the rule and expands it; it is not the booking store (shared/design.md
-measured why). We always pass it windows in the building's time zone, so that a weekly 09:00
+django-scheduler stores the rule and expands it; it is not the booking store (docs/design.md
+says why). We always pass it windows in the building's time zone, so that a weekly 09:00
 meeting stays at 09:00 local time across daylight-saving changes.
 """
 

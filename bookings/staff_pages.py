@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The facility staff's booking pages: the approval queue (approve, reject) and today's bookings."""
 
 from datetime import datetime, time, timedelta
 

@@ -1,7 +1,7 @@
 """Technocampus settings: everything comes from environment variables.
 
-Every variable read here is listed, with its default, in docker/.env.example and in the
-README's configuration table. A secret may also be given as a file: `<NAME>_FILE` holds the
+Every variable read here is listed in docker/.env.example and, with its default and meaning,
+in docs/configuration.md. A secret may also be given as a file: `<NAME>_FILE` holds the
 path of a file whose content is the value (Docker and Kubernetes secrets).
 """
 
@@ -77,7 +77,7 @@ def _required_secret(name: str, filename: str) -> str:
 
 SECRET_KEY = _required_secret("SECRET_KEY", "secret_key")
 # Key of the HMAC that turns a badge UID into the credential hash sent by door readers
-# (shared/mqtt-protocol.md). It must be the same on the backend and in every controller.
+# (docs/mqtt.md). It must be the same on the backend and in every controller.
 CREDENTIAL_KEY = _required_secret("CREDENTIAL_KEY", "credential_key")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The home page and the staff console's hub, the two pages of the project package."""
 
 from django.shortcuts import render
 from django.utils import timezone

@@ -138,8 +138,8 @@ class EquipmentOut(Schema):
 
 class EquipmentRows:
     """What the rows of one equipment list share, each read once for the whole list: the
-    catalogue (policies) and every active machine's next free slot (two queries, instead of
-    ~40 per machine before)."""
+    catalogue (policies) and every active machine's next free slot (two queries for the whole
+    list, however many machines)."""
 
     def __init__(self):
         self.now = timezone.now()

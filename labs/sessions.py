@@ -1,7 +1,7 @@
 """Usage sessions: one real use of a machine, started and stopped by the MQTT bridge (for
 machines with a controller) or from the portal and the API (for the others).
 
-`start_session` grants on the protocol's rule (mqtt-protocol.md, "Equipment sessions"): a
+`start_session` grants on the protocol's rule (docs/mqtt.md, "Sessions"): a
 valid qualification now, a booking covering now (10 minutes early allowed), the machine free
 and in service. The refusal codes are the protocol's deny reasons.
 """

@@ -890,7 +890,7 @@ PORTAL = [
     ),
     Row("GET", "healthz", ALL(200)),
     Row("GET", "readyz", ALL(200), why="no broker configured: the database decides"),
-    Row("GET", "metrics", ALL(200), why="filtered at the proxy (README, Operations)"),
+    Row("GET", "metrics", ALL(200), why="filtered at the proxy (docs/operations.md)"),
     Row("POST", "i18n/setlang/", ALL(302), body={"language": "en"}, form=True),
     Row("GET", "calendar/person/<str:token>.ics", ALL(200), url="calendar/person/{feed}.ics"),
     Row(

@@ -55,7 +55,7 @@ COVERAGE = os.environ.get("FUZZ_COVERAGE") == "1"
 
 # Loaded at collection, from the app itself (the schema view touches no database). Not with
 # schemathesis.pytest.from_fixture: its lazy loader sets `Function._nodeid`, which pytest 9.2
-# no longer has (AttributeError), while this eager form gives each operation its own test.
+# does not have (AttributeError), while this eager form gives each operation its own test.
 schema = schemathesis.openapi.from_wsgi(
     "/api/v1/openapi.json",
     application,

@@ -2,7 +2,7 @@
 
 PostgreSQL only (SQLite has no exclusion constraints; its IMMEDIATE transactions serialise the
 booking writers instead). The range comes first: measured ~25x faster for availability
-queries than (resource, range) on 500 resources x 200,000 bookings (shared/design.md).
+queries than (resource, range) on 500 resources x 200,000 bookings (docs/design.md).
 """
 
 from django.db import migrations

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import json
 import random
+import re
+from pathlib import Path
 
 import pytest
 
@@ -481,3 +483,168 @@ def test_times_are_exact_milliseconds_since_1970_utc():
     assert protocol.epoch_ms(paris) == 2165497250430
     assert protocol.epoch_ms(moment + timedelta(microseconds=999)) == 2165497250430
     assert protocol.epoch_ms(datetime(1970, 1, 1, tzinfo=UTC)) == 0
+
+
+# --- the examples printed in docs/mqtt.md, each checked against the code that reads or sends it
+
+DOCS_MQTT = Path(__file__).resolve().parents[2] / "docs" / "mqtt.md"
+# A fenced block ```json <topic kind>, indented or not; the kind says what checks it.
+FENCED_JSON = re.compile(
+    r"^(?P<indent> *)```json(?P<kind>[^\n]*)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
+)
+
+
+def doc_examples() -> list[tuple[str, str]]:
+    return [(m["kind"].strip(), m["body"]) for m in FENCED_JSON.finditer(DOCS_MQTT.read_text())]
+
+
+def _decision(body: dict, line: bytes):
+    extra = {k: body.get(k) for k in ("pulse_ms", "session_id", "lease_s")}
+    args = (body["req_id"], body["result"], body["reason"], body["exp"])
+    assert decision_payload(*args, **extra) == line
+
+
+def _door_cmd(body: dict, line: bytes):
+    protocol.parse_json(line)
+    # As access.commands.unlock builds it.
+    assert list(body) == ["v", "cmd", "pulse_ms", "exp", "req_id"] and body["cmd"] == "unlock"
+    protocol.check_id(body["req_id"], "req_id")
+
+
+def _door_desired(body: dict, line: bytes):
+    from types import SimpleNamespace
+
+    from access.commands import door_desired_payload
+    from access.models import Door
+
+    assert body["mode"] in Door.Mode.values
+    door = SimpleNamespace(mode_version=body["ver"], mode=body["mode"])
+    assert door_desired_payload(door) == line
+
+
+def _site_mode(body: dict, line: bytes):
+    from types import SimpleNamespace
+
+    from access.commands import site_mode_payload
+
+    mode = SimpleNamespace(version=body["ver"], lockdown=body["mode"] == "lockdown")
+    assert site_mode_payload(mode) == line
+
+
+def _power(sent: list):
+    from access.power import Power
+
+    return Power("campus/v1", lambda topic, payload: sent.append(payload), writer=None)
+
+
+def _eq_cmd(body: dict, line: bytes):
+    from types import SimpleNamespace
+
+    sent = []
+    machine = SimpleNamespace(controller_id="C-LAB1", code="EQ-CEM")
+    _power(sent)._native(machine, body["cmd"], body.get("session_id"), body["lease_s"])
+    assert sent == [line.replace(body["req_id"].encode(), json.loads(sent[0])["req_id"].encode())]
+
+
+def _eq_session(body: dict, line: bytes):
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    sent, ts = [], datetime.fromtimestamp(body["ts"] / 1000, UTC)
+    started = ts - timedelta(seconds=body["duration_s"])
+    session = SimpleNamespace(pk=int(body["session_id"]), person=body["user"], started_at=started,
+                              stopped_at=None, stop_reason=body.get("reason"),
+                              energy_wh=body.get("energy_wh"))  # fmt: skip
+    extra = {"ends": body["ends"]} if "ends" in body else {}
+    _power(sent)._event(SimpleNamespace(code="EQ-CEM"), session, body["event"], ts, **extra)
+    assert sent == [line]
+
+
+def _hash_order(entries: list[dict]) -> list[dict]:
+    """The order docs/mqtt.md gives: by h, then by canonical JSON compared as bytes."""
+    return sorted(entries, key=lambda e: (e["h"], protocol.canonical_json(e)))
+
+
+def _acl_push(body: dict, line: bytes, held: dict):
+    from datetime import UTC, datetime
+
+    from access.allowlists import AllowList, delta_message
+
+    assert len(line) <= MAX_CHUNK_BYTES
+    if body["type"] == "snapshot":
+        snap = assemble_snapshot([line])
+        assert list(snap.entries) == _hash_order(body["entries"]) == body["entries"]
+        # Byte for byte what the backend sends for this list.
+        assert snapshot_chunks(body["ver"], body["entries"], body["schedules"],
+                               valid_until=body["valid_until"], tz=body["tz"],
+                               tz_posix=body["tz_posix"]) == [line]  # fmt: skip
+        held.update(ver=snap.ver, entries=list(snap.entries), schedules=snap.schedules)
+        return
+    assert body["type"] == "delta" and body["base"] == held["ver"]
+    replaced = set(body["del"]) | {e["h"] for e in body["add"]}
+    kept = [e for e in held["entries"] if e["h"] not in replaced]
+    after = _hash_order(kept + [protocol.check_entry(e) for e in body["add"]])
+    assert allowlist_hash(after, held["schedules"]) == body["hash"]
+    old = AllowList(tuple(held["entries"]), held["schedules"])
+    new = AllowList(tuple(after), held["schedules"])
+    valid_until = datetime.fromtimestamp(body["valid_until"] / 1000, UTC)
+    assert delta_message(body["ver"], body["base"], old, new, valid_until) == line
+
+
+PARSED = {
+    "status": parse_status,
+    "backend_status": parse_status,
+    "hb": parse_heartbeat,
+    "log": parse_log,
+    "door_scan": parse_scan,
+    "eq_scan": parse_eq_scan,
+    "door_event": parse_door_event,
+    "door_cmd_ack": parse_cmd_ack,
+    "acl_ack": parse_acl_ack,
+    "eq_state": parse_eq_state,
+}
+REBUILT = {
+    "door_decision": _decision,
+    "eq_decision": _decision,
+    "door_cmd": _door_cmd,
+    "door_desired": _door_desired,
+    "site_mode": _site_mode,
+    "eq_cmd": _eq_cmd,
+    "eq_session": _eq_session,
+}
+
+
+def test_every_json_example_in_docs_mqtt_md_names_the_message_it_is():
+    examples = doc_examples()
+    assert len(examples) > 30
+    kinds = {kind for kind, _body in examples}
+    assert kinds <= set(PARSED) | set(REBUILT) | {"acl_push"}, kinds
+    assert kinds <= set(protocol.TOPICS), "a kind is a topic kind of access.protocol.TOPICS"
+
+
+def test_every_json_example_in_docs_mqtt_md_is_a_valid_message(settings):
+    settings.TASMOTA_PREFIX, settings.EQ_LEASE_S = "", 60
+    held: dict = {}
+    for kind, text in doc_examples():
+        body = json.loads(text)
+        line = protocol.encode(body)
+        if kind in PARSED:
+            PARSED[kind](line)
+        elif kind == "acl_push":
+            _acl_push(body, line, held)
+        else:
+            REBUILT[kind](body, line)
+    assert held["ver"] == 1290
+
+
+def test_docs_mqtt_md_shows_a_badge_with_several_entries_and_the_acks_of_a_delta():
+    examples = doc_examples()
+    pushes = [json.loads(t) for kind, t in examples if kind == "acl_push"]
+    snapshot, delta = pushes[0], pushes[1]
+    by_hash: dict = {}
+    for e in snapshot["entries"]:
+        by_hash.setdefault(e["h"], []).append(e)
+    assert max(len(entries) for entries in by_hash.values()) >= 3
+    acks = [parse_acl_ack(raw(json.loads(t))) for kind, t in examples if kind == "acl_ack"]
+    assert {a.status for a in acks} == {"applied", "need_full", "rejected"}
+    assert {a.ver for a in acks} == {delta["ver"]}, "an ack carries the ver of what it answers"

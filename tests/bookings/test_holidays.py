@@ -190,7 +190,7 @@ def test_a_policy_open_on_public_holidays_books_them(as_bob, room, open_every_da
 
 
 def test_staff_skip_the_calendar_rules_closures_included(as_sam, room, open_every_day):
-    """As the README says: facility staff skip the calendar rules (not conflicts, not
+    """As docs/design.md says: facility staff skip the calendar rules (not conflicts, not
     qualifications); a closure is a calendar rule."""
     run()
     christmas = next_day(12, 25)

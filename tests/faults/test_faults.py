@@ -1,4 +1,4 @@
-"""Fault injection (issue 8): the real bridge (`manage.py mqtt_bridge`, a subprocess), a real
+"""Fault injection: the real bridge (`manage.py mqtt_bridge`, a subprocess), a real
 Mosquitto and a real PostgreSQL of the suite's own (tests/faults/conftest.py), and one fault per
 scenario while work is in flight.
 
