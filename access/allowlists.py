@@ -78,10 +78,6 @@ def schedule_name(schedule) -> str:
     return "s" + digest[:10]
 
 
-def entry_key(entry: dict):
-    return entry["h"], protocol.canonical_json(entry)
-
-
 @dataclass(frozen=True)
 class AllowList:
     """One controller's list: entries ordered by (h, canonical JSON) and the schedules they

@@ -198,8 +198,6 @@ class Writer:
         self.queue: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="bridge-writer", daemon=True)
         self.stopping = threading.Event()
-        self.written = 0
-        self.lost = 0
 
     def start(self):
         self.thread.start()
@@ -249,7 +247,6 @@ class Writer:
             try:
                 if batch:
                     record(batch)
-                    self.written += len(batch)
                     batch = []
                 while calls:
                     fn, args = calls[0]
@@ -266,7 +263,6 @@ class Writer:
                 connection.close()
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self.lost += len(batch)
         log.error("gave up writing %d audit rows and %d updates", len(batch), len(calls))
 
 
