@@ -1,4 +1,4 @@
-"""Allow-lists for offline operation (shared/mqtt-protocol.md): what each controller may grant
+"""Allow-lists for offline operation (docs/mqtt.md): what each controller may grant
 from its cache when the backend does not answer, and how it is kept current.
 
 The lists are built FROM THE DECISION FUNCTION (design invariant 3): for every badge and every

@@ -1,5 +1,5 @@
 """The MQTT bridge: the thin adapter between door and equipment controllers and the access
-decision (protocol v1, shared/mqtt-protocol.md). It parses with `access.protocol`, reads facts
+decision (protocol v1, docs/mqtt.md). It parses with `access.protocol`, reads facts
 with `access.facts`, asks `access.decision.decide`, replies, and logs; it decides nothing itself.
 
 Threads of one bridge process:

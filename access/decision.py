@@ -2,7 +2,7 @@
 no I/O, so that the MQTT bridge, the API's "test access" and the allow-list builder agree.
 
 Deny by default: a grant needs one rule below to say yes. Reason codes are the protocol's
-(shared/mqtt-protocol.md) and never change meaning.
+(docs/mqtt.md) and never change meaning.
 
 The rules, in the order they are checked:
 1. the request: no door and no machine (unknown target) → `bad_request`; a scan older than

@@ -1,4 +1,4 @@
-"""Machine power for equipment sessions (mqtt-protocol.md, "Equipment sessions"): the bridge's
+"""Machine power for equipment sessions (docs/mqtt.md, "Equipment sessions"): the bridge's
 half of a session. `labs.sessions` alone opens and closes sessions; this module switches the
 power that goes with them and keeps it on while the session lasts.
 

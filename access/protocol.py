@@ -1,4 +1,4 @@
-"""The MQTT protocol v1 codec (shared/mqtt-protocol.md): topics, payloads, credential hashes,
+"""The MQTT protocol v1 codec (docs/mqtt.md): topics, payloads, credential hashes,
 allow-list hashes and chunks. Pure: no Django, no clock, no I/O.
 
 Everything a device sends goes through one of the `parse_*` functions, which either return a
