@@ -13,7 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from access.bridge import Bridge, BridgeConfig, configured_broker, new_worker_id
+from access.bridge import Bridge, BridgeConfig, new_worker_id
+from access.mqtt import configured_broker
 
 
 class Command(BaseCommand):
