@@ -30,6 +30,7 @@ idempotent.
 import contextlib
 import gc
 import logging
+import os
 import queue
 import sys
 import threading
@@ -46,6 +47,7 @@ from django.db import connection
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client import multiprocess
 
 from access import allowlists, changefeed, decision, power, presence, protocol
 from access import facts as access_facts
@@ -59,7 +61,12 @@ from access.facts import (
 )
 from access.models import AuditEvent, Controller
 from access.mqtt import Broker, new_client
-from common.metrics import SCANS_RATE_LIMITED
+from common.metrics import (
+    BRIDGE_RECONNECTS,
+    DECISION_SECONDS,
+    DECISIONS,
+    SCANS_RATE_LIMITED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,10 +214,20 @@ class Bridge:
         self.allowlists = allowlists.Pusher(self._push, self.root)
         self.facts_checked = threading.Event()  # set by the refresher, for the allow-lists
         self.power = power.Power(self.root, self._publish, self.writer)
+        # /metrics: each (result, reason) counter looked up once (`labels()` takes a lock).
+        self.decision_counts: dict = {}
+        self.reconnects = BRIDGE_RECONNECTS.labels("broker")
 
     def count(self, name: str):
         with self._counting:
             self.counters[name] += 1
+
+    def _count_decision(self, answer: decision.Decision):
+        key = (answer.result, answer.reason)
+        counter = self.decision_counts.get(key)
+        if counter is None:
+            counter = self.decision_counts[key] = DECISIONS.labels(*key)
+        counter.inc()
 
     # --- lifecycle
 
@@ -224,6 +241,7 @@ class Bridge:
         stop = stop or self.stop_event
         self._load_facts(stop)
         self.writer.start()
+        self.writer.call(presence.count_online, timezone.now())
         for n in range(self.config.deciders):
             self.deciders.append(
                 self._thread(lambda: self._decide_loop(self.scans), f"bridge-decide-{n}")
@@ -287,6 +305,9 @@ class Bridge:
             thread.join(timeout=35)
         self.writer.stop()
         connection.close()  # this thread's, used to load the facts at start
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # This process's gauges leave /metrics with it; its counts stay in the sums.
+            multiprocess.mark_process_dead(os.getpid())
         log.info("bridge %s stopped: %s", self.config.client_id, dict(self.counters))
 
     def _thread(self, target, name):
@@ -433,11 +454,17 @@ class Bridge:
         """The allow-lists' connection: publish only, clean session (a list not delivered is
         sent again as a snapshot when the device reports another version), no will."""
         client = self._connection(f"{self.config.client_id}-acl", persistent=False)
+        reconnects = BRIDGE_RECONNECTS.labels("broker-acl")
+        connections = 0
 
         def connected(client, userdata, flags, reason_code, properties):
+            nonlocal connections
             if reason_code.is_failure:
                 log.error("broker refused the allow-list connection: %s", reason_code)
                 return
+            connections += 1
+            if connections > 1:
+                reconnects.inc()
             self.allowlists.built_at = None  # rebuild and push what changed while away
             self.pushing.set()
 
@@ -459,6 +486,8 @@ class Bridge:
             log.error("broker refused the bridge: %s", reason_code)
             return
         log.info("connected to the broker (session present: %s)", flags.session_present)
+        if self.connected_at:
+            self.reconnects.inc()
         topics = [f"{self.root}/{t}" for t in SHARED_TOPICS]
         if self.config.v5:
             topics = [f"$share/{self.config.group}/{t}" for t in topics]
@@ -718,7 +747,23 @@ class Bridge:
             props.CorrelationData = correlation
         return topic, props
 
-    def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None, session=None, outbox=None):
+    def _reply(
+        self,
+        where,
+        msg,
+        req_id,
+        answer,
+        now,
+        *,
+        pulse_ms=None,
+        session=None,
+        outbox=None,
+        decided=True,
+    ):
+        """Publish the answer (or add it to `outbox`, published by the caller) and remember it
+        for repeats. `decided`: a decision made now, counted in /metrics with its latency from
+        receipt (paho stamps each message with its monotonic clock) to publication; a repeat's
+        answer is not."""
         topic, props = self._reply_target(where, msg)
         # From the reply, not the scan: a machine's grant waits for its relay (access.power).
         exp = protocol.epoch_ms(max(now, timezone.now())) + DECISION_TTL_MS
@@ -732,12 +777,15 @@ class Bridge:
         )
         if outbox is None:
             self._publish(topic, payload, properties=props)
+            if decided:
+                DECISION_SECONDS.observe(time.monotonic() - msg.timestamp)
         else:
-            outbox.append((topic, payload, props))
+            outbox.append((topic, payload, props, msg.timestamp))
         with self.memory:
             self.answered.remember((where.ctrl, req_id), (topic, payload, props))
         self.count(answer.result)
-        return payload
+        if decided:
+            self._count_decision(answer)
 
     def _expired(self, msg) -> bool:
         """MQTT 5 Message Expiry: the broker forwards what remains; nothing left is stale."""
@@ -807,8 +855,11 @@ class Bridge:
         try:
             self._decide_each(scans, now, probed, outbox)
         finally:
-            for topic, payload, props in outbox:
+            for topic, payload, props, _received in outbox:
                 self._publish(topic, payload, properties=props)
+            published = time.monotonic()
+            for *_message, received in outbox:
+                DECISION_SECONDS.observe(published - received)
 
     def _decide_each(self, scans, now, probed, outbox):
         for where, msg, scan in scans:
@@ -884,7 +935,7 @@ class Bridge:
         )
         if logged is None:
             return False
-        self._reply(where, msg, scan.req_id, decision.Decision(*logged), now)
+        self._reply(where, msg, scan.req_id, decision.Decision(*logged), now, decided=False)
         self.count("repeats")
         return True
 

@@ -5,7 +5,9 @@ Each function here runs in the bridge's writer thread (access.audit) and is idem
 that every worker may run it for the same message (retained statuses reach every worker): a
 change of state is a conditional update, and only the worker whose update changed the row
 logs it. Online and offline are `presence` lines in the audit log; going offline (a last
-will, a goodbye, or MISSED_HEARTBEATS heartbeats missed) is also an alert in the log.
+will, a goodbye, or MISSED_HEARTBEATS heartbeats missed) is also an alert in the log. The
+`technocampus_controllers_online` gauge is counted again from the database after each change
+and at each watch, so that every worker reports the same number.
 """
 
 import logging
@@ -15,12 +17,23 @@ from django.db.models import Q
 
 from access import protocol
 from access.audit import record
+from access.commands import OFFLINE_AFTER
 from access.models import AuditEvent, Controller
+from common.metrics import CONTROLLERS_ONLINE
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
 MISSED_HEARTBEATS = 3
+
+
+def count_online(now: datetime) -> int:
+    """The controllers `access.commands.is_online` says are online, into the gauge."""
+    online = Controller.objects.filter(
+        is_active=True, online=True, last_seen__gte=now - OFFLINE_AFTER
+    ).count()
+    CONTROLLERS_ONLINE.set(online)
+    return online
 
 
 def alert(ctrl: str, why: str, now: datetime):
@@ -66,6 +79,7 @@ def set_presence(ctrl: str, status: protocol.Status, now: datetime):
     else:
         # The last will, or a clean goodbye: the same message, the same alert.
         alert(ctrl, "status_offline", now)
+    count_online(now)
 
 
 def record_heartbeat(ctrl: str, hb: protocol.Heartbeat, now: datetime):
@@ -82,6 +96,7 @@ def record_heartbeat(ctrl: str, hb: protocol.Heartbeat, now: datetime):
                 )
             ]
         )
+        count_online(now)
     elif not Controller.objects.filter(pk=ctrl).update(**fields):
         log.warning("heartbeat from unknown controller %s", ctrl)
 
@@ -96,3 +111,4 @@ def watch_heartbeats(now: datetime, period: float = HEARTBEAT_S):
     for pk in list(silent.values_list("pk", flat=True)):
         if Controller.objects.filter(pk=pk, online=True).update(online=False):
             alert(pk, "missed_heartbeats", now)
+    count_online(now)
