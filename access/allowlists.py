@@ -39,6 +39,7 @@ from access import changefeed, decision, protocol
 from access.facts import Snapshot, local_wall_clock, person_facts
 from access.models import AclState, Controller, locked_down
 from bookings.models import ACTIVE, Booking
+from common.metrics import ACL_LAGGING
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,6 @@ def schedule_name(schedule) -> str:
     """Named by content: the same hours give the same name on every door and every build."""
     digest = hashlib.sha256(protocol.canonical_json([list(s) for s in schedule])).hexdigest()
     return "s" + digest[:10]
-
-
-def entry_key(entry: dict):
-    return entry["h"], protocol.canonical_json(entry)
 
 
 @dataclass(frozen=True)
@@ -564,14 +561,19 @@ def note_ack(ctrl: str, ack: protocol.AclAck):
         AclState.objects.filter(controller_id=ctrl).update(resend=True)
 
 
-def mark_lagging(now: datetime) -> int:
-    """Online controllers whose reported version lags what was sent 60 s ago: snapshot."""
-    lagging = (
-        AclState.objects.filter(resend=False, sent_at__lt=now - LAG_RESEND, controller__online=True)
-        .filter(Q(controller__acl_version__isnull=True) | ~Q(controller__acl_version=F("version")))
-        .values_list("pk", flat=True)
+def behind():
+    """The lists of online controllers that do not report holding the version last sent."""
+    return AclState.objects.filter(controller__online=True).filter(
+        Q(controller__acl_version__isnull=True) | ~Q(controller__acl_version=F("version"))
     )
-    return AclState.objects.filter(pk__in=list(lagging)).update(resend=True)
+
+
+def mark_lagging(now: datetime) -> set[str]:
+    """Online controllers whose reported version lags what was sent 60 s ago: a snapshot for
+    each (asked once). Their ids."""
+    lagging = set(behind().filter(sent_at__lt=now - LAG_RESEND).values_list("pk", flat=True))
+    AclState.objects.filter(pk__in=lagging, resend=False).update(resend=True)
+    return lagging
 
 
 def bookings_fingerprint(now: datetime):
@@ -594,6 +596,9 @@ class Pusher:
         self.leading_on = None  # the database connection holding the lock
         self.built_at = None
         self.lag_checked_at = None
+        # Controllers found lagging, until they report the version sent (or go offline): the
+        # snapshot sent to one restarts the 60 s, and it lags still.
+        self.lagging: set[str] = set()
         self.version = None
         self.bookings = None
         self.counts = {"delta": 0, "snapshot": 0}
@@ -623,11 +628,18 @@ class Pusher:
 
     def tick(self, snap: Snapshot | None, now: datetime) -> bool:
         """Push what changed, if anything is due; True when it built the lists."""
-        if snap is None or not self.lead():
+        if snap is None:
+            return False
+        if not self.lead():
+            if self.lagging:  # another worker counts them now
+                self.lagging = set()
+                ACL_LAGGING.set(0)
             return False
         if self.lag_checked_at is None or now - self.lag_checked_at >= LAG_CHECK_EVERY:
             self.lag_checked_at = now
-            mark_lagging(now)
+            found = self.lagging | mark_lagging(now)
+            self.lagging = set(behind().filter(pk__in=found).values_list("pk", flat=True))
+            ACL_LAGGING.set(len(self.lagging))
         bookings = bookings_fingerprint(now)
         due = (
             self.built_at is None

@@ -7,8 +7,9 @@ Threads of one bridge process:
   own thread, and handles everything else itself, in arrival order; the decider takes the
   scans waiting as one batch and answers each from the in-memory facts plus one bookings probe
   for the whole batch, the reply published before anything is written;
-- the writer thread does every other database write off that path: audit rows in batches
-  (within `audit_delay` of the first), controller presence, check-ins by badge;
+- the writer thread (access.audit) does every other database write off that path: audit rows
+  in batches (within `audit_delay` of the first), controller presence (access.presence),
+  check-ins by badge, and the acknowledgements of scans once their audit rows are committed;
 - the refresher wakes when the change feed moves (PostgreSQL NOTIFY) or every `poll` seconds
   (access.facts.FactCache), publishes the retained site mode and door modes when they change,
   and watches heartbeats;
@@ -17,40 +18,40 @@ Threads of one bridge process:
 - the periodic booking jobs (bookings.jobs.run_due) every 30 s, in the first worker only.
 
 Delivery: QoS 1 with manual acknowledgement. A message is acknowledged once handled (a scan
-once its audit row is committed); one
-received while stopping is not, so that the broker delivers it again to the same persistent
-session (MQTT 5 clean_start=False with a session expiry, or 3.1.1 clean_session=False) when the
-bridge is back. Several workers share the load with MQTT 5 shared subscriptions
-(`$share/<group>/...`): the broker gives each scan to one of them. Retained presence (`status`)
-and the backend's own status are read by every worker with plain subscriptions (shared
-subscriptions get no retained messages); what they write is idempotent.
+once its audit row is committed); one received while stopping is not, so that the broker
+delivers it again to the same persistent session (MQTT 5 clean_start=False with a session
+expiry, or 3.1.1 clean_session=False) when the bridge is back. Several workers share the load
+with MQTT 5 shared subscriptions (`$share/<group>/...`): the broker gives each scan to one of
+them. Retained presence (`status`) and the backend's own status are read by every worker with
+plain subscriptions (shared subscriptions get no retained messages); what they write is
+idempotent.
 """
 
 import contextlib
 import gc
 import logging
+import os
 import queue
 import sys
 import threading
 import time
-import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import Error as DatabaseError
-from django.db import IntegrityError, InterfaceError, OperationalError, connection
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client import multiprocess
 
-from access import allowlists, changefeed, decision, power, protocol
+from access import allowlists, changefeed, decision, power, presence, protocol
 from access import facts as access_facts
+from access.audit import Writer
 from access.facts import (
     FactCache,
     FactsUnavailable,
@@ -59,8 +60,13 @@ from access.facts import (
     local_wall_clock,
 )
 from access.models import AuditEvent, Controller
-from access.mqtt import Broker, broker_from_url, new_client
-from common.metrics import SCANS_RATE_LIMITED
+from access.mqtt import Broker, new_client
+from common.metrics import (
+    BRIDGE_RECONNECTS,
+    DECISION_SECONDS,
+    DECISIONS,
+    SCANS_RATE_LIMITED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +83,6 @@ SESSION_EXPIRY_S = 30
 # of them at the broker, and sometimes another controller's scan with them; with 65,535 the
 # bridge got every one (and dropped the flood's itself, ScanLimiter).
 RECEIVE_MAXIMUM = 65535
-HEARTBEAT_S = 30.0
-MISSED_HEARTBEATS = 3
 # A full collection of the frozen objects (see `building`) stops every thread for its
 # length (0.25 s with the facts and lists of 1M bookings, none found unreachable): once a day,
 # in the night, building time.
@@ -86,7 +90,6 @@ SWEEP_HOUR = 3
 ALARMS = frozenset({"forced", "held", "tamper"})
 # A device clock this far off is not believed for an event's time: the audit line gets ours.
 DEVICE_CLOCK_SLACK = timedelta(days=7)
-EMBEDDED_URL_FILE = "embedded_mqtt_url"
 # A controller over its scan limit raises one alarm in this long, however many it sends.
 FLOOD_ALARM_EVERY_S = 60.0
 
@@ -100,21 +103,6 @@ SHARED_TOPICS = (
     "ctrl/+/acl/ack",
 )
 PLAIN_TOPICS = ("ctrl/+/status", "sys/backend/status")
-
-
-def configured_broker_url() -> str:
-    """MQTT_URL, else the embedded broker the demo started (its URL is left in VAR_DIR), else
-    the default local broker."""
-    if settings.MQTT_URL:
-        return settings.MQTT_URL
-    path = Path(settings.VAR_DIR) / EMBEDDED_URL_FILE
-    if path.exists():
-        return path.read_text().strip()
-    return "mqtt://127.0.0.1:1883"
-
-
-def configured_broker() -> Broker:
-    return broker_from_url(configured_broker_url())
 
 
 class LRU(OrderedDict):
@@ -166,7 +154,7 @@ class BridgeConfig:
     v5: bool = True
     poll: float = 0.5
     audit_delay: float = 0.2
-    heartbeat: float = HEARTBEAT_S
+    heartbeat: float = presence.HEARTBEAT_S
     run_jobs: bool = True
     jobs_interval: float = 30.0
     # Door scans are decided by this many threads, each taking the scans waiting as one batch
@@ -182,120 +170,6 @@ class BridgeConfig:
     # Scans per controller (ScanLimiter): a few a second with a burst, as real doors send.
     scan_rate: float = field(default_factory=lambda: settings.SCAN_RATE)
     scan_burst: int = field(default_factory=lambda: settings.SCAN_BURST)
-
-
-class Writer:
-    """Database writes off the decision path, in one thread and in order: audit rows batched
-    (flushed within `delay` of the first row of a batch), then queued calls (presence updates,
-    check-ins). Retries with backoff while the database is away; flushes what it holds on stop.
-    """
-
-    MAX_BATCH = 500
-    STOP = object()
-
-    def __init__(self, delay: float):
-        self.delay = delay
-        self.queue: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="bridge-writer", daemon=True)
-        self.stopping = threading.Event()
-        self.written = 0
-        self.lost = 0
-
-    def start(self):
-        self.thread.start()
-
-    def audit(self, event: AuditEvent | dict):
-        self.queue.put(("audit", event))
-
-    def call(self, fn, *args):
-        self.queue.put(("call", fn, args))
-
-    def stop(self, timeout: float = 10.0):
-        self.stopping.set()
-        self.queue.put(self.STOP)
-        self.thread.join(timeout)
-
-    def _run(self):
-        stopping = False
-        try:
-            while not stopping:
-                items = [self.queue.get()]
-                if items[0] is not self.STOP:
-                    # What comes within `delay` of the first item is taken at once: the thread
-                    # wakes once per batch, not once per row (a wake-up costs more than a row).
-                    self.stopping.wait(self.delay)
-                while True:
-                    try:
-                        items.append(self.queue.get_nowait())
-                    except queue.Empty:
-                        break
-                batch, calls = [], []
-                for item in items:
-                    if item is self.STOP:
-                        stopping = True
-                    elif item[0] == "audit":
-                        batch.append(item[1])
-                    else:
-                        calls.append(item[1:])
-                for start in range(0, len(batch), self.MAX_BATCH):
-                    self._write(batch[start : start + self.MAX_BATCH], [], patient=not stopping)
-                self._write([], calls, patient=not stopping)
-        finally:
-            connection.close()
-
-    def _write(self, batch, calls, *, patient: bool):
-        delay = 0.2
-        for attempt in range(1000 if patient else 3):
-            try:
-                if batch:
-                    record(batch)
-                    self.written += len(batch)
-                    batch = []
-                while calls:
-                    fn, args = calls[0]
-                    try:
-                        fn(*args)
-                    except (OperationalError, InterfaceError):
-                        raise
-                    except Exception:  # one bad update must not stop the others
-                        log.exception("dropped a database update (%s)", fn.__name__)
-                    calls.pop(0)
-                return
-            except (OperationalError, InterfaceError):
-                log.exception("database unavailable while writing (attempt %d)", attempt + 1)
-                connection.close()
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        self.lost += len(batch)
-        log.error("gave up writing %d audit rows and %d updates", len(batch), len(calls))
-
-
-def record(batch: list[AuditEvent | dict]):
-    """Insert audit rows (AuditEvents, or dicts of their fields); repeats of a logged
-    (controller, req_id) or (controller, seq) are skipped by the unique constraints. A row that
-    cannot be stored (a badge deleted meanwhile, a value out of range) is dealt with alone
-    rather than failing its whole batch."""
-    try:
-        AuditEvent.objects.record(batch)
-        return
-    except (OperationalError, InterfaceError):
-        raise
-    except (DatabaseError, ValueError, OverflowError, TypeError):
-        pass
-    for event in batch:
-        try:
-            AuditEvent.objects.record([event])
-        except IntegrityError:
-            if isinstance(event, dict):
-                event = {**event, "credential_id": None, "person_id": None}
-            else:
-                event.credential_id = event.person_id = None
-            AuditEvent.objects.record([event])
-        except (OperationalError, InterfaceError):
-            raise
-        except (DatabaseError, ValueError, OverflowError, TypeError):
-            shown = event if isinstance(event, dict) else event.__dict__
-            log.exception("dropped an audit row that cannot be stored: %s", shown)
 
 
 class Bridge:
@@ -340,10 +214,20 @@ class Bridge:
         self.allowlists = allowlists.Pusher(self._push, self.root)
         self.facts_checked = threading.Event()  # set by the refresher, for the allow-lists
         self.power = power.Power(self.root, self._publish, self.writer)
+        # /metrics: each (result, reason) counter looked up once (`labels()` takes a lock).
+        self.decision_counts: dict = {}
+        self.reconnects = BRIDGE_RECONNECTS.labels("broker")
 
     def count(self, name: str):
         with self._counting:
             self.counters[name] += 1
+
+    def _count_decision(self, answer: decision.Decision):
+        key = (answer.result, answer.reason)
+        counter = self.decision_counts.get(key)
+        if counter is None:
+            counter = self.decision_counts[key] = DECISIONS.labels(*key)
+        counter.inc()
 
     # --- lifecycle
 
@@ -357,6 +241,7 @@ class Bridge:
         stop = stop or self.stop_event
         self._load_facts(stop)
         self.writer.start()
+        self.writer.call(presence.count_online, timezone.now())
         for n in range(self.config.deciders):
             self.deciders.append(
                 self._thread(lambda: self._decide_loop(self.scans), f"bridge-decide-{n}")
@@ -420,6 +305,9 @@ class Bridge:
             thread.join(timeout=35)
         self.writer.stop()
         connection.close()  # this thread's, used to load the facts at start
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # This process's gauges leave /metrics with it; its counts stay in the sums.
+            multiprocess.mark_process_dead(os.getpid())
         log.info("bridge %s stopped: %s", self.config.client_id, dict(self.counters))
 
     def _thread(self, target, name):
@@ -485,7 +373,7 @@ class Bridge:
             now = time.monotonic()
             if now - last_watch >= self.config.heartbeat:
                 last_watch = now
-                self.writer.call(self._watch_heartbeats, timezone.now())
+                self.writer.call(presence.watch_heartbeats, timezone.now(), self.config.heartbeat)
             if now - last_report >= 60:
                 last_report = now
                 log.info("bridge %s: %s", self.config.client_id, dict(self.counters))
@@ -544,19 +432,14 @@ class Bridge:
         """A client with the backend's login, reconnecting with backoff. `persistent`: the
         session outlives the connection (MQTT 3.1.1's clean_session False; MQTT 5 says it
         at connect)."""
-        b = self.config.broker
-        client = new_client(
+        return new_client(
             client_id,
-            username=b.username or None,
-            password=b.password or None,
+            broker=self.config.broker,
             protocol=mqtt.MQTTv5 if self.config.v5 else mqtt.MQTTv311,
             clean_session=None if self.config.v5 else not persistent,
             manual_ack=manual_ack,
+            reconnect_max=self.config.reconnect_max,
         )
-        if b.tls:
-            client.tls_set()
-        client.reconnect_delay_set(1, self.config.reconnect_max)
-        return client
 
     def _client(self) -> mqtt.Client:
         client = self._connection(self.config.client_id, persistent=True, manual_ack=True)
@@ -571,11 +454,17 @@ class Bridge:
         """The allow-lists' connection: publish only, clean session (a list not delivered is
         sent again as a snapshot when the device reports another version), no will."""
         client = self._connection(f"{self.config.client_id}-acl", persistent=False)
+        reconnects = BRIDGE_RECONNECTS.labels("broker-acl")
+        connections = 0
 
         def connected(client, userdata, flags, reason_code, properties):
+            nonlocal connections
             if reason_code.is_failure:
                 log.error("broker refused the allow-list connection: %s", reason_code)
                 return
+            connections += 1
+            if connections > 1:
+                reconnects.inc()
             self.allowlists.built_at = None  # rebuild and push what changed while away
             self.pushing.set()
 
@@ -597,6 +486,8 @@ class Bridge:
             log.error("broker refused the bridge: %s", reason_code)
             return
         log.info("connected to the broker (session present: %s)", flags.session_present)
+        if self.connected_at:
+            self.reconnects.inc()
         topics = [f"{self.root}/{t}" for t in SHARED_TOPICS]
         if self.config.v5:
             topics = [f"$share/{self.config.group}/{t}" for t in topics]
@@ -856,7 +747,23 @@ class Bridge:
             props.CorrelationData = correlation
         return topic, props
 
-    def _reply(self, where, msg, req_id, answer, now, *, pulse_ms=None, session=None, outbox=None):
+    def _reply(
+        self,
+        where,
+        msg,
+        req_id,
+        answer,
+        now,
+        *,
+        pulse_ms=None,
+        session=None,
+        outbox=None,
+        decided=True,
+    ):
+        """Publish the answer (or add it to `outbox`, published by the caller) and remember it
+        for repeats. `decided`: a decision made now, counted in /metrics with its latency from
+        receipt (paho stamps each message with its monotonic clock) to publication; a repeat's
+        answer is not."""
         topic, props = self._reply_target(where, msg)
         # From the reply, not the scan: a machine's grant waits for its relay (access.power).
         exp = protocol.epoch_ms(max(now, timezone.now())) + DECISION_TTL_MS
@@ -870,12 +777,15 @@ class Bridge:
         )
         if outbox is None:
             self._publish(topic, payload, properties=props)
+            if decided:
+                DECISION_SECONDS.observe(time.monotonic() - msg.timestamp)
         else:
-            outbox.append((topic, payload, props))
+            outbox.append((topic, payload, props, msg.timestamp))
         with self.memory:
             self.answered.remember((where.ctrl, req_id), (topic, payload, props))
         self.count(answer.result)
-        return payload
+        if decided:
+            self._count_decision(answer)
 
     def _expired(self, msg) -> bool:
         """MQTT 5 Message Expiry: the broker forwards what remains; nothing left is stale."""
@@ -945,8 +855,11 @@ class Bridge:
         try:
             self._decide_each(scans, now, probed, outbox)
         finally:
-            for topic, payload, props in outbox:
+            for topic, payload, props, _received in outbox:
                 self._publish(topic, payload, properties=props)
+            published = time.monotonic()
+            for *_message, received in outbox:
+                DECISION_SECONDS.observe(published - received)
 
     def _decide_each(self, scans, now, probed, outbox):
         for where, msg, scan in scans:
@@ -1022,7 +935,7 @@ class Bridge:
         )
         if logged is None:
             return False
-        self._reply(where, msg, scan.req_id, decision.Decision(*logged), now)
+        self._reply(where, msg, scan.req_id, decision.Decision(*logged), now, decided=False)
         self.count("repeats")
         return True
 
@@ -1112,13 +1025,13 @@ class Bridge:
             return  # a retained status being cleared
         status = protocol.parse_status(msg.payload)
         seen_at = timezone.now()
-        self.writer.call(set_presence, where.ctrl, status, seen_at)
+        self.writer.call(presence.set_presence, where.ctrl, status, seen_at)
         if status.online:
             self.writer.call(allowlists.note_birth, where.ctrl, status.acl_ver, seen_at)
 
     def _on_heartbeat(self, where, msg):
         hb = protocol.parse_heartbeat(msg.payload)
-        self.writer.call(record_heartbeat, where.ctrl, hb, timezone.now())
+        self.writer.call(presence.record_heartbeat, where.ctrl, hb, timezone.now())
 
     def _on_cmd_ack(self, where, msg):
         ack = protocol.parse_cmd_ack(msg.payload)
@@ -1158,19 +1071,8 @@ class Bridge:
         if not protocol.parse_status(msg.payload).online:
             self._publish(self.status_topic, self._presence(True), retain=True)
 
-    def _watch_heartbeats(self, now):
-        """An alert for each controller online without a heartbeat for 3 periods (idempotent:
-        a conditional update, so that several workers raise it once)."""
-        limit = now - timedelta(seconds=MISSED_HEARTBEATS * self.config.heartbeat)
-        silent = Controller.objects.filter(online=True).filter(
-            Q(last_heartbeat__lt=limit) | Q(last_heartbeat__isnull=True, last_seen__lt=limit)
-        )
-        for pk in list(silent.values_list("pk", flat=True)):
-            if Controller.objects.filter(pk=pk, online=True).update(online=False):
-                alert(pk, "missed_heartbeats", now)
 
-
-# --- writes done in the writer thread -----------------------------------------------------------
+# --- builds: the garbage collector and the interpreter lock ------------------------------------
 
 
 def sweep_due(swept_on: date, local: datetime) -> bool:
@@ -1215,67 +1117,7 @@ def building():
                 sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
-def alert(ctrl: str, why: str, now: datetime):
-    log.warning("ALERT controller %s offline (%s)", ctrl, why)
-    record(
-        [
-            AuditEvent(
-                kind=AuditEvent.Kind.PRESENCE, ts=now, controller=ctrl, result="offline", reason=why
-            )
-        ]
-    )
-
-
-def set_presence(ctrl: str, status: protocol.Status, now: datetime):
-    """Birth or last will. A change of state is logged (an alert when offline); a retained
-    status read again at every bridge start changes nothing."""
-    fields = {"online": status.online}
-    if status.online:
-        fields["last_seen"] = now
-        if status.fw is not None:
-            fields["firmware"] = status.fw[:64]
-        if status.acl_ver is not None:
-            fields["acl_version"] = status.acl_ver
-    changed = Controller.objects.filter(pk=ctrl).exclude(online=status.online).update(**fields)
-    if not changed:
-        if not Controller.objects.filter(pk=ctrl).update(**fields):
-            log.warning("status from unknown controller %s", ctrl)
-        return
-    if status.online:
-        log.info("controller %s online (fw %s)", ctrl, status.fw)
-        record(
-            [
-                AuditEvent(
-                    kind=AuditEvent.Kind.PRESENCE,
-                    ts=now,
-                    controller=ctrl,
-                    result="online",
-                    reason="birth",
-                    detail={"fw": status.fw} if status.fw else {},
-                )
-            ]
-        )
-    else:
-        # The last will, or a clean goodbye: the same message, the same alert.
-        alert(ctrl, "status_offline", now)
-
-
-def record_heartbeat(ctrl: str, hb: protocol.Heartbeat, now: datetime):
-    fields = {"last_seen": now, "last_heartbeat": now, "acl_version": hb.acl_ver}
-    if Controller.objects.filter(pk=ctrl, online=False).update(online=True, **fields):
-        record(
-            [
-                AuditEvent(
-                    kind=AuditEvent.Kind.PRESENCE,
-                    ts=now,
-                    controller=ctrl,
-                    result="online",
-                    reason="heartbeat",
-                )
-            ]
-        )
-    elif not Controller.objects.filter(pk=ctrl).update(**fields):
-        log.warning("heartbeat from unknown controller %s", ctrl)
+# --- writes done in the writer thread -----------------------------------------------------------
 
 
 def check_in(person_id: int, booking_id: int, now: datetime):
@@ -1296,7 +1138,3 @@ def check_in(person_id: int, booking_id: int, now: datetime):
 def new_worker_id(group: str, name: str | None, index: int) -> str:
     """A stable client id per worker: the broker keeps each worker's session under it."""
     return f"{name or group + '-bridge'}-{index}"[: protocol.MAX_ID_LENGTH]
-
-
-def random_client_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"

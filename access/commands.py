@@ -92,12 +92,8 @@ class Publisher:
             broker = broker_from_url(url)
         except ValueError:
             raise BrokerUnavailable("MQTT_URL is not a valid broker URL.") from None
-        client = new_client(
-            f"tc-web-{uuid.uuid4().hex[:16]}", username=broker.username, password=broker.password
-        )
+        client = new_client(f"tc-web-{uuid.uuid4().hex[:16]}", broker=broker)
         client.connect_timeout = PUBLISH_TIMEOUT
-        if broker.tls:
-            client.tls_set()
         answered = threading.Event()
         refused = []
 

@@ -49,8 +49,6 @@ EQUIPMENT_EARLY = timedelta(minutes=10)
 # onto these when it builds the facts (a pending, cancelled or no-show booking opens nothing).
 ACTIVE_BOOKING = frozenset({"confirmed", "checked_in"})
 
-CREDENTIAL_STATUSES = frozenset({"active", "suspended", "lost", "returned"})
-DOOR_KINDS = frozenset({"perimeter", "floor", "office", "lab", "technical", "common"})
 # Doors on the way to a room: tenants pass them within their schedule, bookings at any time.
 PASSAGE_DOORS = frozenset({"perimeter", "floor", "common"})
 # Where lab technicians go without a booking: to the labs they run, and on the way there.

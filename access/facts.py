@@ -354,7 +354,6 @@ class Snapshot:
     refresher swaps a whole new one in, so a decision never sees half a reload."""
 
     version: int
-    loaded_at: datetime
     changes_at: datetime
     badges: dict[str, KnownBadge] = field(default_factory=dict)
     people: dict[int, Person] = field(default_factory=dict)
@@ -413,7 +412,6 @@ def load_snapshot(now: datetime) -> Snapshot:
     site = SiteMode.objects.filter(pk=SiteMode.SINGLETON).first()
     return Snapshot(
         version=version,
-        loaded_at=now,
         changes_at=changes_at,
         badges=badges,
         people=people,

@@ -121,7 +121,7 @@ class Power:
             self.writer.call(record_power, {"tasmota_topic": device}, on, now)
         elif what == "LWT":
             if text in ("Online", "Offline"):
-                self.writer.call(self.record_relay, device, text == "Online", now)
+                self.writer.call(self.record_relay, device, text == "Online")
         else:
             try:
                 total = Decimal(str(json.loads(text)["ENERGY"]["Total"]))
@@ -142,7 +142,7 @@ class Power:
         }
         self.writer.call(record_power, lookup, state.enabled, now)
 
-    def record_relay(self, device: str, online: bool, now: datetime):
+    def record_relay(self, device: str, online: bool):
         """LWT, in the writer thread. A relay back online with nothing to power is switched off
         (it may have been left on by a session that ended while it was away)."""
         Equipment.objects.filter(tasmota_topic=device).update(relay_online=online)

@@ -76,17 +76,10 @@ class SimulatedController:
         # another's subscriptions change: "dictionary changed size during iteration").
         self.subscribed = threading.Event()
         self.stopped = threading.Event()
-        self.client = new_client(
-            client_id or self.id,
-            username=broker.username or None,
-            password=broker.password or None,
-        )
-        if broker.tls:
-            self.client.tls_set()
+        self.client = new_client(client_id or self.id, broker=broker, reconnect_max=5)
         if presence:
             offline = protocol.encode({"v": 1, "online": False})
             self.client.will_set(self._topic("status"), offline, qos=1, retain=True)
-        self.client.reconnect_delay_set(1, 5)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -449,13 +442,7 @@ class SimulatedRelay:
         self.timer: threading.Timer | None = None
         self.lock = threading.Lock()
         self.ready = threading.Event()  # subscribed to its commands
-        self.client = new_client(
-            f"relay-{uuid.uuid4().hex[:8]}",
-            username=broker.username or None,
-            password=broker.password or None,
-        )
-        if broker.tls:
-            self.client.tls_set()
+        self.client = new_client(f"relay-{uuid.uuid4().hex[:8]}", broker=broker)
         self.client.will_set(self.topic("tele", "LWT"), b"Offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *args: self.ready.set()

@@ -199,13 +199,6 @@ def current() -> Catalogue:
     return loaded
 
 
-def forget():
-    """Drop this process's copy (tests that rewrite the tables without triggers)."""
-    global _cached
-    with _lock:
-        _cached = None
-
-
 def policy_answer(policy: BookingPolicy, cat: "Catalogue", day: date) -> dict:
     """A policy as ResourceOut.policy answers it, with its closures from `day` to its horizon."""
     last = day + timedelta(days=policy.max_advance_days)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -771,15 +771,3 @@ def require_may_change(person: Person, booking: Booking):
     if person.is_tenant_admin and booking.tenant_id == person.tenant_id:
         return
     raise Forbidden(_("Only the person who booked, their tenant admin or staff can do this."))
-
-
-def total_charge(tenant_id: int, first: datetime, following: datetime) -> int:
-    return (
-        Booking.objects.filter(
-            tenant_id=tenant_id,
-            start__gte=first,
-            start__lt=following,
-            status=Status.CANCELLED,
-        ).aggregate(total=Sum("charge_cents"))["total"]
-        or 0
-    )

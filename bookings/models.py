@@ -559,10 +559,6 @@ class PersonFeed(models.Model):
         return settings.SITE_URL + reverse("person-feed", args=[self.token])
 
 
-def local_midnight(day) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time(0, 0)))
-
-
 class CatalogueVersion(models.Model):
     """One row whose `version` changes, through database triggers (migration 0005), with
     every write to the tables the in-memory catalogue is read from (bookings.catalogue)."""

@@ -23,10 +23,15 @@ CONTROLLERS_ONLINE = Gauge(
 )
 ACL_LAGGING = Gauge(
     "technocampus_allowlists_lagging",
-    "Controllers whose allow-list lags",
+    "Online controllers that did not report the allow-list version pushed to them within 60 s",
     multiprocess_mode="livemax",
 )
-BRIDGE_RECONNECTS = Counter("technocampus_bridge_reconnects_total", "Bridge reconnections", ["to"])
+BRIDGE_RECONNECTS = Counter(
+    "technocampus_bridge_reconnects_total",
+    "Bridge reconnections to the broker, by connection: broker (decisions), broker-acl "
+    "(allow-lists)",
+    ["to"],
+)
 SCANS_RATE_LIMITED = Counter(
     "technocampus_access_scans_rate_limited_total",
     "Badge scans dropped unanswered: beyond their controller's rate limit (SCAN_RATE, SCAN_BURST)",

@@ -10,12 +10,13 @@ from django.utils import timezone
 
 from access import allowlists, protocol
 from access.facts import load_snapshot
-from access.models import AclState, AuditEvent, Credential, Door
+from access.models import AclState, AuditEvent, Controller, Credential, Door
 from bookings.models import Booking
 from tests.access.test_bridge import (  # noqa: F401 (fixtures)
     UIDS,
     bridges,
     device,
+    metric,
     root,
     scene,
     wait_until,
@@ -527,11 +528,11 @@ def test_a_heartbeat_lagging_60_seconds_after_a_push_gets_a_snapshot(scene):  # 
     sent, now = Sent(), timezone.now()
     allowlists.sync(load_snapshot(now), now, sent, "r")
     Controller.objects.filter(pk="ctrl-a").update(online=True, acl_version=0)
-    assert allowlists.mark_lagging(now + timedelta(seconds=30)) == 0
-    assert allowlists.mark_lagging(now + timedelta(seconds=61)) == 1
+    assert allowlists.mark_lagging(now + timedelta(seconds=30)) == set()
+    assert allowlists.mark_lagging(now + timedelta(seconds=61)) == {"ctrl-a"}
     Controller.objects.filter(pk="ctrl-a").update(acl_version=1)
     AclState.objects.update(resend=False)
-    assert allowlists.mark_lagging(now + timedelta(seconds=61)) == 0
+    assert allowlists.mark_lagging(now + timedelta(seconds=61)) == set()
 
 
 @pytest.mark.mqtt
@@ -555,3 +556,31 @@ def test_with_several_workers_one_pushes_and_another_takes_over(
     Credential.objects.filter(uid_hash=bob).update(status="suspended")
     assert wait_until(lambda: not sim.holds(bob), 3.0)
     assert sum(other.bridge.allowlists.counts.values())
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
+def test_controllers_lagging_behind_their_allow_list_are_a_gauge_in_metrics(
+    scene,  # noqa: F811
+    bridges,  # noqa: F811
+    monkeypatch,
+):
+    """ctrl-z is online as far as the database knows, and never applies what it is sent: a
+    minute after a push it lags, and it still lags once the snapshot is sent again, until it
+    reports the version."""
+    monkeypatch.setattr(allowlists, "LAG_CHECK_EVERY", timedelta(0))  # at every poll
+    Controller.objects.create(id="ctrl-z", name="Silent", online=True, last_seen=timezone.now())
+    bridges()
+    lagging = lambda: metric("technocampus_allowlists_lagging")  # noqa: E731
+    pushed = AclState.objects.filter(pk="ctrl-z", version__gt=0)
+    assert wait_until(pushed.exists)
+    assert lagging() == 0
+    a_minute_ago = timezone.now() - allowlists.LAG_RESEND - timedelta(seconds=1)
+    pushed.update(sent_at=a_minute_ago)
+    assert wait_until(lambda: lagging() == 1)
+    assert wait_until(lambda: AclState.objects.get(pk="ctrl-z").sent_at > a_minute_ago)
+    time.sleep(0.5)  # several lag checks after the snapshot sent again
+    assert lagging() == 1
+    # It reports the version, as its ack or heartbeat would write it.
+    Controller.objects.filter(pk="ctrl-z").update(acl_version=pushed.get().version)
+    assert wait_until(lambda: lagging() == 0)

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from django.test import Client as DjangoClient
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client.parser import text_string_to_metric_families
 
 from access.bridge import Bridge, BridgeConfig, ScanLimiter
 from access.models import AuditEvent, Controller, Credential, Door, SiteMode, VisitorPass
@@ -419,6 +419,45 @@ def test_a_machine_scan_is_decided_by_the_same_rules_and_only_from_the_machines_
     assert set(refused.values_list("result", "reason")) == {("deny", "bad_request")}
 
 
+def test_each_decision_is_counted_in_metrics_by_result_and_reason(scene, bridges, device):
+    bridges()
+    sim = device()
+    kinds = [("grant", "tenant_office"), ("deny", "unknown_credential"), ("deny", "bad_request")]
+
+    def counted():
+        return [
+            metric("technocampus_access_decisions_total", result=result, reason=reason)
+            for result, reason in kinds
+        ]
+
+    before = counted()
+    h = sim.hash(UIDS["bob"])
+    first = sim.scan_hash("D-101", h, req_id="counted-1")
+    assert sim.scan_hash("D-101", h, req_id="counted-1") == first  # a repeat: no new decision
+    assert sim.scan("D-001", UIDS["unknown"])["reason"] == "unknown_credential"
+    topic = f"{sim.root}/ctrl/ctrl-a/door/D-001/scan"
+    assert sim.request(topic, {"v": 1, "req_id": "counted-2", "ts": "now"})["reason"] == (
+        "bad_request"
+    )
+    assert wait_until(lambda: [n - b for n, b in zip(counted(), before)] == [1, 1, 1])
+    time.sleep(0.2)
+    assert [n - b for n, b in zip(counted(), before)] == [1, 1, 1]
+
+
+def test_the_time_from_scan_to_decision_is_a_histogram_in_metrics(scene, bridges, device):
+    bridges()
+    sim = device()
+    count = lambda: metric("technocampus_access_decision_seconds_count")  # noqa: E731
+    total = lambda: metric("technocampus_access_decision_seconds_sum")  # noqa: E731
+    before, before_total = count(), total()
+    for _ in range(3):  # door scans: decided in batches, published together
+        assert sim.scan("D-101", UIDS["bob"])["result"] == "grant"
+    # A machine's scan, on its own thread (no controller: refused, and still a decision).
+    assert sim.eq_scan("EMC-1", UIDS["sam"])["reason"] == "bad_request"
+    assert wait_until(lambda: count() - before == 4)
+    assert total() > before_total
+
+
 # --- presence, events, acknowledgements
 
 
@@ -441,6 +480,19 @@ def test_presence_follows_birth_heartbeats_and_the_last_will(scene, bridges, dev
     assert not Controller.objects.get(pk="ctrl-a").online
     alert = offline.get()
     assert alert.reason == "status_offline"
+
+
+def test_the_controllers_online_are_a_gauge_in_metrics(scene, bridges, device):
+    Controller.objects.create(id="ctrl-b", name="First floor")
+    bridges()
+    online = lambda: metric("technocampus_controllers_online")  # noqa: E731
+    first = device()
+    assert wait_until(lambda: online() == 1)
+    device("ctrl-b")
+    assert wait_until(lambda: online() == 2)
+    first.client.reconnect_delay_set(30, 30)  # stays away
+    first.drop()  # its last will
+    assert wait_until(lambda: online() == 1)
 
 
 def test_three_missed_heartbeats_raise_an_alert(scene, bridges):
@@ -590,11 +642,15 @@ def test_a_scan_rate_of_zero_lifts_the_limit():
     assert all(limiter.take("a", 0.0) for _ in range(1000))
 
 
-def metric(name: str) -> float:
-    """A counter as /metrics shows it."""
+def metric(name: str, **labels) -> float:
+    """A sample as /metrics shows it (0 when it is not there yet). The bridges of these tests
+    run in this process: their metrics are this process's."""
     body = DjangoClient().get("/metrics").content.decode()
-    found = re.search(rf"^{name} (\S+)$", body, flags=re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
 
 
 def test_a_controller_flooding_the_bridge_is_held_to_its_limit_and_the_next_door_keeps_pace(
@@ -779,6 +835,31 @@ def test_a_bridge_stopped_with_sigterm_and_restarted_loses_no_scan(scene, device
         process.wait(15)
 
 
+def test_a_bridge_process_shares_its_metrics_with_the_web_processes(
+    scene, device, root, tmp_path, monkeypatch
+):
+    """With PROMETHEUS_MULTIPROC_DIR, what `manage.py mqtt_bridge` counts is in the /metrics of
+    the web processes that share the directory; its gauges leave with it when it stops, its
+    counts stay."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # this process's /metrics
+    name, group = f"metrics-{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
+    sim = device(client_id=f"sim-{uuid.uuid4().hex[:8]}")
+    online = lambda: [b for t, b in sim.extra if t.endswith("/sys/backend/status")]  # noqa: E731
+    grants = {"result": "grant", "reason": "tenant_office"}
+    process = start_bridge_process(root, name, group, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    try:
+        assert wait_until(lambda: online() and online()[-1]["online"], 15)
+        assert sim.scan("D-101", UIDS["bob"])["reason"] == "tenant_office"
+        assert wait_until(lambda: metric("technocampus_access_decisions_total", **grants) == 1)
+        assert wait_until(lambda: metric("technocampus_controllers_online") == 1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    body = DjangoClient().get("/metrics").content.decode()
+    assert "technocampus_controllers_online" not in body
+    assert metric("technocampus_access_decisions_total", **grants) == 1
+
+
 # --- a lost database, a lost broker
 
 
@@ -861,8 +942,10 @@ def private_broker(tmp_path):
     broker.stop()
 
 
-def test_the_bridge_reconnects_after_losing_the_broker(scene, root, private_broker):
+def test_the_bridge_reconnects_after_losing_the_broker_and_counts_it(scene, root, private_broker):
     broker = broker_from_url(private_broker.url)
+    reconnects = lambda to: metric("technocampus_bridge_reconnects_total", to=to)  # noqa: E731
+    before = reconnects("broker"), reconnects("broker-acl")
     bridge = RunningBridge(root, broker=broker, reconnect_max=1)
     try:
         sim = SimulatedController(
@@ -878,6 +961,8 @@ def test_the_bridge_reconnects_after_losing_the_broker(scene, root, private_brok
         assert wait_until(lambda: sim.connected.is_set(), 10)
         assert wait_until(lambda: (sim.scan("D-101", UIDS["bob"]) or {}).get("result"), 5)
         sim.stop()
+        assert reconnects("broker") == before[0] + 1
+        assert wait_until(lambda: reconnects("broker-acl") == before[1] + 1)
     finally:
         bridge.close()
 

@@ -4,9 +4,9 @@ the bridge, as its controller would; prints the decision and its reason."""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from access.bridge import configured_broker, random_client_id
 from access.management.commands.simulate_controller import describe
 from access.models import Door
+from access.mqtt import configured_broker, random_client_id
 from access.protocol import ProtocolError
 from access.simulator import SimulatedController
 

@@ -3,6 +3,7 @@ events and controller presence, publish the retained site and door modes, run th
 booking jobs. Stops cleanly on SIGTERM (audit rows flushed, offline status published)."""
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from prometheus_client import multiprocess
 
-from access.bridge import Bridge, BridgeConfig, configured_broker, new_worker_id
+from access.bridge import Bridge, BridgeConfig, new_worker_id
+from access.mqtt import configured_broker
 
 
 class Command(BaseCommand):
@@ -91,6 +94,7 @@ class Command(BaseCommand):
             for i, child in list(children.items()):
                 if child.poll() is not None:
                     self.stderr.write(f"worker {i} exited ({child.returncode}); restarting")
+                    forget_gauges(child.pid)
                     time.sleep(backoff[i])
                     backoff[i] = min(backoff[i] * 2, 30)
                     children[i] = spawn(i)
@@ -101,3 +105,12 @@ class Command(BaseCommand):
                 child.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()
+            forget_gauges(child.pid)
+
+
+def forget_gauges(pid: int):
+    """A worker's gauges (controllers online, allow-lists lagging) leave /metrics with it,
+    even when it could not say so itself (killed)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)

@@ -10,8 +10,8 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from access.bridge import configured_broker
 from access.models import Door
+from access.mqtt import configured_broker
 from access.protocol import ProtocolError
 from access.simulator import SimulatedController
 

@@ -62,8 +62,8 @@ class Command(BaseCommand):
     def start_access(self) -> Path | None:
         """Broker, bridge and simulated controllers, each in background threads; returns the
         file that tells other commands (door_scan) where the embedded broker listens."""
-        from access.bridge import EMBEDDED_URL_FILE, Bridge, BridgeConfig
-        from access.mqtt import broker_from_url
+        from access.bridge import Bridge, BridgeConfig
+        from access.mqtt import EMBEDDED_URL_FILE, broker_from_url
         from access.power import tasmota_prefix
         from access.simulator import SimulatedRelay
         from config.demo import access as access_demo
