@@ -35,8 +35,8 @@ from access.api import (
     visible_visits,
 )
 from access.models import Credential
-from bookings.forms import WhenForm, local
-from campus import invitations
+from bookings.forms import WhenForm
+from campus import clock, invitations
 from campus.auth import STAFF_RIGHTS, may_write_person, visible_people
 from campus.models import Person, Space
 from campus.roles import tenant_admin_required
@@ -113,7 +113,7 @@ class VisitorForm(WhenForm):
     def __init__(self, *args, tenant_id: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["host"].queryset = Person.objects.filter(tenant_id=tenant_id, is_active=True)
-        today = timezone.localdate()
+        today = clock.today()
         leased = Q(leases__tenant_id=tenant_id) & (
             Q(leases__end__isnull=True) | Q(leases__end__gte=today)
         )
@@ -263,9 +263,7 @@ def resend_invitation(request, person_id: int):
 def visitors(request):
     """Invite a visitor (access.api.expect_visitor, like POST /visitors); the coming visits."""
     admin = request.user
-    form = VisitorForm(
-        tenant_id=admin.tenant_id, initial={"host": admin.pk, "date": timezone.localdate()}
-    )
+    form = VisitorForm(tenant_id=admin.tenant_id, initial={"host": admin.pk, "date": clock.today()})
     status = 200
     if request.method == "POST":
         form = VisitorForm(request.POST, tenant_id=admin.tenant_id)
@@ -289,7 +287,7 @@ def visitors(request):
                     {"host_id": "host", "space_id": "space", "visitor_name": "visitor_name"},
                 )
             else:
-                start = local(visit.start)
+                start = clock.local(visit.start)
                 messages.success(
                     request,
                     _(
@@ -300,7 +298,7 @@ def visitors(request):
                         "visitor": visit.visitor_name,
                         "day": start.strftime("%d/%m/%Y"),
                         "start": start.strftime("%H:%M"),
-                        "end": local(visit.end).strftime("%H:%M"),
+                        "end": clock.local(visit.end).strftime("%H:%M"),
                     },
                 )
                 return redirect("company-visitors")

@@ -5,11 +5,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from campus import invitations
+from campus import clock, invitations
 from campus.auth import (
     caller,
     require_may_write_person,
@@ -433,7 +432,7 @@ def resend_invitation(request, person_id: int):
         {
             "person_id": target.pk,
             "email": target.email,
-            "valid_until": timezone.localtime(valid_until),
+            "valid_until": clock.local(valid_until),
         },
     )
 
