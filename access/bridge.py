@@ -56,10 +56,10 @@ from access.facts import (
     FactsUnavailable,
     Snapshot,
     load_equipment_facts,
-    local_wall_clock,
 )
 from access.models import AuditEvent, Controller
 from access.mqtt import Broker, broker_from_url, new_client
+from campus.clock import local_wall_clock
 from common.metrics import SCANS_RATE_LIMITED
 
 log = logging.getLogger(__name__)
