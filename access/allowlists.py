@@ -36,9 +36,10 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Max, Q, Sum
 
 from access import changefeed, decision, protocol
-from access.facts import Snapshot, local_wall_clock, person_facts
+from access.facts import Snapshot, person_facts
 from access.models import AclState, Controller, locked_down
 from bookings.models import ACTIVE, Booking
+from campus import clock
 from common.metrics import ACL_LAGGING
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,14 @@ def schedule_name(schedule) -> str:
 @dataclass(frozen=True)
 class AllowList:
     """One controller's list: entries ordered by (h, canonical JSON) and the schedules they
-    name. `hash` is the protocol's canonical hash."""
+    name, judged offline in `tz` (the controller's zone, access.facts.door_zones). `hash` is
+    the protocol's canonical hash."""
 
     entries: tuple
     schedules: dict
     # The entries' canonical JSON, when the builder kept it: the hash without encoding again.
     canon: tuple | None = field(default=None, compare=False, repr=False)
+    tz: str = field(default_factory=lambda: clock.building_tz().key)
 
     @cached_property
     def hash(self) -> str:
@@ -168,12 +171,13 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
     bound_vf, bound_vu = epoch_ms(cred.valid_from), epoch_ms(cred.valid_until)
     moments: dict = {}
 
-    def ask(at: datetime, variant, door_facts, held=()):
-        if at not in moments:
-            local = local_wall_clock(at)
+    def ask(at: datetime, door, variant, door_facts, held=()):
+        # In the door's local time (its schedule, the holder's leases on that local day).
+        if (at, door.zone) not in moments:
+            local = clock.local_wall_clock(at, door.zone)
             person = person_facts(holder, tenant, leases, local.date()) if holder else None
-            moments[at] = local, person
-        local, person = moments[at]
+            moments[at, door.zone] = local, person
+        local, person = moments[at, door.zone]
         facts = decision.Facts(
             now=at,
             local_now=local,
@@ -198,7 +202,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
     if at < end:
         for door in doors:
             variant = variants[door.id]
-            answer = ask(at, variant, variant[0])
+            answer = ask(at, door, variant, variant[0])
             if not answer.granted:
                 continue
             reason, sched, vf, vu, flags = answer.reason, None, 0, 0, []
@@ -222,7 +226,7 @@ def _grants(snap: Snapshot, badge, doors, now, until, bookings, variants):
             continue
         for door in doors:
             variant = variants[door.id]
-            answer = ask(at, variant, variant[1], (booking,))
+            answer = ask(at, door, variant, variant[1], (booking,))
             if answer.reason == "booking":
                 yield (door, None, *bounded(epoch_ms(opens), epoch_ms(booking.end)), [])
 
@@ -311,7 +315,7 @@ class Builder:
                 [d.controller, d.id, d.mode, d.facts.kind, d.facts.space_id, d.facts.schedule]
                 for d in doors
             ]
-            + [[d.facts.bookable for d in doors]]
+            + [[d.facts.bookable for d in doors], [d.zone.key for d in doors]]
         )
         if doors_key != self.doors_key:  # the doors changed: every badge again
             self.__init__()
@@ -368,6 +372,7 @@ class Builder:
                     tuple(entry for _canon, entry in items),
                     {name: self.schedules[name] for name in sorted(names)},
                     tuple(canon for canon, _entry in items),
+                    snap.zones.get(ctrl, clock.building_tz()).key,
                 )
         return dict(self.lists)
 
@@ -388,14 +393,13 @@ def build_all(
 
 
 def snapshot_messages(ver: int, acl: AllowList, valid_until: datetime) -> list[bytes]:
-    tz = settings.TIME_ZONE
     return protocol.snapshot_chunks(
         ver,
         list(acl.entries),
         acl.schedules,
         valid_until=epoch_ms(valid_until),
-        tz=tz,
-        tz_posix=posix_tz(tz),
+        tz=acl.tz,
+        tz_posix=posix_tz(acl.tz),
         canon=acl.canon,
     )
 

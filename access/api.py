@@ -38,6 +38,7 @@ from access.models import (
     visible_doors,
 )
 from access.visitors import visible_visits
+from campus import clock
 from campus.auth import caller, require_staff
 from campus.idempotency import idempotent
 from campus.models import Person
@@ -50,10 +51,6 @@ router = Router(tags=["access"])
 
 MAX_VISIT = timedelta(days=31)
 Why = Annotated[str, Field(max_length=200, description="Why (kept in the audit log)")]
-
-
-def as_local(value: datetime | None) -> datetime | None:
-    return timezone.localtime(value) if value else None
 
 
 # ------------------------------------------------------------------ doors and controllers
@@ -95,7 +92,7 @@ class DoorOut(Schema):
         if obj.last_ts is None:
             return None
         return {
-            "ts": as_local(obj.last_ts),
+            "ts": clock.local(obj.last_ts),
             "kind": obj.last_kind,
             "result": obj.last_result,
             "reason": obj.last_reason,
@@ -164,7 +161,7 @@ def unlock_door(request, door_id: str, payload: UnlockIn | None = None):
     payload = payload or UnlockIn()
     door = _door(request, door_id)
     sent = commands.unlock(door, by=caller(request), pulse_ms=payload.pulse_ms, why=payload.why)
-    expires = datetime.fromtimestamp(sent["exp"] / 1000, tz=timezone.get_current_timezone())
+    expires = datetime.fromtimestamp(sent["exp"] / 1000, tz=clock.building_tz())
     return Status(
         202,
         {
@@ -212,11 +209,11 @@ class ControllerOut(Schema):
 
     @staticmethod
     def resolve_last_seen(obj):
-        return as_local(obj.last_seen)
+        return clock.local(obj.last_seen)
 
     @staticmethod
     def resolve_last_heartbeat(obj):
-        return as_local(obj.last_heartbeat)
+        return clock.local(obj.last_heartbeat)
 
     @staticmethod
     def resolve_mqtt_password_set(obj):
@@ -249,7 +246,7 @@ class LockdownOut(Schema):
 
     @staticmethod
     def resolve_changed_at(obj):
-        return as_local(obj.changed_at)
+        return clock.local(obj.changed_at)
 
     @staticmethod
     def resolve_changed_by(obj):
@@ -305,15 +302,15 @@ class CredentialOut(Schema):
 
     @staticmethod
     def resolve_valid_from(obj):
-        return as_local(obj.valid_from)
+        return clock.local(obj.valid_from)
 
     @staticmethod
     def resolve_valid_until(obj):
-        return as_local(obj.valid_until)
+        return clock.local(obj.valid_until)
 
     @staticmethod
     def resolve_created_at(obj):
-        return as_local(obj.created_at)
+        return clock.local(obj.created_at)
 
 
 class CredentialFilter(FilterSchema):
@@ -429,11 +426,11 @@ class VisitorOut(Schema):
 
     @staticmethod
     def resolve_start(obj):
-        return as_local(obj.start)
+        return clock.local(obj.start)
 
     @staticmethod
     def resolve_end(obj):
-        return as_local(obj.end)
+        return clock.local(obj.end)
 
     @staticmethod
     def resolve_badge(obj):
@@ -542,7 +539,7 @@ class AccessEventOut(Schema):
 
     @staticmethod
     def resolve_ts(obj):
-        return as_local(obj.ts)
+        return clock.local(obj.ts)
 
     @staticmethod
     def resolve_person_name(obj):
@@ -605,7 +602,7 @@ def _csv_rows(qs):
     for e in qs.select_related("actor").iterator(chunk_size=2000):
         yield writer.writerow(
             (
-                timezone.localtime(e.ts).isoformat(timespec="seconds"),
+                clock.local(e.ts).isoformat(timespec="seconds"),
                 e.kind,
                 e.door,
                 e.controller,
@@ -634,7 +631,7 @@ def export_access_events(request, filters: Query[AccessEventFilter]):
     response = StreamingHttpResponse(
         itertools.chain(head, rows), content_type="text/csv; charset=utf-8"
     )
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    stamp = clock.local(timezone.now()).strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="access-events-{stamp}.csv"'
     return response
 
@@ -666,8 +663,8 @@ def get_occupancy(request):
     now = timezone.now()
     inside = occupancy.who_is_inside(now)
     return {
-        "at": as_local(now),
+        "at": clock.local(now),
         "since": occupancy.since_midnight(now),
         "count": len(inside),
-        "people": [{**vars(p), "entered_at": as_local(p.entered_at)} for p in inside],
+        "people": [{**vars(p), "entered_at": clock.local(p.entered_at)} for p in inside],
     }

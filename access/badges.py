@@ -10,10 +10,10 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from access.models import Credential, record_rights_change
+from campus import clock
 from campus.models import Person
 from campus.people import require_may_write_badge
 from common.api import existing, save_validated
@@ -32,16 +32,6 @@ def visible_credentials(person: Person):
             | Q(visitor_pass__host__tenant_id=person.tenant_id)
         )
     return qs.filter(holder=person)
-
-
-def local(value: datetime | None) -> datetime | None:
-    """Naive times are the building's local time; others are converted to it, so that an
-    offset Python accepts but PostgreSQL refuses (beyond ±15:59) never reaches the database."""
-    if value is None:
-        return None
-    if timezone.is_naive(value):
-        return timezone.make_aware(value)
-    return timezone.localtime(value)
 
 
 def hash_new_uid(credential: Credential, uid: str):
@@ -95,8 +85,8 @@ def register_badge(
         kind=Credential.Kind.BADGE,
         holder=holder,
         label=label,
-        valid_from=local(valid_from),
-        valid_until=local(valid_until),
+        valid_from=clock.aware(valid_from),
+        valid_until=clock.aware(valid_until),
         override=override,
     )
     hash_new_uid(credential, uid)

@@ -57,10 +57,10 @@ from access.facts import (
     FactsUnavailable,
     Snapshot,
     load_equipment_facts,
-    local_wall_clock,
 )
 from access.models import AuditEvent, Controller
 from access.mqtt import Broker, new_client
+from campus.clock import local_wall_clock
 from common.metrics import (
     BRIDGE_RECONNECTS,
     DECISION_SECONDS,

@@ -17,7 +17,8 @@ from django.db import connection
 CHANNEL = "access_change_feed"
 
 # Person: only the columns that change rights, so that a sign-in (last_login) does not make
-# every bridge reload.
+# every bridge reload. Site, building, floor: only the way from a door's space to its site's
+# time zone (access.facts.door_zones).
 WATCHED = {
     "access_credential": None,
     "access_visitorpass": None,
@@ -34,6 +35,9 @@ WATCHED = {
     "campus_tenant": None,
     "campus_lease": None,
     "campus_space": None,
+    "campus_floor": ["building_id"],
+    "campus_building": ["site_id"],
+    "campus_site": ["time_zone"],
     "bookings_resource": None,
     "labs_equipment": None,
     "labs_qualification": None,

@@ -9,15 +9,16 @@ Queries, whatever the data (tested with django_assert_max_num_queries):
 - `load_door_facts`: at most 8 — the badge with its holder, tenant and visitor pass; the
   tenant's leases; the holder's bookings covering now and their resources' places (two, the
   second only when a booking is found); their qualifications and the machines they cover
-  (two: `labs.qualifications.qualified_targets`); the site mode; whether the door leads into a
-  bookable room. Fewer when there is no holder.
-- `load_equipment_facts`: at most 8 — the same first six, the machine's status and whether
-  a maintenance window covers now.
+  (two: `labs.qualifications.qualified_targets`); the site mode; the doors of the door's
+  controller, with their spaces' zones (the door's zone) and whether it leads into a bookable
+  room. Fewer when there is no holder.
+- `load_equipment_facts`: at most 8 — the same first six, the machine's status and zone,
+  and whether a maintenance window covers now.
 - `FactCache.door_facts`: at most 1 — the bookings probe (only for a badge with a holder;
   none when the bridge probed a whole batch of scans at once, `probe_bookings`).
 
-The cache holds the slow-changing facts (badges by hash, people, tenants, leases, doors,
-spaces, qualifications, the site mode) and reloads them all whenever
+The cache holds the slow-changing facts (badges by hash, people, tenants, leases, doors with
+their time zones, spaces, qualifications, the site mode) and reloads them all whenever
 `access.models.ChangeVersion` moves: database triggers bump it on any write to those tables,
 and the bridge checks it when PostgreSQL notifies the change (access.changefeed.Listener) and
 every 0.5 s anyway (the only way on SQLite). A full reload is simple and cannot drift: a
@@ -34,15 +35,16 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Min, Q
+from django.db.models import F, Min, Q
 
 from access import decision
 from access.models import ChangeVersion, Credential, Door, SiteMode, locked_down
 from bookings.models import ACTIVE, Booking, Resource
-from campus.clock import building_tz
-from campus.models import Lease, Person, Space, Tenant
+from campus import clock
+from campus.models import Lease, Person, Tenant
 from labs.models import Equipment, Qualification
 from labs.qualifications import QualificationFacts, qualified_targets, targets
 
@@ -56,9 +58,31 @@ EARLIEST = max(decision.DOOR_EARLY, decision.EQUIPMENT_EARLY)
 NO_QUALIFICATIONS = decision.TrainedFor()
 
 
-def local_wall_clock(now: datetime) -> datetime:
-    """`now` as naive wall-clock time in the building's time zone, for door schedules."""
-    return now.astimezone(building_tz()).replace(tzinfo=None)
+# The ORM path from a door to its space's site's zone name.
+ZONE_OF_DOOR = f"space__{clock.ZONE_OF_SPACE}"
+
+
+def door_zones(rows) -> tuple[dict[str, ZoneInfo], dict[str, ZoneInfo]]:
+    """Each door's time zone, and each controller's, from (door id, controller id, zone name
+    of the door's space's site or None) rows: the rule of campus.clock for doors.
+
+    A door leading into a space keeps time in that space's site's zone. A controller is wired
+    to doors of one place: its zone is the one its doors' spaces share, and a door without a
+    space (a perimeter door) takes its controller's; a controller with no such door, or with
+    doors in several zones, is in the default zone. The controller's zone is also the one its
+    allow-list names, in which it judges schedules offline.
+    """
+    named: dict[str, set[str]] = {}
+    for _door, ctrl, name in rows:
+        named.setdefault(ctrl, set())
+        if name:
+            named[ctrl].add(name)
+    controllers = {
+        ctrl: clock.zone(next(iter(names))) if len(names) == 1 else clock.building_tz()
+        for ctrl, names in named.items()
+    }
+    doors = {door: clock.zone(name) if name else controllers[ctrl] for door, ctrl, name in rows}
+    return doors, controllers
 
 
 def tenant_in_contract(tenant: Tenant | None, day: date) -> bool:
@@ -221,8 +245,9 @@ def all_qualifications(now: datetime) -> tuple[dict[int, decision.TrainedFor], d
 # --- straight from the database ---------------------------------------------------------------
 
 
-def _credential_and_holder(cred_hash: str, now: datetime):
-    """(credential facts, person facts, visitor facts, credential row) for a badge hash."""
+def _credential_and_holder(cred_hash: str, now: datetime, tz: ZoneInfo):
+    """(credential facts, person facts, visitor facts, credential row) for a badge hash; the
+    holder's leases are judged on the local day of `tz`, the zone of the door or machine."""
     cred = (
         Credential.objects.select_related("holder__tenant", "visitor_pass")
         .filter(uid_hash=cred_hash)
@@ -234,7 +259,7 @@ def _credential_and_holder(cred_hash: str, now: datetime):
     if cred.holder is not None:
         holder = cred.holder
         leases = list(Lease.objects.filter(tenant_id=holder.tenant_id)) if holder.tenant_id else []
-        person = person_facts(holder, holder.tenant, leases, now.astimezone(building_tz()).date())
+        person = person_facts(holder, holder.tenant, leases, clock.today(tz, now))
     visit = cred.visitor_pass.to_facts() if cred.visitor_pass is not None else None
     return cred.to_facts(), person, visit, cred
 
@@ -243,18 +268,23 @@ def load_door_facts(
     cred_hash: str, door: Door, now: datetime, requested_at: datetime | None = None
 ) -> decision.Facts:
     """The facts of a badge at a door, from the database (at most 8 queries)."""
-    credential, person, visit, cred = _credential_and_holder(cred_hash, now)
+    # The doors of its controller in service, as the bridge's memory holds them (`door_zones`).
+    doors = list(
+        Door.objects.filter(
+            Q(is_active=True) | Q(pk=door.pk), controller_id=door.controller_id
+        ).values_list("pk", "controller_id", ZONE_OF_DOOR, "space__bookable")
+    )
+    tz = door_zones([row[:3] for row in doors])[0].get(door.pk, clock.building_tz())
+    bookable = any(pk == door.pk and in_bookable for pk, _c, _z, in_bookable in doors)
+    credential, person, visit, cred = _credential_and_holder(cred_hash, now, tz)
     bookings, qualifications = (), NO_QUALIFICATIONS
     if cred is not None and cred.holder_id is not None:
         bookings = tuple(b.facts for b in held_bookings(cred.holder_id, now))
         qualifications = qualifications_of(cred.holder_id, now)
     site_lockdown = SiteMode.objects.filter(pk=SiteMode.SINGLETON, lockdown=True).exists()
-    bookable = door.space_id is not None and (
-        Space.objects.filter(pk=door.space_id, bookable=True).exists()
-    )
     return decision.Facts(
         now=now,
-        local_now=local_wall_clock(now),
+        local_now=clock.local_wall_clock(now, tz),
         credential=credential,
         person=person,
         door=door_facts(door, bookable),
@@ -292,12 +322,17 @@ def load_equipment_facts(
     cred_hash: str, equipment: Equipment, now: datetime, requested_at: datetime | None = None
 ) -> decision.Facts:
     """The facts of a badge at a machine (session start), from the database (at most 8)."""
-    credential, person, visit, cred = _credential_and_holder(cred_hash, now)
+    status, zone_name = (
+        Equipment.objects.filter(pk=equipment.pk)
+        .values_list("status", f"location__{clock.ZONE_OF_SPACE}")
+        .first()
+    ) or (None, None)
+    tz = clock.zone(zone_name)
+    credential, person, visit, cred = _credential_and_holder(cred_hash, now, tz)
     bookings, qualifications = (), NO_QUALIFICATIONS
     if cred is not None and cred.holder_id is not None:
         bookings = tuple(b.facts for b in held_bookings(cred.holder_id, now))
         qualifications = qualifications_of(cred.holder_id, now)
-    status = Equipment.objects.filter(pk=equipment.pk).values_list("status", flat=True).first()
     maintenance_now = Booking.objects.filter(
         resource_id=equipment.resource_id,
         is_maintenance=True,
@@ -307,7 +342,7 @@ def load_equipment_facts(
     ).exists()
     return decision.Facts(
         now=now,
-        local_now=local_wall_clock(now),
+        local_now=clock.local_wall_clock(now, tz),
         credential=credential,
         person=person,
         equipment=decision.EquipmentFacts(
@@ -338,7 +373,8 @@ class KnownBadge:
 
 @dataclass(frozen=True)
 class KnownDoor:
-    """A door in service, by (controller, door) as its topic names it."""
+    """A door in service, by (controller, door) as its topic names it, with its time zone
+    (`door_zones`): its schedule and the holder's leases are judged in its local time."""
 
     id: str
     controller: str
@@ -346,6 +382,7 @@ class KnownDoor:
     pulse_ms: int
     mode: str
     mode_version: int
+    zone: ZoneInfo = field(default_factory=clock.building_tz)
 
 
 @dataclass(frozen=True)
@@ -360,6 +397,7 @@ class Snapshot:
     tenants: dict[int, Tenant] = field(default_factory=dict)
     leases: dict[int, list[Lease]] = field(default_factory=dict)
     doors: dict[tuple[str, str], KnownDoor] = field(default_factory=dict)
+    zones: dict[str, ZoneInfo] = field(default_factory=dict)  # controller → its zone
     qualifications: dict[int, decision.TrainedFor] = field(default_factory=dict)
     resources: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)
     lockdown: bool = False
@@ -395,17 +433,23 @@ def load_snapshot(now: datetime) -> Snapshot:
     leases: dict[int, list[Lease]] = {}
     for lease in Lease.objects.only("tenant_id", "space_id", "start", "end"):
         leases.setdefault(lease.tenant_id, []).append(lease)
-    bookable = set(Space.objects.filter(bookable=True).values_list("pk", flat=True))
+    in_service = list(
+        Door.objects.filter(is_active=True).annotate(
+            zone_name=F(ZONE_OF_DOOR), bookable=F("space__bookable")
+        )
+    )
+    zone_of, zones = door_zones([(d.pk, d.controller_id, d.zone_name) for d in in_service])
     doors = {
         (d.controller_id, d.pk): KnownDoor(
             d.pk,
             d.controller_id,
-            door_facts(d, d.space_id in bookable),
+            door_facts(d, bool(d.bookable)),
             d.pulse_ms,
             d.mode,
             d.mode_version,
+            zone_of[d.pk],
         )
-        for d in Door.objects.filter(is_active=True)
+        for d in in_service
     }
     qualifications, changes_at = all_qualifications(now)
     resources = resource_places()
@@ -418,6 +462,7 @@ def load_snapshot(now: datetime) -> Snapshot:
         tenants=tenants,
         leases=leases,
         doors=doors,
+        zones=zones,
         qualifications=qualifications,
         resources=resources,
         lockdown=bool(site and site.lockdown),
@@ -501,11 +546,12 @@ class FactCache:
         unless `probed` (person id → held bookings, from `probe_bookings` for a batch of
         scans at this `now`) already holds the holder's."""
         snap = self.fresh_snapshot()
-        local = local_wall_clock(now)
         door = snap.doors.get((ctrl, door_id))
         if door is None:  # unknown door, or not this controller's: a bad request
+            local = clock.local_wall_clock(now)
             facts = decision.Facts(now, local, credential=None, requested_at=requested_at)
             return DoorScanFacts(facts, None, None)
+        local = clock.local_wall_clock(now, door.zone)
         badge = snap.badges.get(cred_hash)
         person, held = None, ()
         qualifications = NO_QUALIFICATIONS

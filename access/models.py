@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from access import decision, protocol
 from access.mqtt import broker_from_url
+from campus import clock
 from campus.models import Lease, Person, Space
 from common.errors import Conflict, Forbidden, Invalid
 
@@ -109,7 +110,10 @@ class VisitorPass(models.Model):
         ):
             host = self.host
             staff = host.is_facility_staff or host.is_superuser
-            day = timezone.localdate(self.start)
+            site_zone = Space.objects.filter(pk=self.space_id).values_list(
+                clock.ZONE_OF_SPACE, flat=True
+            )
+            day = clock.today(clock.zone(site_zone.first()), self.start)
             leased = Lease.objects.filter(tenant_id=host.tenant_id, space_id=self.space_id)
             if not staff and not any(lease.covers(day) for lease in leased):
                 errors["space"] = _("The host's tenant does not lease this space.")

@@ -8,12 +8,13 @@ someone who badged in and turned back still shows, which is the safe side for a 
 """
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from access.models import AuditEvent, Credential, Door
+from campus import clock
 from campus.models import Person
 
 
@@ -35,10 +36,9 @@ class Presence:
 
 
 def since_midnight(now: datetime) -> datetime:
-    """Local midnight of `now`'s day in the building's time zone (it never falls in a DST gap
-    in Europe/Paris, where clocks change at 02:00 and 03:00)."""
-    local = timezone.localtime(now)
-    return datetime.combine(local.date(), time(0), tzinfo=local.tzinfo)
+    """Local midnight of `now`'s day in the default zone (campus.clock: who is inside counts
+    every site's perimeter doors)."""
+    return clock.local_midnight(clock.today(now=now))
 
 
 def who_is_inside(now: datetime | None = None) -> list[Presence]:

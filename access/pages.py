@@ -26,8 +26,8 @@ from django.views.decorators.http import require_POST
 from access.badges import register_badge, set_badge_status, visible_credentials
 from access.models import Credential
 from access.visitors import expect_visitor, visible_visits
-from bookings.forms import WhenForm, local
-from campus import invitations
+from bookings.forms import WhenForm
+from campus import clock, invitations
 from campus.models import Person, Space
 from campus.people import add_person, badge_holders, may_write_person, visible_people
 from campus.people import resend_invitation as resend
@@ -106,7 +106,7 @@ class VisitorForm(WhenForm):
     def __init__(self, *args, tenant_id: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["host"].queryset = Person.objects.filter(tenant_id=tenant_id, is_active=True)
-        today = timezone.localdate()
+        today = clock.today()
         leased = Q(leases__tenant_id=tenant_id) & (
             Q(leases__end__isnull=True) | Q(leases__end__gte=today)
         )
@@ -257,9 +257,7 @@ def resend_invitation(request, person_id: int):
 def visitors(request):
     """Invite a visitor (access.visitors.expect_visitor, like POST /visitors); the coming visits."""
     admin = request.user
-    form = VisitorForm(
-        tenant_id=admin.tenant_id, initial={"host": admin.pk, "date": timezone.localdate()}
-    )
+    form = VisitorForm(tenant_id=admin.tenant_id, initial={"host": admin.pk, "date": clock.today()})
     status = 200
     if request.method == "POST":
         form = VisitorForm(request.POST, tenant_id=admin.tenant_id)
@@ -283,7 +281,7 @@ def visitors(request):
                     {"host_id": "host", "space_id": "space", "visitor_name": "visitor_name"},
                 )
             else:
-                start = local(visit.start)
+                start = clock.local(visit.start)
                 messages.success(
                     request,
                     _(
@@ -294,7 +292,7 @@ def visitors(request):
                         "visitor": visit.visitor_name,
                         "day": start.strftime("%d/%m/%Y"),
                         "start": start.strftime("%H:%M"),
-                        "end": local(visit.end).strftime("%H:%M"),
+                        "end": clock.local(visit.end).strftime("%H:%M"),
                     },
                 )
                 return redirect("company-visitors")

@@ -8,7 +8,7 @@ shown by their stable code, in the reader's language.
 
 import base64
 import binascii
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib import messages
@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 from access import commands, occupancy, onboarding
 from access.api import AccessEventFilter, access_events, doors_queryset
 from access.models import AuditEvent, Controller, Door, SiteMode, visible_doors
+from campus import clock
 from campus.models import Person
 from campus.roles import facility_required
 from common.errors import DomainError
@@ -68,7 +69,7 @@ def refusal(error: DomainError, door: Door | None = None) -> str:
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return _("never")
-    return formats.date_format(timezone.localtime(moment), "j M H:i:s")
+    return formats.date_format(clock.local(moment), "j M H:i:s")
 
 
 def live_state(person, now: datetime | None = None) -> dict:
@@ -134,7 +135,7 @@ def doors_state(request):
     """The page's cells for its poll: `{"at": …, "cells": {id: {"text", "state"}}}`."""
     state = live_state(request.user)
     body = {
-        "at": timezone.localtime(state["at"]).isoformat(timespec="seconds"),
+        "at": clock.local(state["at"]).isoformat(timespec="seconds"),
         "lockdown": SiteMode.current().lockdown,
         "cells": {k: {"text": str(t), "state": s} for k, (t, s) in state["cells"].items()},
     }
@@ -295,12 +296,11 @@ class LogSearchForm(forms.Form):
     def api_query(self) -> dict:
         """The search as the API's access-log parameters (local times, `to` excluded)."""
         d = self.cleaned_data
-        tz = timezone.get_current_timezone()
         query = {}
         if d.get("start"):
-            query["from"] = datetime.combine(d["start"], time(0), tzinfo=tz)
+            query["from"] = clock.local_midnight(d["start"])
         if d.get("end"):
-            query["to"] = datetime.combine(d["end"] + timedelta(days=1), time(0), tzinfo=tz)
+            query["to"] = clock.local_midnight(d["end"] + timedelta(days=1))
         for name in ("door", "result", "reason", "kind"):
             if d.get(name):
                 query[name] = d[name]

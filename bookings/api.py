@@ -13,7 +13,6 @@ from django.conf import settings
 from django.db.models import Q
 from django.http import HttpResponse
 from django.urls import reverse
-from django.utils import timezone
 from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import model_validator
@@ -22,6 +21,7 @@ from bookings import availability, catalogue, engine, series, waitlist
 from bookings.catalogue import ResourceBrief, ResourceOut
 from bookings.models import Booking, PersonFeed, Resource, WaitlistEntry
 from bookings.models import Status as BookingStatus
+from campus import clock
 from campus.auth import caller
 from campus.idempotency import idempotent
 from common.api import In, Pages, RefusalOut, answers, choice, get_scoped
@@ -100,8 +100,8 @@ class SlotOut(Schema):
 def resource_free_slots(request, resource_id: int, q: Query[DayQuery]):
     qs = engine.visible_resources(caller(request)).select_related("policy")
     resource = get_scoped(qs, resource_id, "resource")
-    slots = availability.free_slots(resource, q.day)
-    return [{"start": timezone.localtime(s), "end": timezone.localtime(e)} for s, e in slots]
+    # The resource's local day and times, answered in its own site's zone.
+    return [{"start": s, "end": e} for s, e in availability.free_slots(resource, q.day)]
 
 
 class AvailabilityQuery(Schema):
@@ -184,11 +184,11 @@ class BookingOut(Schema):
 
     @staticmethod
     def resolve_start(obj):
-        return timezone.localtime(obj.start)
+        return clock.local(obj.start)
 
     @staticmethod
     def resolve_end(obj):
-        return timezone.localtime(obj.end)
+        return clock.local(obj.end)
 
 
 class RecurrenceIn(In):
@@ -268,10 +268,9 @@ def create_booking(request, payload: BookingIn):
             "rrule": result.series.rrule,
             "booked": list(booking_queryset().filter(pk__in=[b.pk for b in result.booked])),
             "refused": [vars(x) for x in result.refused],
-            "horizon": timezone.localtime(result.horizon),
+            "horizon": clock.local(result.horizon),
             "deferred": [
-                {"start": timezone.localtime(s), "end": timezone.localtime(e)}
-                for s, e in result.deferred
+                {"start": clock.local(s), "end": clock.local(e)} for s, e in result.deferred
             ],
             "deferred_reason": result.deferred_reason,
         },

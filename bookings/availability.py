@@ -3,7 +3,8 @@
 A handful of queries whatever the number of bookings and resources: the catalogue
 (bookings.catalogue: resources, policies, closures, held in memory and checked by version) and
 the bookings overlapping the (buffer-widened) window, read once. The rules are
-the engine's (blocked ranges, opening hours, closures), applied in Python to that small set.
+the engine's (blocked ranges, opening hours, closures), applied in Python to that small set,
+each resource's in its own time zone (its site's: catalogue entries know it).
 """
 
 import json
@@ -16,7 +17,7 @@ from bookings import catalogue
 from bookings.engine import blocked_range, margins
 from bookings.models import HOLDING, Booking, BookingPolicy, Resource
 from bookings.policy import opening_intervals, within_opening_hours
-from campus.clock import building_tz
+from campus import clock
 
 
 def policies_of(resources) -> dict[int, BookingPolicy]:
@@ -123,19 +124,19 @@ def free_entries(
     """Resources that could be booked for [start, end], as catalogue entries: no holding
     booking in the way of the buffers, within opening hours, not closed. Two queries: the
     catalogue's version and the bookings in the window (plus one for companions)."""
-    tz = building_tz()
     cat = catalogue.current()
     entries = matching(cat, kind, min_capacity, features)
     if not entries:
         return []
-    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
     closed = {}
     candidates, windows = [], {}
     for entry in entries:
         pol = entry.policy
-        if pol.pk not in closed:
-            closed[pol.pk] = cat.closed_days(pol, local_start.date(), local_end.date())
-        if local_start.date() in closed[pol.pk]:
+        local_start, local_end = clock.local(start, entry.zone), clock.local(end, entry.zone)
+        key = (pol.pk, local_start.date(), local_end.date())
+        if key not in closed:
+            closed[key] = cat.closed_days(pol, local_start.date(), local_end.date())
+        if local_start.date() in closed[key]:
             continue
         if not within_opening_hours(pol.opening_hours, local_start, local_end):
             continue
@@ -175,15 +176,19 @@ def free_slots(resource: Resource, day: date) -> list[tuple[datetime, datetime]]
     return free_slots_between([resource], day, day)[resource.pk][day]
 
 
-def free_slots_between(resources, first: date, last: date) -> dict[int, dict[date, list]]:
-    """`free_slots` of each resource for each local day from first to last: two queries
-    (the catalogue's version and the bookings), whatever the number of resources and days."""
-    tz = building_tz()
-    cat = catalogue.current()
+def free_slots_between(
+    resources, first: date, last: date, cat: catalogue.Catalogue | None = None
+) -> dict[int, dict[date, list]]:
+    """`free_slots` of each resource for each local day (of its own zone) from first to last:
+    two queries (the catalogue's version and the bookings), whatever the number of resources
+    and days."""
+    cat = cat or catalogue.current()
     policies = {r.pk: cat.policy_of(r) for r in resources}
+    zones = {r.pk: cat.zone_of(r.pk) for r in resources}
     margin = max(sum(margins(r, policies[r.pk]), timedelta()) for r in resources)
-    window_start = datetime.combine(first, time(0, 0), tzinfo=tz) - margin
-    window_end = datetime.combine(last + timedelta(days=1), time(0, 0), tzinfo=tz) + margin
+    window_start = min(clock.local_midnight(first, tz) for tz in zones.values()) - margin
+    following = last + timedelta(days=1)
+    window_end = max(clock.local_midnight(following, tz) for tz in zones.values()) + margin
     busy = busy_ranges([r.pk for r in resources], window_start, window_end)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     found = {}
@@ -197,14 +202,14 @@ def free_slots_between(resources, first: date, last: date) -> dict[int, dict[dat
         found[resource.pk] = {
             day: []
             if day in closed or not resource.is_active
-            else _slots_of_day(pol, day, taken, tz)
+            else _slots_of_day(pol, day, taken, zones[resource.pk])
             for day in days
         }
     return found
 
 
 def _slots_of_day(pol, day: date, taken: list, tz) -> list[tuple[datetime, datetime]]:
-    midnight = datetime.combine(day, time(0, 0), tzinfo=tz)
+    midnight = clock.local_midnight(day, tz)
     step = timedelta(minutes=pol.slot_minutes)
     minimum = timedelta(minutes=pol.min_duration_minutes)
     slots = []
@@ -218,7 +223,7 @@ def _slots_of_day(pol, day: date, taken: list, tz) -> list[tuple[datetime, datet
             s = _ceil(cursor, step, midnight)
             e = _floor(gap_end, step, midnight)
             if e - s >= minimum:
-                slots.append((s.astimezone(tz), e.astimezone(tz)))
+                slots.append((clock.local(s, tz), clock.local(e, tz)))
             cursor = max(cursor, t_end)
             if cursor >= closes:
                 break
@@ -227,8 +232,8 @@ def _slots_of_day(pol, day: date, taken: list, tz) -> list[tuple[datetime, datet
 
 def _at(day: date, minutes: int, tz) -> datetime:
     if minutes >= 24 * 60:
-        return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz)
-    return datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=tz)
+        return clock.local_midnight(day + timedelta(days=1), tz)
+    return clock.at(day, time(minutes // 60, minutes % 60), tz)
 
 
 def _ceil(moment: datetime, step: timedelta, origin: datetime) -> datetime:
@@ -249,8 +254,11 @@ def next_free_slots(resources, after: datetime, days: int = 14) -> dict[int, tup
     """`next_free_slot` of each resource, in two queries whatever their number."""
     if not resources:
         return {}
-    first = after.astimezone(building_tz()).date()
-    slots = free_slots_between(resources, first, first + timedelta(days=days - 1))
+    cat = catalogue.current()
+    # `after`'s local day differs between zones: from the earliest, a day more to the latest.
+    local_days = {clock.today(cat.zone_of(r.pk), after) for r in resources}
+    first, last = min(local_days), max(local_days) + timedelta(days=days - 1)
+    slots = free_slots_between(resources, first, last, cat)
     found = {}
     for resource in resources:
         found[resource.pk] = next(

@@ -1,9 +1,10 @@
 """The catalogue of bookable resources, held in memory by each process, checked per call.
 
 What every availability search and booking needs besides the bookings themselves: the
-resources (their kind, capacity, warm-up and cool-down, features, companions), the booking
-policies and the closures. They change a few times a month; reading them from the database
-and building 500 model instances cost most of an availability request (bench/README.md).
+resources (their kind, capacity, warm-up and cool-down, features, companions, time zone), the
+booking policies and the closures. They change a few times a month; reading them from the
+database and building 500 model instances cost most of an availability request
+(bench/README.md).
 
 Correctness first: every change to the tables below, whatever writes it (the admin, the API,
 a queryset `update()`, raw SQL, a rolled-back transaction), changes the version row through
@@ -19,15 +20,19 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.utils import timezone
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from pydantic import BaseModel, ConfigDict, Field
 
 from bookings.models import BookingPolicy, CatalogueVersion, Closure, Resource
+from campus import clock
 from campus.models import Space
 
-# The tables the catalogue is read from: migration 0005 puts the version triggers on them.
+# The tables the catalogue is read from: migrations 0005 and 0010 (and labs 0005, for a
+# machine's lab) put the version triggers on them.
 TABLES = (
     "bookings_resource",
     "bookings_resource_companions",
@@ -35,6 +40,15 @@ TABLES = (
     "bookings_closure",
     "campus_space_features",
     "campus_feature",
+    "campus_space",
+    "campus_floor",
+    "campus_building",
+    "campus_site",
+    "labs_equipment",
+)
+# A resource's site: its space's, or a machine's lab's (the labs app's Equipment.location).
+ZONE_OF_RESOURCE = Coalesce(
+    F(f"space__{clock.ZONE_OF_SPACE}"), F(f"equipment__location__{clock.ZONE_OF_SPACE}")
 )
 
 BUILT_IN = BookingPolicy(name="built-in")
@@ -69,10 +83,12 @@ class PolicyOut(BaseModel):
     offer only bookable slots; facility staff skip these calendar rules."""
 
     opening_hours: list[OpeningOut] = Field(
-        description="In local time (Europe/Paris); a booking fits within one row of its day. "
-        "Empty: always open"
+        description="In the resource's local time (its site's time zone, the offset of its "
+        "free slots); a booking fits within one row of its day. Empty: always open"
     )
-    closures: list[ClosureOut] = Field(description="The closed days from today to the horizon")
+    closures: list[ClosureOut] = Field(
+        description="The closed days from today to the horizon, local days of the resource"
+    )
     slot_minutes: int = Field(description="Bookings start and end on these steps, in local time")
     min_duration_minutes: int
     max_duration_minutes: int
@@ -121,6 +137,7 @@ class Entry:
     features: frozenset[str]
     companions: tuple[int, ...]
     companion_codes: tuple[str, ...]
+    zone: ZoneInfo  # its site's (campus.clock): its hours, days and series are local there
     # The resource's API answer (bookings.api.ResourceOut) as JSON, for a member's tenant
     # and for everyone else (the price differs), validated once when the catalogue loads.
     json_member: bytes = b""
@@ -141,6 +158,11 @@ class Catalogue:
     defaults: dict[str, BookingPolicy]
     closures: list[tuple[date, date, bool, str]] = field(default_factory=list)
     day: date | None = None  # the local day it was loaded: its answers list closures from it
+
+    def zone_of(self, resource_id: int) -> ZoneInfo:
+        """A resource's time zone, its site's; one unknown here: the default zone."""
+        entry = self.by_pk.get(resource_id)
+        return entry.zone if entry is not None else clock.building_tz()
 
     def policy_of(self, resource) -> BookingPolicy:
         """A resource's own policy, else its kind's default, else the built-in defaults."""
@@ -183,7 +205,7 @@ def current() -> Catalogue:
     global _cached
     version = _version()
     cached = _cached
-    today = timezone.localdate()
+    today = clock.today()
     if (
         version is not None
         and cached is not None
@@ -228,14 +250,16 @@ POLICY_FIELDS = (
 
 
 def load(version: str | None, day: date | None = None) -> Catalogue:
-    day = day or timezone.localdate()
+    day = day or clock.today()
     policies = {p.pk: p for p in BookingPolicy.objects.all()}
     defaults = {p.default_for_kind: p for p in policies.values() if p.default_for_kind}
     features = defaultdict(set)
     for space_id, code in Space.features.through.objects.values_list("space_id", "feature__code"):
         features[space_id].add(code)
     rows = list(
-        Resource.objects.order_by("code").values(
+        Resource.objects.order_by("code")
+        .annotate(zone_name=ZONE_OF_RESOURCE)
+        .values(
             "pk",
             "code",
             "name",
@@ -248,6 +272,7 @@ def load(version: str | None, day: date | None = None) -> Catalogue:
             "cool_down_minutes",
             "price_member_cents",
             "price_non_member_cents",
+            "zone_name",
         )
     )
     codes = {r["pk"]: r["code"] for r in rows}
@@ -267,6 +292,7 @@ def load(version: str | None, day: date | None = None) -> Catalogue:
     by_pk = {}
     for r in rows:
         policy_id = r.pop("policy_id")
+        zone = clock.zone(r.pop("zone_name"))
         policy = policies[policy_id] if policy_id else defaults.get(r["kind"], BUILT_IN)
         mine = tuple(sorted(companions[r["pk"]], key=codes.__getitem__))
         entry = Entry(
@@ -275,6 +301,7 @@ def load(version: str | None, day: date | None = None) -> Catalogue:
             features=frozenset(features[r["space_id"]]) if r["space_id"] else frozenset(),
             companions=mine,
             companion_codes=tuple(codes[c] for c in mine),
+            zone=zone,
         )
         answer = {
             "id": entry.pk,

@@ -11,7 +11,7 @@ pattern). Deadlocks and serialisation failures are retried, then answered "busy"
 """
 
 import logging
-import time as clock
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ from bookings.models import (
     Resource,
     Status,
 )
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Person
 from common.errors import Conflict, DomainError, Forbidden, NotFound
 
@@ -143,7 +143,7 @@ def check_rules(
     pol = cat.policy_of(resource)
     needed = needs_qualification(resource, pol)
     qualified = maintenance or not needed or holds(person.pk, resource, start, end)
-    tz = building_tz()
+    tz = cat.zone_of(resource.pk)
     who = rules.Requester(
         runs_facility=acting.runs_facility or maintenance,
         has_tenant=person.tenant_id is not None,
@@ -152,10 +152,10 @@ def check_rules(
         for_self=acting.pk == person.pk,
     )
     request = rules.Request(start=start, end=end, attendees=attendees, capacity=resource.capacity)
-    days = cat.closed_days(pol, start.astimezone(tz).date(), end.astimezone(tz).date())
+    days = cat.closed_days(pol, clock.local(start, tz).date(), clock.local(end, tz).date())
     rules.check(pol, request, who, now, tz, days, qualification_required=needed)
     if not who.runs_facility:
-        check_unattended(resource, start, end)
+        check_unattended(resource, start, end, tz)
     return pol
 
 
@@ -170,20 +170,14 @@ def price_cents(resource: Resource, tenant, start: datetime, end: datetime) -> i
     return cost_cents(resource.price_per_hour_cents(tenant), minutes)
 
 
-def month_bounds(moment: datetime) -> tuple[datetime, datetime]:
-    local = moment.astimezone(building_tz())
-    first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return first, following
-
-
 def check_quota(
     person: Person, resource: Resource, start: datetime, end: datetime, exclude_pk=None
 ):
+    """A tenant's quota counts in the tenant's month, the default zone's (campus.clock)."""
     tenant = person.tenant
     if tenant is None or tenant.monthly_quota_minutes is None or not resource.uses_credits:
         return
-    first, following = month_bounds(start)
+    first, following = clock.month_bounds(clock.month_of(start))
     used = booked_minutes(tenant.pk, first, following, exclude_pk=exclude_pk)
     wanted = int((end - start) / timedelta(minutes=1))
     if used + wanted > tenant.monthly_quota_minutes:
@@ -257,14 +251,14 @@ def describe(conflicts) -> list[dict]:
 
 
 def slot_taken(conflicts) -> SlotTaken:
-    tz = building_tz()
     first = conflicts[0]
+    tz = catalogue.current().zone_of(first.resource_id)
     return SlotTaken(
         _("%(res)s is already booked from %(start)s to %(end)s.")
         % {
             "res": first.resource.code,
-            "start": first.start.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
-            "end": first.end.astimezone(tz).strftime("%H:%M"),
+            "start": clock.local(first.start, tz).strftime("%d/%m/%Y %H:%M"),
+            "end": clock.local(first.end, tz).strftime("%H:%M"),
         },
         conflicts=describe(conflicts),
     )
@@ -286,7 +280,7 @@ def with_retries(write: Callable):
             if attempt == RETRIES - 1:
                 log.warning("booking write gave up after %s attempts: %s", RETRIES, e)
                 raise Busy(_("The booking system is busy; please retry.")) from e
-            clock.sleep(0.02 * (2**attempt))
+            time.sleep(0.02 * (2**attempt))
     return None  # unreachable
 
 

@@ -1,6 +1,6 @@
 """The booking pages' forms: when (a local day and times), what and how often (the search)."""
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from django import forms
 from django.utils import timezone
@@ -12,7 +12,7 @@ from bookings.models import (
     Booking,
     ResourceKind,
 )
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Feature
 
 ROOM_KINDS = [(k, label) for k, label in ResourceKind.choices if k != ResourceKind.EQUIPMENT]
@@ -21,16 +21,9 @@ ROOM_KINDS = [(k, label) for k, label in ResourceKind.choices if k != ResourceKi
 STEP = timedelta(minutes=15)
 
 
-def local(moment: datetime) -> datetime:
-    return moment.astimezone(building_tz())
-
-
-def at(day, clock: time) -> datetime:
-    return datetime.combine(day, clock, tzinfo=building_tz())
-
-
 class WhenForm(forms.Form):
-    """A day and a start and end time, local (building); cleaned into `start_at`, `end_at`."""
+    """A day and a start and end time, local to the default zone (campus.clock: the pages'
+    times); cleaned into `start_at`, `end_at`."""
 
     date = forms.DateField(
         label=gettext_lazy("Date"),
@@ -50,15 +43,16 @@ class WhenForm(forms.Form):
         day, start, end = data.get("date"), data.get("start"), data.get("end")
         last_day = data.get("end_date") or day
         if day and start and end:
-            if at(last_day, end) <= at(day, start):
+            start_at, end_at = clock.at(day, start), clock.at(last_day, end)
+            if end_at <= start_at:
                 self.add_error("end", _("The end time must be after the start time."))
             else:
-                data["start_at"], data["end_at"] = at(day, start), at(last_day, end)
+                data["start_at"], data["end_at"] = start_at, end_at
         return data
 
     @classmethod
     def of(cls, booking: Booking, **kwargs):
-        start, end = local(booking.start), local(booking.end)
+        start, end = clock.local(booking.start), clock.local(booking.end)
         initial = {"date": start.date(), "start": start.time(), "end": end.time()}
         return cls(initial=initial, **kwargs)
 
@@ -201,7 +195,7 @@ class SearchForm(WhenForm):
     @classmethod
     def starting_now(cls, query) -> dict:
         """The query with date and times replaced by the next quarter-hour, for an hour."""
-        now = local(timezone.now())
+        now = clock.local(timezone.now())
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         start = midnight + -(-(now - midnight) // STEP) * STEP
         end = start + timedelta(hours=1)

@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from bookings import engine, notify, series, waitlist
 from bookings.models import Closure, PublicHolidayYear
-from campus import idempotency
-from campus.clock import building_tz
+from campus import clock, idempotency
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +145,7 @@ def cover_public_holidays(now: datetime | None = None) -> list[Closure]:
     """The yearly job: this year's and next year's public holidays are closures (one query
     when both years are there already)."""
     now = now or timezone.now()
-    this_year = now.astimezone(building_tz()).year
+    this_year = clock.today(now=now).year
     years = {this_year, this_year + 1}
     subdiv = settings.PUBLIC_HOLIDAYS_SUBDIV
     done = set(

@@ -8,6 +8,7 @@ Meta because SQLite cannot hold it; SQLite serialises writers with IMMEDIATE tra
 import secrets
 import uuid
 from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.postgres.fields import DateTimeRangeField
@@ -19,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Space, Tenant
 
 WEEKDAYS = range(1, 8)  # ISO: 1 = Monday … 7 = Sunday
@@ -293,10 +294,11 @@ HOLDING = (Status.PENDING, Status.CONFIRMED, Status.CHECKED_IN)
 CANCELLABLE = (Status.PENDING, Status.CONFIRMED)
 
 
-def occurrences(event, window_start: datetime, window_end: datetime):
-    """(start, end) of each occurrence in the window, expanded in the building's time zone."""
-    tz = building_tz()
-    found = event.get_occurrences(window_start.astimezone(tz), window_end.astimezone(tz))
+def occurrences(event, window_start: datetime, window_end: datetime, tz: ZoneInfo):
+    """(start, end) of each occurrence in the window, expanded in the resource's time zone
+    `tz`: django-scheduler expands in the zone of the window it is given, so that a weekly
+    09:00 stays at 09:00 local time across that zone's daylight-saving changes."""
+    found = event.get_occurrences(clock.local(window_start, tz), clock.local(window_end, tz))
     return [(o.start, o.end) for o in found if not o.cancelled]
 
 
@@ -473,7 +475,7 @@ class Booking(models.Model):
         ]
 
     def __str__(self):
-        local = timezone.localtime(self.start)
+        local = clock.local(self.start)
         return f"{self.resource.code} {local:%Y-%m-%d %H:%M} ({self.get_status_display()})"
 
     @property

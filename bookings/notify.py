@@ -5,7 +5,8 @@ transaction: never lost, never sent for a rolled-back change); the periodic work
 outbox (`send_outbox`, bookings.jobs) through Django's e-mail backend, so that no request
 waits for a mail server. A row is marked sent after a successful send, else retried later.
 Other e-mails (series summaries, waitlist offers) are sent after the transaction commits; a
-failure to send them is logged and never undoes a booking.
+failure to send them is logged and never undoes a booking. Times are written in the local
+time of the booked resource (its site's zone, campus.clock), as its invitation gives them.
 """
 
 import logging
@@ -18,9 +19,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from bookings import ical
+from bookings import catalogue, ical
 from bookings.models import Booking, OutboxEmail, Status
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Person
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ NOTICES = {
 }
 
 
-def _what(booking: Booking) -> str:
-    local = booking.start.astimezone(building_tz())
+def _what(booking: Booking, tz) -> str:
+    local = clock.local(booking.start, tz)
     return f"{booking.resource.name} {local:%d/%m/%Y %H:%M}"
 
 
@@ -125,11 +126,11 @@ def deliver(booking: Booking, what: str, recipient=None):
         what = "pending"
     cancelled = what in ("cancelled", "rejected", "released")
     person = recipient or booking.person
-    tz = building_tz()
+    tz = catalogue.current().zone_of(booking.resource_id)
     with translation.override(person.language or settings.LANGUAGE_CODE):
-        subject = _(SUBJECTS[what]) % {"what": _what(booking)}
-        local_start = booking.start.astimezone(tz)
-        local_end = booking.end.astimezone(tz)
+        subject = _(SUBJECTS[what]) % {"what": _what(booking, tz)}
+        local_start = clock.local(booking.start, tz)
+        local_end = clock.local(booking.end, tz)
         notice = []
         if what in NOTICES:
             deadline = booking.unqualified_deadline or booking.start
@@ -138,7 +139,7 @@ def deliver(booking: Booking, what: str, recipient=None):
                 booker += f" ({booking.tenant.name})"
             notice = [
                 _(NOTICES[what])
-                % {"deadline": f"{deadline.astimezone(tz):%d/%m/%Y %H:%M}", "person": booker},
+                % {"deadline": f"{clock.local(deadline, tz):%d/%m/%Y %H:%M}", "person": booker},
                 "",
             ]
         body = "\n".join(
@@ -163,8 +164,9 @@ def series_created(series, result):
     with translation.override(person.language or settings.LANGUAGE_CODE):
         subject = _("Recurring booking: %(n)s occurrences booked") % {"n": len(result.booked)}
         lines = [subject, ""]
+        tz = catalogue.current().zone_of(series.resource_id)
         for refusal in result.refused:
-            local = refusal.start.astimezone(building_tz())
+            local = clock.local(refusal.start, tz)
             lines.append(f"  ✗ {local:%d/%m/%Y %H:%M} — {refusal.detail}")
     feed = ical.feed(series.title or series.resource.name, result.booked)
     send(person.email, subject, "\n".join(lines), feed, cancelled=False)
@@ -172,13 +174,14 @@ def series_created(series, result):
 
 def waitlist_offer(entry):
     person = entry.person
+    tz = catalogue.current().zone_of(entry.resource_id)
     with translation.override(person.language or settings.LANGUAGE_CODE):
-        local = entry.start.astimezone(building_tz())
+        local = clock.local(entry.start, tz)
         subject = _("A slot you waited for is free: %(what)s") % {
             "what": f"{entry.resource.name} {local:%d/%m/%Y %H:%M}"
         }
         body = _("Book it before %(t)s on %(url)s") % {
-            "t": entry.offer_expires_at.astimezone(building_tz()).strftime("%H:%M"),
+            "t": clock.local(entry.offer_expires_at, tz).strftime("%H:%M"),
             "url": settings.SITE_URL,
         }
     send(person.email, subject, body, None, cancelled=False)

@@ -23,7 +23,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from bookings import availability, engine, series, waitlist
-from bookings.forms import SearchForm, WhenForm, at, hidden_search_fields, local
+from bookings.forms import SearchForm, WhenForm, hidden_search_fields
 from bookings.models import (
     Booking,
     PersonFeed,
@@ -33,7 +33,7 @@ from bookings.models import (
     WaitlistEntry,
 )
 from bookings.policy import within_opening_hours
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Floor, Space
 from common.errors import DomainError, Forbidden, NotFound
 from common.forms import back_to
@@ -66,7 +66,7 @@ def may_change(person, booking: Booking) -> bool:
 
 
 def describe(booking: Booking) -> str:
-    start, end = local(booking.start), local(booking.end)
+    start, end = clock.local(booking.start), clock.local(booking.end)
     return _("%(room)s on %(day)s, %(start)s–%(end)s") % {
         "room": booking.resource.name,
         "day": start.strftime("%d/%m/%Y"),
@@ -80,8 +80,8 @@ def conflicts_of(error: DomainError) -> list[dict]:
     return [
         {
             "resource": c["resource"],
-            "start": local(datetime.fromisoformat(c["start"])),
-            "end": local(datetime.fromisoformat(c["end"])),
+            "start": clock.local(datetime.fromisoformat(c["start"])),
+            "end": clock.local(datetime.fromisoformat(c["end"])),
         }
         for c in error.data.get("conflicts", [])
     ]
@@ -114,7 +114,7 @@ def suggestion(resource: Resource, found: tuple | None) -> dict | None:
     """A free interval (availability.next_free_slot) as the pages show it."""
     if found is None:
         return None
-    start, end = local(found[0]), local(found[1])
+    start, end = clock.local(found[0]), clock.local(found[1])
     ends_at_midnight = end.time() == time(0) and end.date() > start.date()
     return {
         "room": resource.name,
@@ -133,7 +133,7 @@ def preview_series(person, slot: engine.Slot, recurrence) -> dict:
     result = series.book_series(person, slot, recurrence, dry_run=True)
     rows = []
     for start, end, booking, refusal in result.outcomes():
-        row = {"start": local(start), "end": local(end), "free": booking is not None}
+        row = {"start": clock.local(start), "end": clock.local(end), "free": booking is not None}
         if booking is not None:
             row["pending"] = booking.status == Status.PENDING
         else:
@@ -163,7 +163,7 @@ def book_the_series(request, slot: engine.Slot, form: SearchForm):
         messages.warning(
             request,
             _("Not booked on %(day)s: %(reason)s")
-            % {"day": local(r.start).strftime("%d/%m/%Y %H:%M"), "reason": r.detail},
+            % {"day": clock.local(r.start).strftime("%d/%m/%Y %H:%M"), "reason": r.detail},
         )
     return redirect(f"{reverse('my-bookings')}#booking-{first.pk}")
 
@@ -223,7 +223,7 @@ def book(request):
     elif "date" in request.GET:
         form = SearchForm(request.GET)
     else:
-        today = local(timezone.now()).date()
+        today = clock.today()
         form = SearchForm(initial={"date": today, "capacity": 1})
     free = None
     if form.is_bound and form.is_valid():
@@ -253,17 +253,22 @@ def book(request):
 
 @login_required
 def day_grid(request):
-    """A floor's rooms for one day, in half-hour slots: free or taken, in words."""
-    tz = building_tz()
+    """A floor's rooms for one day, in half-hour slots: free or taken, in words; in the
+    local time of the floor's site."""
+    floors = list(
+        Floor.objects.filter(spaces__resource__is_active=True)
+        .select_related("building__site")
+        .distinct()
+    )
+    floor = next((f for f in floors if str(f.pk) == request.GET.get("floor")), None)
+    floor = floor or (floors[0] if floors else None)
+    tz = clock.zone(floor.building.site.time_zone) if floor else clock.building_tz()
     try:
         day = datetime.strptime(request.GET.get("date", ""), "%Y-%m-%d").date()
     except ValueError:
-        day = local(timezone.now()).date()
-    floors = list(Floor.objects.filter(spaces__resource__is_active=True).distinct())
-    floor = next((f for f in floors if str(f.pk) == request.GET.get("floor")), None)
-    floor = floor or (floors[0] if floors else None)
+        day = clock.today(tz)
     start_hour, end_hour = 8, 20
-    slots = [at(day, time(h, m)) for h in range(start_hour, end_hour) for m in (0, 30)]
+    slots = [clock.at(day, time(h, m), tz) for h in range(start_hour, end_hour) for m in (0, 30)]
     rows = []
     if floor is not None:
         resources = [
@@ -272,7 +277,9 @@ def day_grid(request):
             if r.space and r.space.floor_id == floor.pk and r.kind != ResourceKind.EQUIPMENT
         ]
         busy = availability.busy_ranges(
-            [r.pk for r in resources], at(day, time(0)), at(day + timedelta(days=1), time(0))
+            [r.pk for r in resources],
+            clock.local_midnight(day, tz),
+            clock.local_midnight(day + timedelta(days=1), tz),
         )
         policies = availability.policies_of(resources)
         closed_by_policy = {}
@@ -290,7 +297,7 @@ def day_grid(request):
                     state = "closed"
                 else:
                     state = "free"
-                cells.append({"start": s.astimezone(tz), "state": state})
+                cells.append({"start": s, "state": state})
             rows.append({"resource": r, "cells": cells})
     context = {
         "day": day,
@@ -300,6 +307,7 @@ def day_grid(request):
         "floor": floor,
         "slots": slots,
         "rows": rows,
+        "zone": tz,
     }
     return render(request, "bookings/day_grid.html", context)
 

@@ -1,28 +1,31 @@
 """Recurring bookings (invariant 2): a django-scheduler Event + Rule, expanded in the
-building's time zone, each occurrence booked (or refused) on its own through `engine.book`.
+resource's time zone (its site's, campus.clock), each occurrence booked (or refused) on its
+own through `engine.book`.
 
 django-scheduler stores the rule and expands it; it is not the booking store (docs/design.md
-says why). We always pass it windows in the building's time zone, so that a weekly 09:00
-meeting stays at 09:00 local time across daylight-saving changes.
+says why). We always pass it windows in the resource's time zone, so that
+a weekly 09:00 meeting stays at 09:00 local time across that zone's daylight-saving changes.
 """
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from schedule.models import Calendar, Event, Rule
 
+from bookings import catalogue
 from bookings.engine import (
     Slot,
     book,
-    building_tz,
     cancel,
     policy_for,
 )
 from bookings.models import HOLDING, Booking, BookingSeries, Status, occurrences
 from bookings.policy import PolicyRefused
+from campus import clock
 from campus.models import Person
 from common.errors import DomainError, Invalid
 
@@ -42,7 +45,8 @@ class SeriesRefused(DomainError):
 @dataclass(frozen=True)
 class Recurrence:
     """An RFC 5545 recurrence: daily, weekly or monthly, every `interval`, on ISO weekdays,
-    ending after `count` occurrences or on the local date `until` (inclusive), or never."""
+    ending after `count` occurrences or on the local date `until` (inclusive), or never;
+    local to the booked resource's time zone `tz`."""
 
     freq: str
     interval: int = 1
@@ -50,12 +54,12 @@ class Recurrence:
     count: int | None = None
     until: date | None = None
 
-    def until_moment(self) -> datetime | None:
+    def until_moment(self, tz: ZoneInfo) -> datetime | None:
         if self.until is None:
             return None
-        return datetime.combine(self.until, time(23, 59, 59), tzinfo=building_tz())
+        return clock.at(self.until, time(23, 59, 59), tz)
 
-    def rrule(self) -> str:
+    def rrule(self, tz: ZoneInfo) -> str:
         parts = [f"FREQ={FREQUENCIES[self.freq]}"]
         if self.interval != 1:
             parts.append(f"INTERVAL={self.interval}")
@@ -64,7 +68,7 @@ class Recurrence:
         if self.count:
             parts.append(f"COUNT={self.count}")
         if self.until:
-            utc = self.until_moment().astimezone(UTC)
+            utc = self.until_moment(tz).astimezone(UTC)
             parts.append(f"UNTIL={utc:%Y%m%dT%H%M%SZ}")
         return ";".join(parts)
 
@@ -126,11 +130,13 @@ def horizon_for(person: Person, slot: Slot, now: datetime) -> datetime:
     return now + timedelta(days=horizon_days(person, slot))
 
 
-def deferred_occurrences(event: Event, horizon: datetime, first_start: datetime):
+def deferred_occurrences(event: Event, horizon: datetime, first_start: datetime, tz: ZoneInfo):
     """The occurrences starting from the horizon on, in the two years after it (or after the
     first occurrence, when that is later), at most MAX_OCCURRENCES."""
     until = max(horizon, first_start) + timedelta(days=2 * STAFF_HORIZON_DAYS)
-    found = [(start, end) for start, end in occurrences(event, horizon, until) if start >= horizon]
+    found = [
+        (start, end) for start, end in occurrences(event, horizon, until, tz) if start >= horizon
+    ]
     return found[:MAX_OCCURRENCES]
 
 
@@ -171,10 +177,12 @@ def book_series(
     now = now or timezone.now()
     if recurrence.freq not in FREQUENCIES:
         raise SeriesRefused(_("Unknown frequency."), code="invalid")
+    tz = catalogue.current().zone_of(first.resource.pk)
+    rrule = recurrence.rrule(tz)
     with transaction.atomic():
         rule = Rule.objects.create(
-            name=recurrence.rrule()[:32],
-            description=recurrence.rrule(),
+            name=rrule[:32],
+            description=rrule,
             frequency=FREQUENCIES[recurrence.freq],
             params=recurrence.scheduler_params(),
         )
@@ -184,7 +192,7 @@ def book_series(
             title=(first.title or first.resource.name)[:255],
             calendar=_calendar(),
             rule=rule,
-            end_recurring_period=recurrence.until_moment(),
+            end_recurring_period=recurrence.until_moment(tz),
             creator=person,
         )
         days = horizon_days(person, first)
@@ -195,13 +203,13 @@ def book_series(
             person=person,
             tenant=person.tenant,
             title=first.title[:160],
-            rrule=recurrence.rrule(),
+            rrule=rrule,
             skip_conflicts=skip_conflicts,
             materialised_until=horizon,
         )
         result = _materialise(person, series, first, first.start, horizon, now)
         result.horizon = horizon
-        result.deferred = deferred_occurrences(event, horizon, first.start)
+        result.deferred = deferred_occurrences(event, horizon, first.start, tz)
         result.deferred_reason = _(
             "Beyond the booking horizon of %(d)s days: each occurrence is booked when it comes "
             "within it, and may be refused then like any booking."
@@ -235,7 +243,9 @@ def book_series(
 
 def _materialise(person, series, template: Slot, window_start, window_end, now) -> SeriesResult:
     booked, refused = [], []
-    for start, end in occurrences(series.event, window_start, window_end)[:MAX_OCCURRENCES]:
+    tz = catalogue.current().zone_of(template.resource.pk)
+    found = occurrences(series.event, window_start, window_end, tz)
+    for start, end in found[:MAX_OCCURRENCES]:
         if start < window_start:
             continue
         slot = Slot(template.resource, start, end, template.title, template.attendees)

@@ -1,6 +1,6 @@
 """The facility staff's booking pages: the approval queue (approve, reject) and today's bookings."""
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.db.models import Q
@@ -10,12 +10,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bookings import engine
-from bookings.forms import at, local
 from bookings.models import (
     HOLDING,
     Status,
 )
 from bookings.pages import describe
+from campus import clock
 from campus.roles import facility_required
 from common.errors import DomainError
 
@@ -62,15 +62,16 @@ def today(request):
     try:
         day = datetime.strptime(request.GET.get("date", ""), "%Y-%m-%d").date()
     except ValueError:
-        day = local(timezone.now()).date()
+        day = clock.today()
+    following = clock.local_midnight(day + timedelta(days=1))
     bookings = (
         engine.visible_bookings(request.user)
-        .filter(Q(start__lt=at(day + timedelta(days=1), time(0))) & Q(end__gt=at(day, time(0))))
+        .filter(Q(start__lt=following) & Q(end__gt=clock.local_midnight(day)))
         .order_by("start", "resource__code")
     )
     context = {
         "day": day,
-        "is_today": day == local(timezone.now()).date(),
+        "is_today": day == clock.today(),
         "previous_day": day - timedelta(days=1),
         "next_day": day + timedelta(days=1),
         "bookings": bookings,

@@ -6,11 +6,10 @@ from decimal import Decimal
 from typing import Annotated
 
 from django.db.models import Q
-from django.utils import timezone
 from ninja import Field, FilterLookup, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from campus import people
+from campus import clock, people
 from campus.auth import caller, require_staff, visible_tokens
 from campus.idempotency import idempotent
 from campus.models import ApiToken, Feature, Floor, Lease, Space, Tenant
@@ -404,7 +403,7 @@ def resend_invitation(request, person_id: int):
         {
             "person_id": target.pk,
             "email": target.email,
-            "valid_until": timezone.localtime(valid_until),
+            "valid_until": clock.local(valid_until),
         },
     )
 

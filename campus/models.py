@@ -11,14 +11,23 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from campus.clock import default_zone_name, validate_time_zone
+
 
 class Site(models.Model):
-    """A campus: the top of the building hierarchy, with its own time zone."""
+    """A campus: the top of the building hierarchy, with its own time zone, in which
+    whatever is on it keeps local time (the rule is at the top of campus/clock.py)."""
 
     name = models.CharField(_("name"), max_length=120, unique=True)
     slug = models.SlugField(_("slug"), max_length=40, unique=True)
     address = models.CharField(_("address"), max_length=250, blank=True)
-    time_zone = models.CharField(_("time zone"), max_length=60, default="Europe/Paris")
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=60,
+        default=default_zone_name,
+        validators=[validate_time_zone],
+        help_text=_("An IANA name such as Europe/Paris."),
+    )
 
     class Meta:
         verbose_name = _("site")

@@ -5,8 +5,9 @@ parameter, defined once.
   for 1, `1.0`, `"1"` or `0` for false. A query string carries only text, so there an integer
   is its decimal digits and a boolean the word `true` or `false`.
 - A date-time is an RFC 3339 string (`2030-01-07T10:00:00+01:00`, or `Z`; seconds may be left
-  out); without an offset it is the building's local time (`settings.TIME_ZONE`). Never a
-  number of seconds since 1970. It is answered in the building's time zone.
+  out); without an offset it is local time of the default zone (`settings.TIME_ZONE`, the
+  first site's: campus/clock.py). Never a number of seconds since 1970. It is answered in
+  that zone.
 - A date is `YYYY-MM-DD`, a month `YYYY-MM`.
 - Every date, date-time and month lies between EARLIEST and LATEST (local dates), so that no
   booking of year 458 or of 1970–2000 can be made, and no date of a time zone's historic
@@ -58,7 +59,7 @@ def _parse_date_time(value):
 
 
 def _in_window(value: datetime) -> datetime:
-    """The same instant in the building's time zone, if its local date is in the window."""
+    """The same instant in the default zone, if its local date is in the window."""
     tz = timezone.get_default_timezone()
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)

@@ -18,6 +18,7 @@ from pydantic import model_validator
 from bookings import availability, catalogue, engine
 from bookings.api import BookingOut, booking_queryset
 from bookings.models import Resource
+from campus import clock
 from campus.auth import caller
 from campus.idempotency import idempotent
 from campus.models import Person
@@ -596,7 +597,7 @@ class StatementOut(Schema):
 def _statement(request, q: UsageQuery) -> usage.Statement:
     tenant = usage.require_may_read_statement(caller(request), q.tenant)
     try:
-        month = usage.parse_month(q.month)
+        month = clock.parse_month(q.month)
     except ValueError as e:
         raise Invalid(f"month: {e}.", field="month") from e
     return usage.statement_for(tenant, month)

@@ -16,9 +16,9 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from bookings import availability, engine, notify
+from bookings import availability, catalogue, engine, notify
 from bookings.models import HOLDING, Booking, Resource, Status
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Person
 from common.errors import DomainError, Forbidden
 from labs import lost_qualifications, qualifications
@@ -314,8 +314,7 @@ def affected_bookings(equipment: Equipment, start: datetime, end: datetime) -> l
 def next_free_slots(resource, duration: timedelta, after: datetime, count: int = OFFERED_SLOTS):
     """Up to `count` free slots of `duration` on the resource, the first at or after `after`."""
     offers = []
-    tz = building_tz()
-    day = after.astimezone(tz).date()
+    day = clock.today(catalogue.current().zone_of(resource.pk), after)
     for i in range(OFFER_SEARCH_DAYS):
         for s, e in availability.free_slots(resource, day + timedelta(days=i)):
             s = max(s, after)
@@ -369,11 +368,12 @@ def schedule_maintenance(
 
 
 def tell_owner(booking: Booking, offers: list[tuple[datetime, datetime]]):
-    """E-mail a booker whose booking a maintenance window replaced, with other slots."""
+    """E-mail a booker whose booking a maintenance window replaced, with other slots, in the
+    machine's local time."""
     person = booking.person
-    tz = building_tz()
+    tz = catalogue.current().zone_of(booking.resource_id)
     with translation.override(person.language or settings.LANGUAGE_CODE):
-        local = booking.start.astimezone(tz)
+        local = clock.local(booking.start, tz)
         subject = _(notify.SUBJECTS["maintenance"]) % {
             "what": f"{booking.resource.name} {local:%d/%m/%Y %H:%M}"
         }
@@ -386,7 +386,8 @@ def tell_owner(booking: Booking, offers: list[tuple[datetime, datetime]]):
         if offers:
             lines.append(_("Next free slots:"))
             lines += [
-                f"  {s.astimezone(tz):%d/%m/%Y %H:%M} – {e.astimezone(tz):%H:%M}" for s, e in offers
+                f"  {clock.local(s, tz):%d/%m/%Y %H:%M} – {clock.local(e, tz):%H:%M}"
+                for s, e in offers
             ]
         lines += ["", f"{settings.SITE_URL}/"]
     notify.send(person.email, subject, "\n".join(lines), None, cancelled=False)

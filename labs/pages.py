@@ -15,9 +15,10 @@ from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
 from bookings import availability, engine
-from bookings.forms import WhenForm, local
+from bookings.forms import WhenForm
 from bookings.models import Status
 from bookings.pages import describe, refusal_text, suggest, suggestion
+from campus import clock
 from campus.roles import tenant_admin_required
 from common.errors import DomainError
 from labs import maintenance, usage
@@ -87,7 +88,7 @@ def equipment_detail(request, equipment_id: int):
     person = request.user
     equipment = get_object_or_404(machines(person), pk=equipment_id)
     now = timezone.now()
-    today = local(now).date()
+    today = clock.today(now=now)
     try:
         day = datetime.strptime(request.GET.get("date", ""), "%Y-%m-%d").date()
     except ValueError:
@@ -127,7 +128,8 @@ def equipment_detail(request, equipment_id: int):
         "previous_day": day - timedelta(days=1) if day > today else None,
         "next_day": day + timedelta(days=1),
         "slots": [
-            (local(s), local(e)) for s, e in availability.free_slots(equipment.resource, day)
+            (clock.local(s), clock.local(e))
+            for s, e in availability.free_slots(equipment.resource, day)
         ],
         "next_free": next_free,
         "first_free": free_slot_of(equipment, now),
@@ -167,10 +169,10 @@ def month_of(request) -> tuple[date, bool]:
     text = request.GET.get("month", "")
     if text:
         try:
-            return usage.parse_month(text), True
+            return clock.parse_month(text), True
         except ValueError:
             pass
-    return timezone.localdate().replace(day=1), not text
+    return clock.month_of(timezone.now()), not text
 
 
 @tenant_admin_required

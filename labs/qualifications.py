@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
@@ -22,7 +23,7 @@ from django.utils.translation import gettext as _
 from bookings.engine import policy_for
 from bookings.models import BookingPolicy, Resource
 from bookings.policy import PolicyRefused, within_opening_hours
-from campus.clock import building_tz
+from campus import clock
 from labs.models import Equipment, Qualification
 
 
@@ -164,7 +165,7 @@ def requires_qualification(resource) -> bool:
 
 def add_months(moment: datetime, months: int) -> datetime:
     """The same local wall-clock time `months` later (clamped to the month's last day)."""
-    local = moment.astimezone(building_tz())
+    local = clock.local(moment)
     month_index = local.month - 1 + months
     year, month = local.year + month_index // 12, month_index % 12 + 1
     day = min(local.day, calendar.monthrange(year, month)[1])
@@ -206,16 +207,16 @@ def day_hours(equipment: Equipment) -> list:
     return default.opening_hours if default else []
 
 
-def check_unattended(resource, start: datetime, end: datetime) -> None:
-    """Refuse a run outside the lab's opening hours on a machine not allowed to run alone."""
+def check_unattended(resource, start: datetime, end: datetime, tz: ZoneInfo) -> None:
+    """Refuse a run outside the lab's opening hours on a machine not allowed to run alone;
+    `tz` is the machine's zone, its lab's site's."""
     if resource.kind != Resource.Kind.EQUIPMENT:
         return
     equipment = Equipment.objects.filter(resource_id=resource.pk).first()
     if equipment is None or equipment.unattended_allowed:
         return
-    tz = building_tz()
     hours = day_hours(equipment)
-    if not within_opening_hours(hours, start.astimezone(tz), end.astimezone(tz)):
+    if not within_opening_hours(hours, clock.local(start, tz), clock.local(end, tz)):
         raise PolicyRefused(
             _("This machine may not run unattended: book it within the lab's opening hours."),
             code="overnight_not_allowed",

@@ -4,8 +4,8 @@ measured use against booked time, the no-show rate and the busiest hours of the 
 `load_month` reads the rows (a few queries); `build` and everything it calls are pure
 functions of them, exact to the minute; `to_csv` writes the report for a spreadsheet.
 
-Rules (all times in the building's time zone, the month from its first local midnight to the
-next month's):
+Rules (each resource's times in its own time zone, its site's (campus.clock): its month runs
+from its first local midnight to the next month's, its hours are local):
 - Bookable time of a resource: its policy's opening hours on every day of the month (no
   opening hours: the whole day), except closure days (public holidays only when the policy
   closes on them). Real minutes: a day open around the clock lasts 23 or 25 hours when the
@@ -16,7 +16,8 @@ next month's):
   the month, against its booked time.
 - No-show rate: released / (released + checked in + confirmed and already over), over the
   bookings (not maintenance) that start in the month.
-- Busiest hours: booked minutes per weekday and hour of the day, all resources together.
+- Busiest hours: booked minutes per local weekday and hour of the day, all resources
+  together.
 Percentages are given in tenths of a percent, rounded half up (125 is 12.5 %).
 """
 
@@ -28,11 +29,11 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from bookings import availability
+from bookings import catalogue
 from bookings.engine import closed_days
 from bookings.models import Booking, Resource, ResourceKind, Status
 from bookings.policy import opening_intervals
-from campus.clock import building_tz
+from campus import clock
 from common import spreadsheet
 
 HELD = (Status.CONFIRMED, Status.CHECKED_IN)
@@ -48,6 +49,7 @@ class ResourceRow:
     kind: str
     opening_hours: tuple
     closed_days: frozenset
+    tz: ZoneInfo | None = None  # its site's; None: the month's (MonthRows.tz)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class MonthRows:
     resources: tuple[ResourceRow, ...]
     bookings: tuple[BookingRow, ...]
     sessions: tuple[SessionRow, ...] = ()
-    tz: ZoneInfo = field(default_factory=building_tz)
+    tz: ZoneInfo = field(default_factory=clock.building_tz)  # of resources without their own
 
 
 @dataclass(frozen=True)
@@ -143,11 +145,6 @@ def percent_tenths(part: int, whole: int) -> int:
     return (2 * 1000 * part + whole) // (2 * whole)
 
 
-def month_window(month: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-    return datetime.combine(month, time(0), tz), datetime.combine(following, time(0), tz)
-
-
 def minutes_between(start: datetime, end: datetime) -> int:
     # In UTC: Python subtracts two times of the same zone by their wall clocks, which is
     # an hour off across a clock change.
@@ -161,7 +158,7 @@ def overlap_minutes(start: datetime, end: datetime, lo: datetime, hi: datetime) 
 
 def bookable_minutes(opening_hours, closed: frozenset, month: date, tz: ZoneInfo) -> int:
     """The real minutes a resource is open in the month."""
-    first, following = month_window(month, tz)
+    first, following = clock.month_bounds(month, tz)
     total = 0
     day = first.date()
     while day < following.date():
@@ -169,41 +166,50 @@ def bookable_minutes(opening_hours, closed: frozenset, month: date, tz: ZoneInfo
             for opens, closes in opening_intervals(list(opening_hours), day):
                 # Wall-clock ends: 24:00 is the next local midnight, whatever the day's length.
                 if closes >= 24 * 60:
-                    end = datetime.combine(day + timedelta(days=1), time(0), tz)
+                    end = clock.local_midnight(day + timedelta(days=1), tz)
                 else:
-                    end = datetime.combine(day, time(closes // 60, closes % 60), tz)
-                start = datetime.combine(day, time(opens // 60, opens % 60), tz)
+                    end = clock.at(day, time(closes // 60, closes % 60), tz)
+                start = clock.at(day, time(opens // 60, opens % 60), tz)
                 total += minutes_between(start, end)
         day += timedelta(days=1)
     return total
 
 
-def busiest_hours(bookings, lo: datetime, hi: datetime, tz: ZoneInfo) -> list[list[int]]:
-    """Booked minutes per local weekday and hour; whole-hour zones (Paris) keep UTC hours
-    aligned with local ones, so each booking is cut at UTC hour boundaries."""
+def busiest_hours(bookings, windows, tz_of) -> list[list[int]]:
+    """Booked minutes per local weekday and hour, each booking within its resource's month
+    (`windows`: resource id → (lo, hi)) and in its zone (`tz_of`: resource id → zone); in
+    whole-hour zones (Paris) UTC hours are aligned with local ones, so each booking is cut at
+    UTC hour boundaries."""
     grid = [[0] * 24 for _ in range(7)]
     for b in bookings:
+        lo, hi = windows[b.resource_id]
         t, end = max(b.start, lo).astimezone(UTC), min(b.end, hi).astimezone(UTC)
         while t < end:
             step = min(t.replace(minute=0, second=0, microsecond=0) + HOUR, end)
-            local = t.astimezone(tz)
+            local = clock.local(t, tz_of(b.resource_id))
             grid[local.weekday()][local.hour] += minutes_between(t, step)
             t = step
     return grid
 
 
 def build(rows: MonthRows) -> Report:
-    lo, hi = month_window(rows.month, rows.tz)
+    zones = {r.id: r.tz or rows.tz for r in rows.resources}
+
+    def tz_of(resource_id: int) -> ZoneInfo:
+        return zones.get(resource_id, rows.tz)
+
+    windows = defaultdict(lambda: clock.month_bounds(rows.month, rows.tz))
+    windows.update({pk: clock.month_bounds(rows.month, tz) for pk, tz in zones.items()})
     held = [b for b in rows.bookings if b.status in HELD]
     booked = defaultdict(int)
     for b in held:
-        booked[b.resource_id] += overlap_minutes(b.start, b.end, lo, hi)
+        booked[b.resource_id] += overlap_minutes(b.start, b.end, *windows[b.resource_id])
     uses = [
         Use(
             r.code,
             r.name,
             r.kind,
-            bookable_minutes(r.opening_hours, r.closed_days, rows.month, rows.tz),
+            bookable_minutes(r.opening_hours, r.closed_days, rows.month, tz_of(r.id)),
             booked[r.id],
         )
         for r in sorted(rows.resources, key=lambda r: r.code)
@@ -222,11 +228,13 @@ def build(rows: MonthRows) -> Report:
         )
     measured = defaultdict(int)
     for s in rows.sessions:
-        measured[s.resource_id] += overlap_minutes(s.started_at, s.stopped_at, lo, hi)
+        window = windows[s.resource_id]
+        measured[s.resource_id] += overlap_minutes(s.started_at, s.stopped_at, *window)
     machines = [r for r in sorted(rows.resources, key=lambda r: r.code) if r.kind == "equipment"]
     kind_of = {r.id: r.kind for r in rows.resources}
     counts = defaultdict(lambda: [0, 0, 0])
     for b in rows.bookings:
+        lo, hi = windows[b.resource_id]
         if not lo <= b.start < hi:
             continue
         if b.status == Status.RELEASED:
@@ -242,7 +250,7 @@ def build(rows: MonthRows) -> Report:
     no_shows = [NoShows(k, *counts[k]) for k in sorted(counts) if k != "all"]
     no_shows.append(NoShows("all", *counts["all"]))
     return Report(
-        month=f"{rows.month:%Y-%m}",
+        month=clock.format_month(rows.month),
         spaces=[u for u in uses if u.kind != "equipment"],
         kinds=kinds,
         equipment=[u for u in uses if u.kind == "equipment"],
@@ -252,7 +260,7 @@ def build(rows: MonthRows) -> Report:
             if booked[r.id] or measured[r.id]
         ],
         no_shows=no_shows,
-        busiest=busiest_hours(held, lo, hi, rows.tz),
+        busiest=busiest_hours(held, windows, tz_of),
     )
 
 
@@ -339,20 +347,16 @@ def to_csv(report: Report, *, decimal_comma: bool = False) -> bytes:
 # ------------------------------------------------------------------ loading
 
 
-def parse_month(text: str) -> date:
-    """`YYYY-MM` → the first day of that month; ValueError otherwise."""
-    if len(text) != 7 or text[4] != "-":
-        raise ValueError("a month is written YYYY-MM")
-    return date(int(text[:4]), int(text[5:]), 1)
-
-
 def load_month(month: date, now: datetime | None = None) -> MonthRows:
-    """The rows of a month: bookable resources with their hours and closures, bookings and
-    machine sessions overlapping it."""
+    """The rows of a month: bookable resources with their hours, closures and zones, bookings
+    and machine sessions overlapping it (in any of their zones)."""
     from labs.models import UsageSession  # labs builds on bookings, not the other way
 
-    tz = building_tz()
-    lo, hi = month_window(month, tz)
+    cat = catalogue.current()
+    default = clock.building_tz()
+    zones = {e.zone for e in cat.by_pk.values()} | {default}
+    windows = [clock.month_bounds(month, tz) for tz in zones]
+    lo, hi = min(w[0] for w in windows), max(w[1] for w in windows)
     bookings = list(
         Booking.objects.filter(is_maintenance=False, start__lt=hi, end__gt=lo).values_list(
             "resource_id", "start", "end", "status"
@@ -360,12 +364,11 @@ def load_month(month: date, now: datetime | None = None) -> MonthRows:
     )
     used = {b[0] for b in bookings}
     resources = list(Resource.objects.filter(is_active=True) | Resource.objects.filter(pk__in=used))
-    policies = availability.policies_of(resources)
-    last = hi.date() - timedelta(days=1)
+    last = clock.month_bounds(month)[1].date() - timedelta(days=1)
     closed_by_policy = {}
     rows = []
     for r in resources:
-        pol = policies[r.pk]
+        pol = cat.policy_of(r)
         key = (pol.pk, pol.closed_on_public_holidays)
         if key not in closed_by_policy:
             closed_by_policy[key] = closed_days(pol, month, last)
@@ -377,6 +380,7 @@ def load_month(month: date, now: datetime | None = None) -> MonthRows:
                 r.kind,
                 tuple(map(tuple, pol.opening_hours)),
                 closed_by_policy[key],
+                cat.zone_of(r.pk),
             )
         )
     sessions = UsageSession.objects.filter(
@@ -388,7 +392,7 @@ def load_month(month: date, now: datetime | None = None) -> MonthRows:
         resources=tuple(rows),
         bookings=tuple(BookingRow(*b) for b in bookings),
         sessions=tuple(SessionRow(*s) for s in sessions),
-        tz=tz,
+        tz=default,
     )
 
 

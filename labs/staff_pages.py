@@ -6,7 +6,7 @@ Every write goes through `labs.maintenance` (and through it `bookings.engine`), 
 the pages turn a `DomainError` or a model `ValidationError` into a message next to the form.
 """
 
-from datetime import datetime, time, timedelta
+from datetime import time, timedelta
 
 from django import forms
 from django.contrib import messages
@@ -22,9 +22,8 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from bookings.engine import visible_bookings
-from bookings.forms import local
 from bookings.models import CANCELLABLE, Booking
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Person
 from campus.roles import facility_required, labs_required
 from common.errors import DomainError
@@ -35,10 +34,6 @@ from labs.models import Equipment
 from labs.qualifications import in_force
 
 PAGE_SIZE = 50
-
-
-def at(day, clock: time) -> datetime:
-    return datetime.combine(day, clock, tzinfo=building_tz())
 
 
 # ------------------------------------------------------------------ equipment
@@ -105,8 +100,8 @@ class MaintenanceForm(forms.Form):
     def clean(self):
         data = super().clean()
         if all(data.get(k) for k in ("start_date", "start_time", "end_date", "end_time")):
-            data["start"] = at(data["start_date"], data["start_time"])
-            data["end"] = at(data["end_date"], data["end_time"])
+            data["start"] = clock.at(data["start_date"], data["start_time"])
+            data["end"] = clock.at(data["end_date"], data["end_time"])
             if data["end"] <= data["start"]:
                 self.add_error("end_time", _("The window must end after it starts."))
         return data
@@ -137,7 +132,7 @@ def _detail(request, eq: Equipment, form: MaintenanceForm, *, error=None, status
 @labs_required
 def equipment_detail(request, equipment_id: int):
     eq = _equipment(request, equipment_id)
-    tomorrow = timezone.localdate() + timedelta(days=1)
+    tomorrow = clock.today() + timedelta(days=1)
     initial = {
         "start_date": tomorrow,
         "start_time": time(8),
@@ -264,7 +259,7 @@ def qualifications(request):
                     d["person"],
                     equipment=d["equipment"],
                     equipment_class=d["equipment_class"] or "",
-                    valid_until=at(until, time(23, 59)) if until else None,
+                    valid_until=clock.at(until, time(23, 59)) if until else None,
                     renew_on_use_months=d["renew_on_use_months"],
                     note=d["note"],
                 )
@@ -403,11 +398,11 @@ def report(request):
     """A month's utilisation, measured use, no-shows and busiest hours; `format=csv` for a
     spreadsheet (`decimal=comma` for a French one)."""
     data = request.GET.copy()
-    data.setdefault("month", f"{local(timezone.now()):%Y-%m}")
+    data.setdefault("month", clock.format_month(clock.month_of(timezone.now())))
     form = MonthForm(data)
     if not form.is_valid():
         return render(request, "labs/report.html", {"form": form}, status=422)
-    result = reports.monthly_report(reports.parse_month(form.cleaned_data["month"]))
+    result = reports.monthly_report(clock.parse_month(form.cleaned_data["month"]))
     if request.GET.get("format") == "csv":
         body = reports.to_csv(result, decimal_comma=request.GET.get("decimal") == "comma")
         response = HttpResponse(body, content_type="text/csv; charset=utf-8")
@@ -459,6 +454,6 @@ def report(request):
             for name, row, levels_row in zip(day_names, result.busiest, levels, strict=True)
         ],
         "hours_of_day": [f"{h:02d}" for h in range(24)],
-        "month_label": reports.parse_month(result.month),
+        "month_label": clock.parse_month(result.month),
     }
     return render(request, "labs/report.html", context)

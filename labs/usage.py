@@ -3,8 +3,9 @@ function of them (same inputs, same statement, to the cent), `to_csv` writes it 
 accountant's spreadsheet.
 
 Rules (all amounts in integer cents, rounded half up):
-- A booking belongs to the month (building time) in which it starts. Confirmed, checked-in
-  and released (no-show) bookings are billed; maintenance windows never.
+- A booking belongs to the month in which it starts: the tenant's month, in the default zone
+  (the rule is at the top of campus/clock.py: one statement across every site). Confirmed,
+  checked-in and released (no-show) bookings are billed; maintenance windows never.
 - Room time is billed at the booking's price (the member or non-member hourly price the
   engine computed when it was booked).
 - Equipment time is the measured time of the booking's closed usage sessions, at the tenant's
@@ -26,9 +27,9 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Q
 
-from bookings.engine import cost_cents, month_bounds
+from bookings.engine import cost_cents
 from bookings.models import Booking, Resource, Status
-from campus.clock import building_tz
+from campus.clock import building_tz, format_month, local, month_bounds
 from campus.models import Person, Tenant
 from common import spreadsheet
 from common.errors import Forbidden, Invalid, NotFound
@@ -132,20 +133,12 @@ def _minutes(delta: timedelta) -> int:
     return half_up(int(delta.total_seconds()), 60)
 
 
-def parse_month(text: str) -> date:
-    """`YYYY-MM` → the first day of that month; ValueError otherwise."""
-    if len(text) != 7 or text[4] != "-":
-        raise ValueError("a month is written YYYY-MM")
-    year, month = int(text[:4]), int(text[5:])
-    return date(year, month, 1)
-
-
 # ------------------------------------------------------------------ loading
 
 
 def load_inputs(tenant: Tenant, month: date) -> Inputs:
     """Read everything the statement of `tenant` for `month` depends on (a few queries)."""
-    first, following = month_bounds(datetime(month.year, month.month, 15, 12, tzinfo=building_tz()))
+    first, following = month_bounds(month)
     bookings = list(
         Booking.objects.filter(tenant=tenant, is_maintenance=False, start__gte=first)
         .filter(start__lt=following)
@@ -185,7 +178,7 @@ def load_inputs(tenant: Tenant, month: date) -> Inputs:
         tenant=TenantFacts(
             tenant.pk, tenant.name, tenant.is_member(), tenant.included_minutes_per_month
         ),
-        month=f"{month:%Y-%m}",
+        month=format_month(month),
         resources=resources,
         bookings=tuple(
             BookingRow(b.pk, b.resource_id, b.start, b.end, b.status, b.price_cents, b.charge_cents)
@@ -266,7 +259,7 @@ def compute(inputs: Inputs) -> Statement:
             minutes = _minutes(row.stopped_at - row.started_at)
             equipment_line(
                 res,
-                row.started_at.astimezone(tz).date(),
+                local(row.started_at, tz).date(),
                 None,
                 "measured",
                 minutes,
@@ -276,7 +269,7 @@ def compute(inputs: Inputs) -> Statement:
             continue
         b = row
         res = inputs.resources[b.resource_id]
-        day = b.start.astimezone(tz).date()
+        day = local(b.start, tz).date()
         booked_minutes = _minutes(b.end - b.start)
         if b.status == Status.CANCELLED:
             add(

@@ -161,6 +161,38 @@ def campus(db):
     return {"site": site, "building": building, "ground": ground, "first": first, **spaces}
 
 
+def other_site(name: str, code: str, time_zone: str) -> dict:
+    """A second site in another time zone: building `code`, a ground floor, a meeting room
+    `{code}-0.50`, a lab `{code}-0.10` and a common hall `{code}-0.01`."""
+    site = Site.objects.create(name=name, slug=code.lower(), time_zone=time_zone)
+    building = Building.objects.create(site=site, code=code, name=name)
+    ground = Floor.objects.create(building=building, level=0, name=f"{name} ground")
+    spaces = {
+        "meeting": Space.objects.create(
+            floor=ground, code=f"{code}-0.50", name="Salon", kind="meeting_room", capacity=8
+        ),
+        "lab": Space.objects.create(
+            floor=ground, code=f"{code}-0.10", name="Lab", kind="lab", capacity=6
+        ),
+        "hall": Space.objects.create(
+            floor=ground, code=f"{code}-0.01", name="Hall", kind="common", capacity=50
+        ),
+    }
+    return {"site": site, "building": building, "ground": ground, **spaces}
+
+
+@pytest.fixture
+def montreal(campus):
+    """A site in America/Montreal: 6 hours behind Paris, its clocks change on 8 March 2026."""
+    return other_site("Montréal", "M", "America/Montreal")
+
+
+@pytest.fixture
+def tokyo(campus):
+    """A site in Asia/Tokyo: 8 hours ahead of Paris in winter, no daylight-saving time."""
+    return other_site("Tokyo", "T", "Asia/Tokyo")
+
+
 @pytest.fixture
 def acme(campus):
     tenant = Tenant.objects.create(name="Acme", tier="member", contract_start=date(2024, 1, 1))

@@ -15,13 +15,14 @@ are created only when missing (a badge suspended in the demo stays suspended).
 
 import contextlib
 import hashlib
-from datetime import datetime, time, timedelta
+from datetime import time, timedelta
 from itertools import cycle
 
 from django.utils import timezone
 
 from access import protocol
 from access.models import Controller, Credential, Door, VisitorPass
+from campus import clock
 from campus.models import Lease, Person, Space
 from config.demo.campus import DEMO_DOMAIN
 from labs.models import Equipment
@@ -222,10 +223,9 @@ def build_badges() -> dict[str, tuple[str, str]]:
 
 def build_visit(host: Person) -> VisitorPass:
     """One visitor expected this week; moved to the current week once the visit is over."""
-    today = timezone.localdate()
-    tz = timezone.get_current_timezone()
-    start = datetime.combine(today, time(8), tzinfo=tz)
-    end = datetime.combine(today + timedelta(days=6), time(19), tzinfo=tz)
+    today = clock.today()
+    start = clock.at(today, time(8))
+    end = clock.at(today + timedelta(days=6), time(19))
     office = Lease.objects.filter(tenant_id=host.tenant_id).order_by("space__code").first()
     name, company = VISITOR
     visit = VisitorPass.objects.filter(visitor_name=name, host=host).first()

@@ -8,7 +8,7 @@ nothing. Called by `seed_demo` after `config.demo.campus.build()` and before
 """
 
 from bookings.models import BookingPolicy, Resource
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Space
 
 WEEKDAYS_0730_2000 = [[d, "07:30", "20:00"] for d in range(1, 6)]
@@ -143,7 +143,7 @@ def week(today=None) -> int:
     """This week's and next week's meetings, two weekly series and an auditorium request
     awaiting approval, all through the booking engine (notifications off). Returns how many
     bookings exist for the demo week."""
-    from datetime import datetime, time, timedelta
+    from datetime import time, timedelta
 
     from django.utils import timezone
 
@@ -151,20 +151,16 @@ def week(today=None) -> int:
     from bookings.models import HOLDING, Booking, BookingSeries
     from campus.models import Person
 
-    tz = building_tz()
     now = timezone.now()
-    today = today or now.astimezone(tz).date()
+    today = today or clock.today(now=now)
     monday = today - timedelta(days=today.isoweekday() - 1)
     people = list(Person.objects.filter(tenant__isnull=False).order_by("pk")[:40])
     resources = {r.code: r for r in Resource.objects.all()}
 
-    def local(day, hour, minute=0):
-        return datetime.combine(day, time(hour, minute), tzinfo=tz)
-
     def book(person, resource, start, minutes, title):
         if Booking.objects.filter(resource=resource, start=start, status__in=HOLDING).exists():
             return
-        day = start.astimezone(tz).date()
+        day = clock.local(start).date()
         if day in engine.closed_days(engine.policy_for(resource), day, day):
             return  # a public holiday: no meeting that day
         made = engine.book(
@@ -183,7 +179,13 @@ def week(today=None) -> int:
             day = monday + timedelta(days=offset + weekday - 1)
             for code, hour, minutes, title in rows:
                 if code in resources:
-                    book(people[n % len(people)], resources[code], local(day, hour), minutes, title)
+                    book(
+                        people[n % len(people)],
+                        resources[code],
+                        clock.at(day, time(hour)),
+                        minutes,
+                        title,
+                    )
                 n += 1
     first_monday = monday + timedelta(days=7)
     for code, person, hour, title in [
@@ -195,7 +197,7 @@ def week(today=None) -> int:
             or BookingSeries.objects.filter(resource=resources[code], title=title).exists()
         ):
             continue
-        start = local(first_monday, hour)
+        start = clock.at(first_monday, time(hour))
         series.book_series(
             person,
             engine.Slot(resources[code], start, start + timedelta(hours=1), title),
@@ -208,8 +210,8 @@ def week(today=None) -> int:
         book(
             people[3],
             auditorium,
-            local(first_monday + timedelta(days=3), 14),
+            clock.at(first_monday + timedelta(days=3), time(14)),
             180,
             "Conférence annuelle",
         )
-    return Booking.objects.filter(start__gte=local(monday, 0)).count()
+    return Booking.objects.filter(start__gte=clock.local_midnight(monday)).count()

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.contrib.auth.hashers import make_password
 
+from campus.clock import default_zone_name
 from campus.models import Building, Feature, Floor, Lease, Person, Site, Space, Tenant
 
 DEMO_PASSWORD = "technocampus"
@@ -235,7 +236,7 @@ def build() -> dict:
         defaults={
             "name": "Technocampus Électronique & IoT",
             "address": "Angers, France",
-            "time_zone": "Europe/Paris",
+            "time_zone": default_zone_name(),
         },
     )
     building, _ = Building.objects.update_or_create(

@@ -7,13 +7,13 @@ hang on today's date (the building's time zone), so a second run the same day ch
 nothing; on a later day it adds that day's window and month and leaves the earlier rows.
 """
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
 from django.utils import timezone
 
 from bookings import engine
 from bookings.models import HOLDING, Booking, BookingPolicy, Resource
-from campus.clock import building_tz
+from campus import clock
 from campus.models import Person, Space, Tenant
 from labs import maintenance
 from labs.models import Equipment, Incident, Qualification, UsageSession
@@ -82,17 +82,9 @@ TECHNICIANS = {
 QUALIFIED_PEOPLE = 24
 
 
-def _today() -> date:
-    return timezone.now().astimezone(building_tz()).date()
-
-
-def _local(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(day, time(hour, minute), tzinfo=building_tz())
-
-
 def build(today: date | None = None) -> dict[str, Equipment]:
     """Create or update the demo labs; returns the machines by code."""
-    today = today or _today()
+    today = today or clock.today()
     policies = {
         assisted: BookingPolicy.objects.update_or_create(
             name="Équipements assistés" if assisted else "Équipements",
@@ -167,7 +159,7 @@ def _qualifications(machines, today: date) -> dict[str, list[Person]]:
     people = []
     for tenant in Tenant.objects.order_by("pk")[: QUALIFIED_PEOPLE // 2]:
         people += list(tenant.people.order_by("pk")[:2])
-    since = _local(today.replace(day=1) - timedelta(days=180), 9)
+    since = clock.at(today.replace(day=1) - timedelta(days=180), time(9))
     qualified = {cls: [] for cls in classes}
     for i, person in enumerate(people):
         wanted = [classes[i % len(classes)]]
@@ -182,7 +174,7 @@ def _qualifications(machines, today: date) -> dict[str, list[Person]]:
                 equipment_class=cls,
                 defaults={
                     "valid_from": since,
-                    "valid_until": _local(until, 23, 59),
+                    "valid_until": clock.at(until, time(23, 59)),
                     "renew_on_use_months": 12 if cls in ("oscilloscope", "3d-printer") else None,
                     "revoked_at": None,
                     "trained_by": staff.get(TECHNICIANS.get(cls, "labo")),
@@ -224,7 +216,7 @@ def _last_month(machines, qualified, today: date):
                 eq = rotation[(w + 5 * k) % len(rotation)]
                 people = qualified[eq.equipment_class]
                 person = people[w % len(people)]
-                start = _local(day, hour)
+                start = clock.at(day, time(hour))
                 end = start + timedelta(minutes=length)
                 booking = _book(person, eq.resource, start, end, title="Essais")
                 minutes = length - 10 * (w % 4)
@@ -251,7 +243,7 @@ def _maintenance_next_week(machines, today: date):
     """The climatic chamber's half-yearly calibration, next Monday morning."""
     monday = today + timedelta(days=7 - today.weekday())
     eq = machines["EQ-CLIM-01"]
-    start, end = _local(monday, 8), _local(monday, 12)
+    start, end = clock.at(monday, time(8)), clock.at(monday, time(12))
     if Booking.objects.filter(resource=eq.resource, is_maintenance=True, start=start).exists():
         return
     technician = Person.objects.filter(email__startswith="labo@").first()
@@ -266,4 +258,4 @@ def _incident(machines, today: date):
     if Incident.objects.filter(equipment=eq, description=description).exists():
         return
     reporter = Person.objects.filter(tenant__isnull=False).order_by("pk").first()
-    maintenance.report_incident(reporter, eq, "to_check", description, now=_local(today, 9))
+    maintenance.report_incident(reporter, eq, "to_check", description, now=clock.at(today, time(9)))

@@ -3,11 +3,12 @@
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from bookings.models import Booking, Closure
+from bookings.models import Booking, BookingPolicy, Closure, Resource
 from labs import reports
 from labs.reports import BookingRow, MonthRows, ResourceRow, SessionRow
 from tests.bookings.conftest import PARIS, WEEKDAYS_8_TO_20, at
@@ -216,3 +217,33 @@ def test_a_bad_month_is_reported_next_to_the_field(sam):
     response = signed_in(sam).get("/staff/reports/", {"month": "2026-13"})
     assert response.status_code == 422
     assert response.context["form"].errors["month"] == ["Write the month as YYYY-MM, e.g. 2026-03."]
+
+
+def test_each_resource_is_reported_in_its_own_site_s_month_and_hours(bob, tokyo):
+    """A Tokyo room open around the clock: March has no clock change there (31 whole days),
+    and a booking from 00:00 to 02:00 on 1 April in Tokyo (still 31 March in Paris) is April's;
+    its hours are Tokyo's."""
+    tz = ZoneInfo("Asia/Tokyo")
+    always = BookingPolicy.objects.create(name="Always")
+    far = Resource.objects.create(
+        code="T-0.50", name="Salon", kind="meeting_room", space=tokyo["meeting"], policy=always
+    )
+
+    def held(start, end):
+        Booking.objects.create(
+            resource=far,
+            person=bob,
+            start=start,
+            end=end,
+            blocked_start=start,
+            blocked_end=end,
+            status="confirmed",
+        )
+
+    held(datetime(2026, 3, 2, 9, tzinfo=tz), datetime(2026, 3, 2, 10, tzinfo=tz))
+    held(datetime(2026, 4, 1, 0, tzinfo=tz), datetime(2026, 4, 1, 2, tzinfo=tz))
+    report = reports.monthly_report(MARCH, now=at(1, 12, month=4))
+    salon = next(u for u in report.spaces if u.key == "T-0.50")
+    assert (salon.bookable_minutes, salon.booked_minutes) == (31 * 1440, 60)
+    monday = report.busiest[0]
+    assert monday[9] == 60 and monday[1] == 0  # 09:00 in Tokyo, not 01:00 in Paris

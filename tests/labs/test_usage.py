@@ -8,11 +8,12 @@ import pytest
 
 from bookings import engine
 from bookings.engine import Slot, book
+from campus import clock
 from labs import sessions, usage
 from tests.bookings.conftest import NOW, at
 from tests.labs.conftest import qualify
 
-MARCH = usage.parse_month("2026-03")
+MARCH = clock.parse_month("2026-03")
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_the_csv_opens_in_a_spreadsheet_with_the_expected_columns(acme, march):
 @pytest.mark.parametrize("text", ["2026-3", "2026/03", "march", "2026-13"])
 def test_a_malformed_month_is_refused(text):
     with pytest.raises(ValueError):
-        usage.parse_month(text)
+        clock.parse_month(text)
 
 
 def test_the_csv_defuses_names_a_spreadsheet_would_run_and_keeps_amounts_numbers(

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from bookings import engine
 from bookings.engine import cost_cents
 from bookings.models import Booking, Status
+from campus import clock
 from common.errors import DomainError
 from labs import sessions, usage
 from tests.bookings.conftest import NOW, at
@@ -304,7 +305,7 @@ def test_a_month_of_real_rows_totals_to_its_lines(
                     )
             except DomainError:
                 continue  # overlapping draws, a session outside its booking: not billed
-        statement = usage.statement_for(acme, usage.parse_month("2026-03"))
+        statement = usage.statement_for(acme, clock.parse_month("2026-03"))
         assert_totals_add_up(statement)
         billed = Booking.objects.filter(tenant=acme).filter(
             Q(status__in=BILLED) | Q(status=Status.CANCELLED, charge_cents__gt=0)

@@ -139,3 +139,37 @@ def test_the_day_grid_marks_taken_slots_in_words(bob, rooms, bobs_booking, campu
     taken = [f"{c['start']:%H:%M}" for c in row["cells"] if c["state"] == "taken"]
     assert taken == ["10:00", "10:30"]
     assert '<td class="taken">taken</td>' in response.content.decode()
+
+
+def test_the_day_grid_of_another_site_s_floor_is_in_that_site_s_local_time(bob, tokyo):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bookings.models import BookingPolicy, Resource
+
+    eight_to_six = BookingPolicy.objects.create(
+        name="Eight to six", opening_hours=[[d, "08:00", "18:00"] for d in range(1, 8)]
+    )
+    salon = Resource.objects.create(
+        code="T-0.50",
+        name="Salon",
+        kind="meeting_room",
+        space=tokyo["meeting"],
+        policy=eight_to_six,
+    )
+    start = datetime(2026, 3, 3, 9, tzinfo=ZoneInfo("Asia/Tokyo"))  # 01:00 in Paris
+    Booking.objects.create(
+        resource=salon,
+        person=bob,
+        start=start,
+        end=start + timedelta(hours=1),
+        blocked_start=start,
+        blocked_end=start + timedelta(hours=1),
+        status="confirmed",
+    )
+    response = signed_in(bob).get("/book/day/", {"date": "2026-03-03", "floor": tokyo["ground"].pk})
+    [row] = response.context["rows"]
+    states = {f"{c['start']:%H:%M}": c["state"] for c in row["cells"]}
+    assert (states["08:30"], states["09:00"], states["09:30"]) == ("free", "taken", "taken")
+    assert (states["17:30"], states["18:00"]) == ("free", "closed")
+    assert '<th scope="col">09:00</th>' in response.content.decode()  # Tokyo's hours

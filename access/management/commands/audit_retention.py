@@ -5,12 +5,13 @@ run at any time and from several places at once: it deletes by age only.
 """
 
 import calendar
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from access.models import purge_audit_events
+from campus import clock
 
 DEFAULT_MONTHS = 12
 
@@ -18,10 +19,10 @@ DEFAULT_MONTHS = 12
 def months_before(now: datetime, months: int) -> datetime:
     """Local midnight of the same day `months` calendar months earlier (a 31st becomes the last
     day of a shorter month), so that whole days leave the log together."""
-    local = timezone.localtime(now)
+    local = clock.local(now)
     year, month0 = divmod(local.year * 12 + local.month - 1 - months, 12)
     day = min(local.day, calendar.monthrange(year, month0 + 1)[1])
-    return datetime.combine(date(year, month0 + 1, day), time(0), tzinfo=local.tzinfo)
+    return clock.local_midnight(date(year, month0 + 1, day))
 
 
 class Command(BaseCommand):

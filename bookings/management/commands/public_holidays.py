@@ -3,9 +3,9 @@ French public holidays of those years (default: this year and next) as closures.
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from bookings.jobs import add_public_holidays
+from campus import clock
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, years, subdiv, restore, **options):
-        this_year = timezone.localdate().year
+        this_year = clock.today().year
         years = years or [this_year, this_year + 1]
         if any(not 1900 <= y <= 2200 for y in years):
             raise CommandError("a year is between 1900 and 2200")
