@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "bookings",
     "labs",
     "access",
+    "privacy",
     "config",
 ]
 

@@ -110,7 +110,7 @@ def test_the_readme_links_to_every_document_of_docs():
 
 # ---------------------------------------------------------------- the homes of the rules
 
-PACKAGES = ("config", "access", "labs", "bookings", "campus", "common")
+PACKAGES = ("config", "privacy", "access", "labs", "bookings", "campus", "common")
 
 
 def _defines(body: list[ast.stmt], name: str) -> list[ast.stmt] | None:
